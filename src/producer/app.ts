@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Redis } from 'ioredis';
+import { pinoHttp } from 'pino-http';
+import type { Catalog } from '../shared/catalog.js';
+import type { Config } from '../shared/config.js';
+import { AppError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { Queues } from '../shared/queues.js';
+import { requireBearer } from './auth.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { backupsRouter } from './routes/backups.js';
+import { healthRouter } from './routes/health.js';
+import { jobsRouter } from './routes/jobs.js';
+
+export interface ProducerDeps {
+  config: Config;
+  catalog: Catalog;
+  queues: Queues;
+  redis: Redis;
+  log: Logger;
+  apiToken: string;
+}
+
+/** Builds the HTTP API from its dependencies; `server.ts` only listens. */
+export function createApp(deps: ProducerDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('query parser', 'simple');
+  app.use(helmet());
+  app.use(
+    pinoHttp({
+      logger: deps.log,
+      genReqId: (req, res) => {
+        const id = randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      // Headers are left out entirely: they carry the bearer token.
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+
+  app.use('/health', healthRouter(deps));
+
+  // Bodies must be JSON; an empty body is fine (most POSTs take none).
+  app.use((req, _res, next) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.is('application/json')) {
+      next(new AppError('unsupported_media_type', 'request bodies must be application/json', 415, true));
+      return;
+    }
+    next();
+  });
+  app.use(express.json({ limit: deps.config.bodyLimit, strict: false }));
+
+  const api = express.Router();
+  api.use(requireBearer(deps.apiToken));
+  api.use('/backups', backupsRouter(deps));
+  api.use('/jobs', jobsRouter(deps));
+  app.use('/api', api);
+
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}

@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import type { Job, Queue, QueueEvents } from 'bullmq';
+import { z } from 'zod';
+import { AppError, badRequest, notFound } from '../../shared/errors.js';
+import { toBackupBody, toBackupListItem, toRestoreBody } from '../../shared/presenters.js';
+import { backupJobSchema, restoreJobSchema, verifyJobSchema } from '../../shared/queues.js';
+import { nextScheduledBackup, syncAutoBackup } from '../../shared/scheduler.js';
+import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/settings.js';
+import type { ProducerDeps } from '../app.js';
+import { parseBody, parseId, parseQuery } from '../validate.js';
+
+const listQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
+    cursor: z.coerce.number().int().positive().optional(),
+    status: z.enum(['in_progress', 'completed', 'failed']).optional(),
+  })
+  .strict();
+
+const createBody = z.object({ type: z.enum(['manual', 'pre-migration']).default('manual') }).strict();
+const verifyBody = z.object({ mode: z.enum(['full', 'quick']).default('full') }).strict();
+const emptyBody = z.object({}).strict();
+
+const TIMED_OUT = Symbol('timed out');
+
+/**
+ * Waits for a job up to `ms`. Resolves to its return value, or TIMED_OUT; rejects with the job's
+ * failure reason.
+ */
+async function waitFor<R>(job: Job, events: QueueEvents, ms: number): Promise<R | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  const finished = job.waitUntilFinished(events, ms + 60_000) as Promise<R>;
+  finished.catch(() => undefined); // settled after a timeout: nobody listens any more
+  try {
+    return await Promise.race([finished, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function wantsAsync(req: Request): boolean {
+  return /\brespond-async\b/i.test(String(req.headers.prefer ?? ''));
+}
+
+function accepted(res: Response, job: Job, what: string) {
+  res
+    .status(202)
+    .location(`/api/jobs/${job.id}`)
+    .json({ success: true, message: `${what} queued`, jobId: job.id, statusUrl: `/api/jobs/${job.id}` });
+}
+
+async function enqueue<T>(queue: Queue<T>, data: T, dedupId?: string): Promise<Job<T>> {
+  const prefix = queue.name;
+  return (await queue.add(prefix as never, data as never, {
+    jobId: `${prefix}-${randomUUID()}`,
+    ...(dedupId ? { deduplication: { id: dedupId } } : {}),
+  })) as Job<T>;
+}
+
+export function backupsRouter(deps: ProducerDeps): Router {
+  const { config, catalog, queues } = deps;
+  const router = Router();
+
+  router.post('/', async (req, res) => {
+    const body = parseBody(createBody, req.body);
+    const data = backupJobSchema.parse({ type: body.type });
+    // One pending job per type: clicking "backup now" again joins the backup already waiting.
+    const job = await enqueue(queues.backup, data, `backup-${data.type}`);
+    if (wantsAsync(req)) return accepted(res, job, 'Backup');
+    try {
+      const outcome = await waitFor(job, queues.events.backup, config.requestTimeout);
+      if (outcome === TIMED_OUT) return accepted(res, job, 'Backup');
+    } catch (err) {
+      const row = catalog.getBackupByJob(String(job.id));
+      res.status(500).json({
+        success: false,
+        error: { code: 'backup_failed', message: (err as Error).message },
+        ...(row ? { backup: toBackupBody(row) } : {}),
+      });
+      return;
+    }
+    const row = catalog.getBackupByJob(String(job.id));
+    if (!row) throw new AppError('backup_missing', `job ${job.id} finished but its catalog row is missing`, 500);
+    res.status(201).json({ success: true, message: 'Backup created successfully', backup: toBackupBody(row) });
+  });
+
+  router.get('/', (req, res) => {
+    const q = parseQuery(listQuery, req.query);
+    const rows = catalog.listBackups({ limit: q.limit, offset: q.offset, before: q.cursor, status: q.status });
+    const last = rows.at(-1);
+    res.json({
+      success: true,
+      backups: rows.map(toBackupListItem),
+      statistics: catalog.statistics(),
+      count: rows.length,
+      total: catalog.countBackups(),
+      nextCursor: rows.length === q.limit && last ? last.id : null,
+    });
+  });
+
+  router.get('/stats', (_req, res) => {
+    res.json({ success: true, statistics: catalog.statistics() });
+  });
+
+  router.get('/config', async (_req, res) => {
+    res.json({ success: true, config: await describeConfig(deps) });
+  });
+
+  router.put('/config', async (req, res) => {
+    const patch = parseBody(settingsPatchSchema, req.body ?? {});
+    if (Object.keys(patch).length === 0) throw badRequest('send at least one of autoBackupEnabled, autoBackupInterval, maxBackups');
+    const settings = updateSettings(config, catalog, patch);
+    await syncAutoBackup(queues.backup, settings);
+    req.log.info({ settings }, 'backup configuration updated');
+    res.json({ success: true, message: 'Configuration updated', config: await describeConfig(deps) });
+  });
+
+  router.get('/:id', (req, res) => {
+    const id = parseId(req.params.id);
+    const row = catalog.getBackup(id);
+    if (!row) throw notFound(`backup ${id} does not exist`, 'backup_not_found');
+    res.json({ success: true, backup: toBackupBody(row, catalog.lastVerification(id) ?? undefined) });
+  });
+
+  router.post('/:id/verify', async (req, res) => {
+    const id = parseId(req.params.id);
+    const { mode } = parseBody(verifyBody, req.body ?? {});
+    if (!catalog.getBackup(id)) throw notFound(`backup ${id} does not exist`, 'backup_not_found');
+    const job = await enqueue(queues.verify, verifyJobSchema.parse({ backupId: id, mode }));
+    if (wantsAsync(req)) return accepted(res, job, 'Verification');
+    let outcome: { valid: boolean; message: string; checks: unknown } | typeof TIMED_OUT;
+    try {
+      outcome = await waitFor(job, queues.events.verify, config.requestTimeout);
+    } catch (err) {
+      res.status(500).json({ success: false, error: { code: 'verify_failed', message: (err as Error).message } });
+      return;
+    }
+    if (outcome === TIMED_OUT) return accepted(res, job, 'Verification');
+    res.json({ success: true, backupId: id, valid: outcome.valid, message: outcome.message, mode, checks: outcome.checks });
+  });
+
+  router.post('/:id/restore', async (req, res) => {
+    const id = parseId(req.params.id);
+    parseBody(emptyBody, req.body ?? {});
+    const backup = catalog.getBackup(id);
+    if (!backup) throw notFound(`backup ${id} does not exist`, 'backup_not_found');
+    if (backup.status !== 'completed') throw badRequest(`backup ${id} is ${backup.status}, not completed`, 'backup_not_restorable');
+    const job = await enqueue(queues.restore, restoreJobSchema.parse({ backupId: id }));
+    if (wantsAsync(req)) return accepted(res, job, 'Restore');
+    try {
+      const outcome = await waitFor(job, queues.events.restore, config.requestTimeout);
+      if (outcome === TIMED_OUT) return accepted(res, job, 'Restore');
+    } catch (err) {
+      const row = catalog.getRestoreByJob(String(job.id));
+      res.status(422).json({
+        success: false,
+        error: { code: 'restore_failed', message: (err as Error).message },
+        ...(row ? { restore: toRestoreBody(row) } : {}),
+      });
+      return;
+    }
+    const row = catalog.getRestoreByJob(String(job.id))!;
+    res.json({ success: true, message: 'Backup restored successfully; no restart needed', restore: toRestoreBody(row) });
+  });
+
+  return router;
+}
+
+async function describeConfig({ config, catalog, queues }: ProducerDeps) {
+  const settings = currentSettings(config, catalog);
+  return {
+    backupDir: config.backupDir,
+    databasePath: config.databasePath,
+    maxBackups: settings.maxBackups,
+    autoBackupEnabled: settings.autoBackupEnabled,
+    autoBackupInterval: settings.autoBackupInterval,
+    compressionEnabled: config.compression !== 'none',
+    compression: config.compression,
+    nextScheduledBackup: settings.autoBackupEnabled ? await nextScheduledBackup(queues.backup) : null,
+  };
+}

@@ -1,0 +1,36 @@
+import { Router } from 'express';
+import { badRequest, notFound } from '../../shared/errors.js';
+import type { ProducerDeps } from '../app.js';
+
+/** `GET /api/jobs/:id`: where a queued backup, verify or restore job stands. */
+export function jobsRouter({ queues }: ProducerDeps): Router {
+  const router = Router();
+  router.get('/:id', async (req, res) => {
+    const id = req.params.id;
+    if (!/^[A-Za-z0-9:_-]{1,200}$/.test(id)) throw badRequest('invalid job id', 'invalid_id');
+    for (const queue of queues.all()) {
+      const job = await queue.getJob(id);
+      if (!job) continue;
+      const state = await job.getState();
+      res.json({
+        success: true,
+        job: {
+          id: job.id,
+          queue: queue.name,
+          state,
+          progress: job.progress,
+          attemptsMade: job.attemptsMade,
+          data: job.data as unknown,
+          result: state === 'completed' ? (job.returnvalue as unknown) : null,
+          error: state === 'failed' ? job.failedReason : null,
+          createdAt: new Date(job.timestamp).toISOString(),
+          processedAt: job.processedOn ? new Date(job.processedOn).toISOString() : null,
+          finishedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
+        },
+      });
+      return;
+    }
+    throw notFound(`job ${id} does not exist (finished jobs are kept for a limited time)`, 'job_not_found');
+  });
+  return router;
+}

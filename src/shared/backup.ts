@@ -1,0 +1,110 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { BackupRow, BackupType, Catalog } from './catalog.js';
+import { sha256File } from './checksum.js';
+import { compressFile } from './compression.js';
+import type { Config } from './config.js';
+import { AppError, messageOf, permanentFailure } from './errors.js';
+import { backupBaseName, ensurePrivateDir, extensionFor, publish, removeQuietly, tempPath } from './files.js';
+import type { Logger } from './logger.js';
+import { snapshot } from './sqlite-ops.js';
+
+export interface BackupContext {
+  config: Config;
+  catalog: Catalog;
+  log: Logger;
+}
+
+export interface BackupRequest {
+  type: BackupType;
+  /** The job that asked for it; a rerun of the same job reuses its catalog row. */
+  jobId: string | null;
+  onProgress?: (percent: number) => Promise<void> | void;
+}
+
+/** Turns the errors a backup meets into messages an operator can act on. */
+function explain(err: unknown, config: Config): Error {
+  if (err instanceof AppError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const message = messageOf(err);
+  if (code === 'ENOSPC' || /SQLITE_FULL|database or disk is full/i.test(message)) {
+    return Object.assign(new Error(`no space left in ${config.backupDir}`), { code: 'ENOSPC' });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return permanentFailure('backup_dir_not_writable', `backup directory ${config.backupDir} is not writable (${code})`);
+  }
+  if (code === 'SQLITE_CANTOPEN' && /unable to open|cannot open/i.test(message)) {
+    return permanentFailure('backup_dir_not_writable', `cannot write into ${config.backupDir}: ${message}`);
+  }
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return permanentFailure('database_unreadable', `database ${config.databasePath} is not a readable SQLite database: ${message}`);
+  }
+  return err instanceof Error ? err : new Error(message);
+}
+
+/**
+ * Takes one backup of the live database: a consistent snapshot into a temp file in BACKUP_DIR,
+ * optional compression, fsync, a no-clobber rename to the runbook's file name, SHA-256, and the
+ * catalog row moved from `in_progress` to `completed`. On any failure the temp files are removed
+ * and the row is `failed` with the reason. The caller holds the database lock.
+ */
+export async function createBackup(ctx: BackupContext, req: BackupRequest): Promise<BackupRow> {
+  const { config, catalog, log } = ctx;
+  const startedAt = new Date();
+  const ext = extensionFor(config.compression);
+  const base = backupBaseName(startedAt);
+  const id = catalog.beginBackup(req.type, path.join(config.backupDir, base + ext), req.jobId, config.compression);
+  const rawTemp = tempPath(config.backupDir, `backup-${id}`);
+  const packedTemp = `${rawTemp}${ext}`;
+  const progress = async (p: number) => {
+    await req.onProgress?.(p);
+  };
+
+  try {
+    await fs.access(config.databasePath).catch(() => {
+      throw permanentFailure('database_missing', `database file ${config.databasePath} does not exist`);
+    });
+    await ensurePrivateDir(config.backupDir);
+    await progress(5);
+
+    // The destination is our own new file, so it is never busy; the bound is only a backstop.
+    const info = await snapshot(config.databasePath, rawTemp, 60_000);
+    if (info.journalMode !== 'wal') {
+      log.warn(
+        { journalMode: info.journalMode },
+        'the database is not in WAL mode: writers were blocked while the backup copied it; switch it to WAL (PRAGMA journal_mode=WAL)',
+      );
+    }
+    const databaseSize = (await fs.stat(rawTemp)).size;
+    await progress(60);
+
+    let finished = rawTemp;
+    if (config.compression !== 'none') {
+      await compressFile(rawTemp, packedTemp, config.compression);
+      await removeQuietly(rawTemp);
+      finished = packedTemp;
+    }
+    await progress(75);
+
+    const [checksum, stat] = await Promise.all([sha256File(finished), fs.stat(finished)]);
+    const finalPath = await publish(finished, config.backupDir, base, ext);
+    catalog.completeBackup(id, {
+      filePath: finalPath,
+      fileSize: stat.size,
+      checksum,
+      pageSize: info.pageSize,
+      userVersion: info.userVersion,
+      databaseSize,
+    });
+    await progress(100);
+    const row = catalog.getBackup(id)!;
+    log.info({ backupId: id, file: finalPath, bytes: stat.size, ms: Date.now() - startedAt.getTime() }, 'backup completed');
+    return row;
+  } catch (err) {
+    await removeQuietly(rawTemp, packedTemp);
+    const reason = explain(err, config);
+    catalog.failBackup(id, reason.message);
+    log.error({ backupId: id, err: reason }, 'backup failed');
+    throw reason;
+  }
+}

@@ -1,0 +1,383 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { CompressionMode } from './config.js';
+
+export const BACKUP_TYPES = ['manual', 'scheduled', 'pre-migration'] as const;
+export type BackupType = (typeof BACKUP_TYPES)[number];
+export type BackupStatus = 'in_progress' | 'completed' | 'failed';
+
+/**
+ * The runbook's `backup_log` table, column for column. Everything this service adds lives in
+ * tables beside it, so tools written against the runbook keep working.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS backup_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  backup_type TEXT CHECK(backup_type IN ('manual', 'scheduled', 'pre-migration')) NOT NULL,
+  file_path TEXT NOT NULL,
+  file_size_bytes INTEGER,
+  started_at DATETIME NOT NULL,
+  completed_at DATETIME,
+  status TEXT CHECK(status IN ('in_progress', 'completed', 'failed')) NOT NULL,
+  error_message TEXT,
+  checksum TEXT
+);
+CREATE INDEX IF NOT EXISTS backup_log_status ON backup_log(status, id);
+
+CREATE TABLE IF NOT EXISTS backup_detail (
+  backup_id INTEGER PRIMARY KEY REFERENCES backup_log(id) ON DELETE CASCADE,
+  job_id TEXT UNIQUE,
+  compression TEXT NOT NULL DEFAULT 'none',
+  page_size INTEGER,
+  user_version INTEGER,
+  database_size_bytes INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS verification (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  backup_id INTEGER NOT NULL REFERENCES backup_log(id) ON DELETE CASCADE,
+  mode TEXT CHECK(mode IN ('full', 'quick')) NOT NULL,
+  verified_at DATETIME NOT NULL,
+  valid INTEGER NOT NULL,
+  message TEXT NOT NULL,
+  checks TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verification_backup ON verification(backup_id, id);
+
+CREATE TABLE IF NOT EXISTS restore_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT UNIQUE,
+  backup_id INTEGER NOT NULL,
+  safety_backup_id INTEGER,
+  started_at DATETIME NOT NULL,
+  restored_at DATETIME,
+  completed_at DATETIME,
+  status TEXT CHECK(status IN ('in_progress', 'completed', 'failed', 'rolled_back')) NOT NULL,
+  error_message TEXT
+);
+
+CREATE TABLE IF NOT EXISTS backup_lease (
+  backup_id INTEGER NOT NULL,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (backup_id, holder)
+);
+
+CREATE TABLE IF NOT EXISTS settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS lock_fence (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO lock_fence (id, value) VALUES (1, 0);
+`;
+
+export interface BackupRow {
+  id: number;
+  backup_type: BackupType;
+  file_path: string;
+  file_size_bytes: number | null;
+  started_at: string;
+  completed_at: string | null;
+  status: BackupStatus;
+  error_message: string | null;
+  checksum: string | null;
+  compression: CompressionMode | null;
+  page_size: number | null;
+  user_version: number | null;
+  job_id: string | null;
+}
+
+export interface VerificationRow {
+  id: number;
+  backup_id: number;
+  mode: 'full' | 'quick';
+  verified_at: string;
+  valid: number;
+  message: string;
+  checks: string;
+}
+
+export interface RestoreRow {
+  id: number;
+  job_id: string | null;
+  backup_id: number;
+  safety_backup_id: number | null;
+  started_at: string;
+  restored_at: string | null;
+  completed_at: string | null;
+  status: 'in_progress' | 'completed' | 'failed' | 'rolled_back';
+  error_message: string | null;
+}
+
+export interface Statistics {
+  totalBackups: number;
+  totalSize: number;
+  oldestBackup: string | null;
+  newestBackup: string | null;
+  failedBackups: number;
+}
+
+const BACKUP_COLUMNS = `l.*, d.compression, d.page_size, d.user_version, d.job_id`;
+const BACKUP_FROM = `backup_log l LEFT JOIN backup_detail d ON d.backup_id = l.id`;
+
+const now = () => new Date().toISOString();
+
+/**
+ * The backup catalog: one SQLite file in BACKUP_DIR, shared by the producer, every worker and the
+ * CLI. WAL and a busy timeout let them all write to it without "database is locked" errors.
+ */
+export class Catalog {
+  readonly db: Database.Database;
+  private statsCache: { version: number; changes: number; value: Statistics } | undefined;
+
+  constructor(
+    readonly file: string,
+    { busyTimeout = 10_000, readonly = false }: { busyTimeout?: number; readonly?: boolean } = {},
+  ) {
+    if (!readonly) fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file, { readonly, fileMustExist: readonly });
+    if (!readonly) fs.chmodSync(file, 0o600);
+    this.db.pragma(`busy_timeout = ${busyTimeout}`);
+    if (!readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.exec(SCHEMA);
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // ---- backups -------------------------------------------------------------------------------
+
+  /**
+   * Starts the catalog row of a backup job. A job that runs again (a retry, or a rerun after its
+   * worker died) takes over its own row instead of adding another.
+   */
+  beginBackup(type: BackupType, filePath: string, jobId: string | null, compression: CompressionMode): number {
+    return this.db.transaction(() => {
+      if (jobId) {
+        const existing = this.db.prepare('SELECT backup_id FROM backup_detail WHERE job_id = ?').get(jobId) as
+          | { backup_id: number }
+          | undefined;
+        if (existing) {
+          this.db
+            .prepare(
+              `UPDATE backup_log SET status = 'in_progress', file_path = ?, started_at = ?, completed_at = NULL,
+                 error_message = NULL, checksum = NULL, file_size_bytes = NULL WHERE id = ?`,
+            )
+            .run(filePath, now(), existing.backup_id);
+          this.db.prepare('UPDATE backup_detail SET compression = ? WHERE backup_id = ?').run(compression, existing.backup_id);
+          return existing.backup_id;
+        }
+      }
+      const id = Number(
+        this.db
+          .prepare(`INSERT INTO backup_log (backup_type, file_path, started_at, status) VALUES (?, ?, ?, 'in_progress')`)
+          .run(type, filePath, now()).lastInsertRowid,
+      );
+      this.db.prepare('INSERT INTO backup_detail (backup_id, job_id, compression) VALUES (?, ?, ?)').run(id, jobId, compression);
+      return id;
+    })();
+  }
+
+  completeBackup(
+    id: number,
+    done: { filePath: string; fileSize: number; checksum: string; pageSize: number; userVersion: number; databaseSize: number },
+  ): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `UPDATE backup_log SET status = 'completed', file_path = ?, file_size_bytes = ?, checksum = ?, completed_at = ?,
+             error_message = NULL WHERE id = ?`,
+        )
+        .run(done.filePath, done.fileSize, done.checksum, now(), id);
+      this.db
+        .prepare('UPDATE backup_detail SET page_size = ?, user_version = ?, database_size_bytes = ? WHERE backup_id = ?')
+        .run(done.pageSize, done.userVersion, done.databaseSize, id);
+    })();
+  }
+
+  failBackup(id: number, message: string): void {
+    this.db
+      .prepare(`UPDATE backup_log SET status = 'failed', completed_at = ?, error_message = ?, file_size_bytes = NULL WHERE id = ?`)
+      .run(now(), message, id);
+  }
+
+  getBackup(id: number): BackupRow | undefined {
+    return this.db.prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.id = ?`).get(id) as BackupRow | undefined;
+  }
+
+  getBackupByJob(jobId: string): BackupRow | undefined {
+    return this.db.prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE d.job_id = ?`).get(jobId) as BackupRow | undefined;
+  }
+
+  /** Newest first. `before` is a keyset cursor (an id), which stays fast on deep pages. */
+  listBackups({ limit, offset = 0, before, status }: { limit: number; offset?: number; before?: number; status?: BackupStatus }): BackupRow[] {
+    const where: string[] = [];
+    const args: (number | string)[] = [];
+    if (before !== undefined) {
+      where.push('l.id < ?');
+      args.push(before);
+    }
+    if (status) {
+      where.push('l.status = ?');
+      args.push(status);
+    }
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    return this.db
+      .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} ${clause} ORDER BY l.id DESC LIMIT ? OFFSET ?`)
+      .all(...args, limit, offset) as BackupRow[];
+  }
+
+  countBackups(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM backup_log').get() as { n: number }).n;
+  }
+
+  /** Newest completed backups first. */
+  completedBackups(): BackupRow[] {
+    return this.db
+      .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.status = 'completed' ORDER BY l.id DESC`)
+      .all() as BackupRow[];
+  }
+
+  /** Rows left `in_progress`, for the reaper that settles rows whose job is gone. */
+  inProgressBackups(): BackupRow[] {
+    return this.db
+      .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.status = 'in_progress' ORDER BY l.id`)
+      .all() as BackupRow[];
+  }
+
+  deleteBackup(id: number): void {
+    this.db.prepare('DELETE FROM backup_log WHERE id = ?').run(id);
+  }
+
+  /**
+   * The runbook's statistics. Cached until any connection commits to the catalog
+   * (`data_version` covers other connections, `total_changes` this one), so listing stays cheap
+   * with a large catalog.
+   */
+  statistics(): Statistics {
+    const version = this.db.pragma('data_version', { simple: true }) as number;
+    const changes = (this.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+    if (this.statsCache && this.statsCache.version === version && this.statsCache.changes === changes) {
+      return this.statsCache.value;
+    }
+    const row = this.db
+      .prepare(
+        `SELECT
+           sum(status = 'completed') AS total,
+           coalesce(sum(CASE WHEN status = 'completed' THEN file_size_bytes END), 0) AS size,
+           min(CASE WHEN status = 'completed' THEN started_at END) AS oldest,
+           max(CASE WHEN status = 'completed' THEN started_at END) AS newest,
+           sum(status = 'failed') AS failed
+         FROM backup_log`,
+      )
+      .get() as { total: number | null; size: number; oldest: string | null; newest: string | null; failed: number | null };
+    const value: Statistics = {
+      totalBackups: row.total ?? 0,
+      totalSize: row.size,
+      oldestBackup: row.oldest,
+      newestBackup: row.newest,
+      failedBackups: row.failed ?? 0,
+    };
+    this.statsCache = { version, changes, value };
+    return value;
+  }
+
+  lastSuccessfulBackup(): BackupRow | undefined {
+    return this.db
+      .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.status = 'completed' ORDER BY l.id DESC LIMIT 1`)
+      .get() as BackupRow | undefined;
+  }
+
+  // ---- verification --------------------------------------------------------------------------
+
+  recordVerification(backupId: number, mode: 'full' | 'quick', valid: boolean, message: string, checks: unknown): VerificationRow {
+    const id = this.db
+      .prepare('INSERT INTO verification (backup_id, mode, verified_at, valid, message, checks) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(backupId, mode, now(), valid ? 1 : 0, message, JSON.stringify(checks)).lastInsertRowid;
+    return this.db.prepare('SELECT * FROM verification WHERE id = ?').get(id) as VerificationRow;
+  }
+
+  lastVerification(backupId: number): VerificationRow | undefined {
+    return this.db
+      .prepare('SELECT * FROM verification WHERE backup_id = ? ORDER BY id DESC LIMIT 1')
+      .get(backupId) as VerificationRow | undefined;
+  }
+
+  // ---- restores ------------------------------------------------------------------------------
+
+  /** The restore row of a job, created on its first run; a rerun gets the same row back. */
+  beginRestore(jobId: string, backupId: number): RestoreRow {
+    this.db
+      .prepare(`INSERT OR IGNORE INTO restore_log (job_id, backup_id, started_at, status) VALUES (?, ?, ?, 'in_progress')`)
+      .run(jobId, backupId, now());
+    return this.db.prepare('SELECT * FROM restore_log WHERE job_id = ?').get(jobId) as RestoreRow;
+  }
+
+  updateRestore(id: number, fields: Partial<Omit<RestoreRow, 'id' | 'job_id' | 'backup_id' | 'started_at'>>): RestoreRow {
+    const keys = Object.keys(fields) as (keyof typeof fields)[];
+    if (keys.length) {
+      this.db
+        .prepare(`UPDATE restore_log SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
+        .run({ ...fields, id });
+    }
+    return this.db.prepare('SELECT * FROM restore_log WHERE id = ?').get(id) as RestoreRow;
+  }
+
+  getRestoreByJob(jobId: string): RestoreRow | undefined {
+    return this.db.prepare('SELECT * FROM restore_log WHERE job_id = ?').get(jobId) as RestoreRow | undefined;
+  }
+
+  getRestore(id: number): RestoreRow | undefined {
+    return this.db.prepare('SELECT * FROM restore_log WHERE id = ?').get(id) as RestoreRow | undefined;
+  }
+
+  // ---- leases: backups that a running job reads, which retention must keep -------------------
+
+  lease(backupId: number, holder: string, ttlMs: number): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO backup_lease (backup_id, holder, expires_at) VALUES (?, ?, ?)')
+      .run(backupId, holder, Date.now() + ttlMs);
+  }
+
+  unlease(backupId: number, holder: string): void {
+    this.db.prepare('DELETE FROM backup_lease WHERE backup_id = ? AND holder = ?').run(backupId, holder);
+  }
+
+  leasedBackupIds(): Set<number> {
+    const rows = this.db.prepare('SELECT DISTINCT backup_id FROM backup_lease WHERE expires_at > ?').all(Date.now()) as {
+      backup_id: number;
+    }[];
+    return new Set(rows.map((r) => r.backup_id));
+  }
+
+  // ---- settings ------------------------------------------------------------------------------
+
+  getSetting<T>(key: string): T | undefined {
+    const row = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  }
+
+  setSetting(key: string, value: unknown): void {
+    this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+  }
+
+  // ---- fencing -------------------------------------------------------------------------------
+
+  /** A new fencing value: every grant of the database lock takes one, each larger than the last. */
+  nextFence(): number {
+    return (this.db.prepare('UPDATE lock_fence SET value = value + 1 WHERE id = 1 RETURNING value').get() as { value: number }).value;
+  }
+
+  currentFence(): number {
+    return (this.db.prepare('SELECT value FROM lock_fence WHERE id = 1').get() as { value: number }).value;
+  }
+}

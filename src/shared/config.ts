@@ -1,0 +1,120 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Parses "true"/"false"/"1"/"0"/"yes"/"no"; anything else is a configuration error. */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, { message: `expected a whole number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { message: `expected at least ${min}` }).max(max, { message: `expected at most ${max}` }));
+
+export const MIN_AUTO_BACKUP_INTERVAL = 1_000;
+export const MAX_AUTO_BACKUP_INTERVAL = 30 * 24 * 3_600_000;
+
+export const COMPRESSION_MODES = ['none', 'gzip'] as const;
+export type CompressionMode = (typeof COMPRESSION_MODES)[number];
+
+const compression = z
+  .enum(['false', 'true', 'none', 'gzip'], { message: 'expected false, true or gzip' })
+  .transform((v): CompressionMode => (v === 'false' || v === 'none' ? 'none' : 'gzip'));
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/**
+ * Every environment variable the service reads, with its default. The names and defaults of the
+ * first six are the runbook's.
+ */
+const envSchema = z.object({
+  BACKUP_DIR: z.string().min(1).default('./backups'),
+  MAX_BACKUPS: int(1, 100_000).default(10),
+  AUTO_BACKUP_ENABLED: bool.default(false),
+  AUTO_BACKUP_INTERVAL: int(MIN_AUTO_BACKUP_INTERVAL, MAX_AUTO_BACKUP_INTERVAL).default(86_400_000),
+  BACKUP_COMPRESSION: compression.default('none'),
+  DATABASE_PATH: z.string().min(1).default('./workstation.db'),
+  CATALOG_PATH: z.string().min(1).optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected letters, digits, _ . or -' }).default('workstation-backup'),
+  PORT: int(0, 65_535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  API_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional(),
+  API_TOKEN_FILE: z.string().min(1).optional(),
+  LOG_LEVEL: logLevel.default('info'),
+  REQUEST_TIMEOUT: int(0, 3_600_000).default(30_000),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, { message: 'expected a size such as 16kb' }).default('16kb'),
+  WORKERS: int(0, 64).default(1),
+  WORKER_CONCURRENCY: int(1, 64).default(2),
+  LOCK_TTL: int(1_000, 600_000).default(30_000),
+  LOCK_RETRY_DELAY: int(50, 600_000).default(1_000),
+  RESTORE_BUSY_TIMEOUT: int(100, 3_600_000).default(60_000),
+  JOB_ATTEMPTS: int(1, 100).default(3),
+  JOB_BACKOFF: int(0, 3_600_000).default(2_000),
+  SHUTDOWN_TIMEOUT: int(0, 3_600_000).default(30_000),
+});
+
+export type Env = z.input<typeof envSchema>;
+
+function build(parsed: z.output<typeof envSchema>) {
+  const backupDir = path.resolve(parsed.BACKUP_DIR);
+  return {
+    backupDir,
+    maxBackups: parsed.MAX_BACKUPS,
+    autoBackupEnabled: parsed.AUTO_BACKUP_ENABLED,
+    autoBackupInterval: parsed.AUTO_BACKUP_INTERVAL,
+    compression: parsed.BACKUP_COMPRESSION,
+    databasePath: path.resolve(parsed.DATABASE_PATH),
+    catalogPath: path.resolve(parsed.CATALOG_PATH ?? path.join(backupDir, 'backup-catalog.db')),
+    redisUrl: parsed.REDIS_URL,
+    queuePrefix: parsed.QUEUE_PREFIX,
+    port: parsed.PORT,
+    host: parsed.HOST,
+    apiToken: parsed.API_TOKEN,
+    apiTokenFile: path.resolve(parsed.API_TOKEN_FILE ?? path.join(backupDir, '.api-token')),
+    logLevel: parsed.LOG_LEVEL,
+    requestTimeout: parsed.REQUEST_TIMEOUT,
+    bodyLimit: parsed.BODY_LIMIT,
+    workers: parsed.WORKERS,
+    workerConcurrency: parsed.WORKER_CONCURRENCY,
+    lockTtl: parsed.LOCK_TTL,
+    lockRetryDelay: parsed.LOCK_RETRY_DELAY,
+    restoreBusyTimeout: parsed.RESTORE_BUSY_TIMEOUT,
+    jobAttempts: parsed.JOB_ATTEMPTS,
+    jobBackoff: parsed.JOB_BACKOFF,
+    shutdownTimeout: parsed.SHUTDOWN_TIMEOUT,
+  };
+}
+
+export type Config = Readonly<ReturnType<typeof build>>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Reads the configuration from an environment. Empty strings count as unset, so `FOO=` in an
+ * .env file falls back to the default instead of failing.
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') cleaned[key] = value.trim();
+  }
+  const result = envSchema.safeParse(cleaned);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const name = String(issue.path[0]);
+    const shown = name === 'API_TOKEN' ? '(hidden)' : JSON.stringify(cleaned[name]);
+    throw new ConfigError(`Invalid ${name}=${shown}: ${issue.message}`);
+  }
+  return Object.freeze(build(result.data));
+}
+
+/** The configuration of this process. The only place that reads process.env. */
+export function loadConfig(overrides: Record<string, string | undefined> = {}): Config {
+  return parseConfig({ ...process.env, ...overrides });
+}

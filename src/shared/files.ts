@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export const BACKUP_PREFIX = 'workstation-backup-';
+const TEMP_PREFIX = '.tmp-';
+
+/** `workstation-backup-YYYY-MM-DDTHH-MM-SS`, the runbook's name, in UTC. */
+export function backupBaseName(at: Date): string {
+  return BACKUP_PREFIX + at.toISOString().slice(0, 19).replace(/:/g, '-');
+}
+
+export function extensionFor(compression: 'none' | 'gzip'): string {
+  return compression === 'gzip' ? '.db.gz' : '.db';
+}
+
+/** A temporary file name in `dir` that no other process will pick. */
+export function tempPath(dir: string, label: string): string {
+  return path.join(dir, `${TEMP_PREFIX}${label}-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+export function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_PREFIX);
+}
+
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fs.chmod(dir, 0o700);
+}
+
+export async function fsyncPath(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Moves a finished temp file to its final name without ever replacing another file: a hard link
+ * fails when the name is taken, in which case `-1`, `-2`… is appended. The directory is synced
+ * so the new name survives a power cut. Returns the final path.
+ */
+export async function publish(temp: string, dir: string, base: string, ext: string): Promise<string> {
+  await fs.chmod(temp, 0o600);
+  await fsyncPath(temp);
+  for (let n = 0; ; n++) {
+    const target = path.join(dir, `${base}${n ? `-${n}` : ''}${ext}`);
+    try {
+      await fs.link(temp, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw err;
+    }
+    await fs.unlink(temp);
+    await fsyncPath(dir);
+    return target;
+  }
+}
+
+export async function removeQuietly(...files: string[]): Promise<void> {
+  await Promise.all(files.map((f) => fs.rm(f, { force: true }).catch(() => undefined)));
+}
+
+/** Whether `file` lies inside `dir` (after resolving `..`), so a catalog row cannot point elsewhere. */
+export function isInside(dir: string, file: string): boolean {
+  const rel = path.relative(path.resolve(dir), path.resolve(file));
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}

@@ -1,0 +1,140 @@
+import fs from 'node:fs/promises';
+import { createBackup, type BackupContext } from './backup.js';
+import type { RestoreRow } from './catalog.js';
+import { messageOf, notFound, permanentFailure } from './errors.js';
+import type { HeldLock } from './lock.js';
+import { copyIntoLive, describeDatabase } from './sqlite-ops.js';
+import { readableCopy, verifyAndRecord } from './verify.js';
+
+export interface RestoreRequest {
+  backupId: number;
+  /** Names the restore: a rerun of the same job finds its row and does not restore twice. */
+  jobId: string;
+  lock: HeldLock;
+  onProgress?: (percent: number) => Promise<void> | void;
+}
+
+const now = () => new Date().toISOString();
+
+/**
+ * Restores a backup into the live database while the application keeps running:
+ * verify → safety backup (`pre-migration`) → copy through SQLite's backup API → integrity check,
+ * and on a failure after the safety backup, the safety backup is put back the same way. The
+ * caller holds the database lock; the destructive step checks that it still does.
+ */
+export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Promise<RestoreRow> {
+  const { config, catalog, log } = ctx;
+  const progress = async (p: number) => {
+    await req.onProgress?.(p);
+  };
+  let row = catalog.beginRestore(req.jobId, req.backupId);
+  if (row.status === 'completed' || row.status === 'rolled_back') {
+    log.info({ restoreId: row.id }, 'restore already finished by an earlier run of this job');
+    return row;
+  }
+  if (row.restored_at) {
+    // An earlier run copied the backup in and died before recording the end: copying again would
+    // throw away whatever the application wrote since, so only check and record.
+    return finish(ctx, row.id, []);
+  }
+  row = catalog.updateRestore(row.id, { status: 'in_progress', error_message: null });
+
+  const backup = catalog.getBackup(req.backupId);
+  if (!backup) throw notFound(`backup ${req.backupId} does not exist`, 'backup_not_found');
+  if (backup.status !== 'completed') {
+    throw fail(ctx, row.id, permanentFailure('backup_not_restorable', `backup ${backup.id} is ${backup.status}, not completed`));
+  }
+
+  const holder = `restore:${req.jobId}`;
+  catalog.lease(backup.id, holder, 24 * 3_600_000);
+  try {
+    const verification = await verifyAndRecord(config, catalog, backup, 'full', true);
+    if (!verification.valid || !verification.copy) {
+      throw fail(ctx, row.id, permanentFailure('backup_invalid', `backup ${backup.id} failed verification: ${verification.message}`));
+    }
+    const source = verification.copy;
+    try {
+      await progress(25);
+      const liveExists = await fs.access(config.databasePath).then(
+        () => true,
+        () => false,
+      );
+      const backupInfo = await describeDatabase(source.path);
+      if (liveExists) {
+        const liveInfo = await describeDatabase(config.databasePath);
+        if (liveInfo.journalMode === 'wal' && liveInfo.pageSize !== backupInfo.pageSize) {
+          throw fail(
+            ctx,
+            row.id,
+            permanentFailure(
+              'page_size_mismatch',
+              `backup page size ${backupInfo.pageSize} differs from the live WAL database's ${liveInfo.pageSize}`,
+            ),
+          );
+        }
+        if (!row.safety_backup_id) {
+          // A run that died between taking the safety backup and recording it left it completed.
+          const safetyJob = `${req.jobId}:safety`;
+          const earlier = catalog.getBackupByJob(safetyJob);
+          const safety =
+            earlier?.status === 'completed' ? earlier : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob });
+          row = catalog.updateRestore(row.id, { safety_backup_id: safety.id });
+        }
+      }
+      await progress(60);
+
+      await req.lock.assertHeld();
+      let problems: string[];
+      try {
+        problems = await copyIntoLive(source.path, config.databasePath, config.restoreBusyTimeout);
+      } catch (err) {
+        // A busy live database refuses the one-step copy before it writes a page: nothing changed.
+        if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
+          catalog.updateRestore(row.id, { status: 'failed', error_message: messageOf(err) });
+          throw err;
+        }
+        return rollBack(ctx, row.id, `copy failed: ${messageOf(err)}`);
+      }
+      catalog.updateRestore(row.id, { restored_at: now() });
+      await progress(90);
+      if (problems.length) return rollBack(ctx, row.id, `integrity_check after restore: ${problems.slice(0, 5).join('; ')}`);
+      return finish(ctx, row.id, problems);
+    } finally {
+      await source.release();
+    }
+  } finally {
+    catalog.unlease(backup.id, holder);
+  }
+}
+
+function fail(ctx: BackupContext, restoreId: number, err: Error): Error {
+  ctx.catalog.updateRestore(restoreId, { status: 'failed', completed_at: now(), error_message: err.message });
+  return err;
+}
+
+async function finish(ctx: BackupContext, restoreId: number, problems: string[]): Promise<RestoreRow> {
+  if (problems.length) throw fail(ctx, restoreId, permanentFailure('restore_damaged', problems.join('; ')));
+  const row = ctx.catalog.updateRestore(restoreId, { status: 'completed', completed_at: now(), error_message: null });
+  ctx.log.info({ restoreId, backupId: row.backup_id, safetyBackupId: row.safety_backup_id }, 'restore completed');
+  return row;
+}
+
+/** Puts the safety backup back after a failed restore and reports both errors. */
+async function rollBack(ctx: BackupContext, restoreId: number, reason: string): Promise<never> {
+  const { config, catalog, log } = ctx;
+  const row = catalog.getRestore(restoreId)!;
+  const safety = row.safety_backup_id ? catalog.getBackup(row.safety_backup_id) : undefined;
+  if (!safety) throw fail(ctx, restoreId, permanentFailure('restore_failed', `${reason}; no safety backup to roll back to`));
+  log.error({ restoreId, reason }, 'restore failed; putting the safety backup back');
+  const copy = await readableCopy(config, safety);
+  try {
+    const problems = await copyIntoLive(copy.path, config.databasePath, config.restoreBusyTimeout);
+    if (problems.length) throw new Error(`integrity_check after rollback: ${problems.join('; ')}`);
+  } catch (err) {
+    throw fail(ctx, restoreId, permanentFailure('rollback_failed', `${reason}; rollback to safety backup ${safety.id} also failed: ${messageOf(err)}`));
+  } finally {
+    await copy.release();
+  }
+  catalog.updateRestore(restoreId, { status: 'rolled_back', completed_at: now(), error_message: `${reason}; rolled back to safety backup ${safety.id}` });
+  throw permanentFailure('restore_rolled_back', `${reason}; the database was rolled back to safety backup ${safety.id}`);
+}

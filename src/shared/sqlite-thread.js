@@ -1,0 +1,102 @@
+/**
+ * Runs inside a worker thread: every SQLite call that can take seconds on a large database (a
+ * consistent copy, an integrity check, a restore), so the process's event loop keeps renewing
+ * BullMQ and Redis locks and answering health checks meanwhile.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+
+/** Pages per backup step: everything at once. A copy in small steps restarts on every write. */
+const ALL_PAGES = 0x7fffffff;
+
+/** @param {string} file @returns {import('./sqlite-ops.js').SqliteInfo} */
+function describe(file) {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return {
+      pageSize: Number(db.pragma('page_size', { simple: true })),
+      userVersion: Number(db.pragma('user_version', { simple: true })),
+      journalMode: String(db.pragma('journal_mode', { simple: true })),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+/** @param {string} source @param {string} destination @param {number} deadline */
+async function copy(source, destination, deadline) {
+  const src = new Database(source, { readonly: true, fileMustExist: true });
+  try {
+    await src.backup(destination, {
+      progress: () => {
+        // better-sqlite3 retries a busy destination forever; give up at the deadline instead.
+        if (Date.now() > deadline) {
+          throw Object.assign(new Error('database stayed busy; the copy was abandoned before it started writing'), {
+            code: 'SQLITE_BUSY',
+          });
+        }
+        return ALL_PAGES;
+      },
+    });
+  } finally {
+    src.close();
+  }
+}
+
+/** @param {string} file @param {'full' | 'quick'} mode @returns {string[]} */
+function integrity(file, mode, busyTimeout = 0) {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    if (busyTimeout) db.pragma(`busy_timeout = ${busyTimeout}`);
+    const rows = /** @type {Record<string, string>[]} */ (db.pragma(mode === 'full' ? 'integrity_check' : 'quick_check'));
+    return rows.map((r) => String(Object.values(r)[0]));
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * @param {import('./sqlite-ops.js').ThreadRequest} req
+ * @returns {Promise<import('./sqlite-ops.js').ThreadResult>}
+ */
+async function run(req) {
+  switch (req.op) {
+    case 'snapshot': {
+      const source = describe(req.source);
+      await copy(req.source, req.destination, Date.now() + req.timeoutMs);
+      // A backup of a WAL database is itself marked WAL; make it a self-contained file that
+      // opens read-only anywhere without -wal/-shm companions.
+      const dest = new Database(req.destination);
+      try {
+        dest.pragma('journal_mode = DELETE');
+      } finally {
+        dest.close();
+      }
+      return { op: 'snapshot', ...source };
+    }
+    case 'integrity':
+      return { op: 'integrity', problems: integrity(req.file, req.mode).filter((m) => m !== 'ok') };
+    case 'describe':
+      return { op: 'describe', ...describe(req.file) };
+    case 'restore': {
+      await copy(req.source, req.destination, Date.now() + req.timeoutMs);
+      const live = new Database(req.destination, { fileMustExist: true });
+      try {
+        live.pragma(`busy_timeout = ${req.timeoutMs}`);
+        // The copy lands in the WAL; fold it back so the -wal file does not stay database-sized.
+        if (String(live.pragma('journal_mode', { simple: true })) === 'wal') live.pragma('wal_checkpoint(PASSIVE)');
+      } finally {
+        live.close();
+      }
+      return { op: 'restore', problems: integrity(req.destination, 'full', req.timeoutMs).filter((m) => m !== 'ok') };
+    }
+  }
+}
+
+run(workerData).then(
+  (result) => parentPort?.postMessage({ ok: true, result }),
+  (err) => {
+    const e = /** @type {{ message?: string; code?: string }} */ (err);
+    parentPort?.postMessage({ ok: false, error: { message: e?.message ?? String(err), code: e?.code } });
+  },
+);

@@ -1,0 +1,36 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Job } from 'bullmq';
+import { createBackup } from '../shared/backup.js';
+import { toBackupBody } from '../shared/presenters.js';
+import { backupJobSchema, type BackupJobData } from '../shared/queues.js';
+import { applyRetention } from '../shared/retention.js';
+import { currentSettings } from '../shared/settings.js';
+import { isTempName, removeQuietly } from '../shared/files.js';
+import { classify, jobLogger, withDatabaseLock, type WorkerContext } from './context.js';
+
+/** Temp files of backups; only a lock holder may remove them, as no other backup is running. */
+async function removeAbandonedTemps(dir: string): Promise<void> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  await removeQuietly(...names.filter((n) => isTempName(n) && n.includes('-backup-')).map((n) => path.join(dir, n)));
+}
+
+export function backupProcessor(ctx: WorkerContext) {
+  return async (job: Job<BackupJobData>, token?: string) => {
+    const data = backupJobSchema.parse(job.data);
+    const log = jobLogger(ctx, job);
+    return withDatabaseLock(ctx, job, token, async () => {
+      try {
+        await removeAbandonedTemps(ctx.config.backupDir);
+        const row = await createBackup(
+          { config: ctx.config, catalog: ctx.catalog, log },
+          { type: data.type, jobId: String(job.id), onProgress: (p) => job.updateProgress(p) },
+        );
+        await applyRetention(ctx.catalog, currentSettings(ctx.config, ctx.catalog).maxBackups, log);
+        return toBackupBody(row);
+      } catch (err) {
+        throw classify(err);
+      }
+    });
+  };
+}

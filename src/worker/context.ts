@@ -1,0 +1,53 @@
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Catalog } from '../shared/catalog.js';
+import type { Config } from '../shared/config.js';
+import { isTransient, messageOf } from '../shared/errors.js';
+import type { DatabaseLock, HeldLock } from '../shared/lock.js';
+import type { Logger } from '../shared/logger.js';
+
+/** What every processor gets from the worker process. */
+export interface WorkerContext {
+  config: Config;
+  catalog: Catalog;
+  redis: Redis;
+  lock: DatabaseLock;
+  log: Logger;
+  /** Identifies this process in lock tokens and leases. */
+  workerId: string;
+}
+
+export function jobLogger(ctx: WorkerContext, job: Job): Logger {
+  return ctx.log.child({ queue: job.queueName, jobId: job.id, attempt: job.attemptsMade + 1 });
+}
+
+/**
+ * Runs `fn` holding the database lock. When another job holds it, this job goes back to the
+ * delayed set for a moment (with jitter, so waiters do not stampede) without spending an attempt.
+ */
+export async function withDatabaseLock<T>(
+  ctx: WorkerContext,
+  job: Job,
+  token: string | undefined,
+  fn: (lock: HeldLock) => Promise<T>,
+): Promise<T> {
+  const lock = await ctx.lock.tryAcquire(`${ctx.workerId}:${job.queueName}:${job.id}`);
+  if (!lock) {
+    const delay = ctx.config.lockRetryDelay * (0.5 + Math.random());
+    jobLogger(ctx, job).debug({ delay: Math.round(delay) }, 'database lock is taken; waiting');
+    await job.moveToDelayed(Date.now() + delay, token);
+    throw new DelayedError();
+  }
+  try {
+    return await fn(lock);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Permanent failures become UnrecoverableError so BullMQ does not spend retries on them. */
+export function classify(err: unknown): Error {
+  if (err instanceof DelayedError || err instanceof UnrecoverableError) return err;
+  if (!isTransient(err)) return new UnrecoverableError(messageOf(err));
+  return err instanceof Error ? err : new Error(messageOf(err));
+}

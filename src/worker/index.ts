@@ -1,0 +1,108 @@
+import { hostname } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'bullmq';
+import { Catalog } from '../shared/catalog.js';
+import { ConfigError, loadConfig, type Config } from '../shared/config.js';
+import { ensurePrivateDir } from '../shared/files.js';
+import { DatabaseLock } from '../shared/lock.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { QUEUE } from '../shared/queues.js';
+import { waitForRedis, workerRedis } from '../shared/redis.js';
+import { backupProcessor } from './backup-processor.js';
+import type { WorkerContext } from './context.js';
+import { restoreProcessor } from './restore-processor.js';
+import { verifyProcessor } from './verify-processor.js';
+
+export interface RunningWorker {
+  ctx: WorkerContext;
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+/** Starts the workers of all three queues in this process. */
+export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
+  await ensurePrivateDir(config.backupDir);
+  const redis = workerRedis(config.redisUrl);
+  await waitForRedis(redis, config.redisUrl, 10_000);
+  const catalog = new Catalog(config.catalogPath);
+  const workerId = `${hostname()}:${process.pid}`;
+  const ctx: WorkerContext = {
+    config,
+    catalog,
+    redis,
+    lock: new DatabaseLock(redis, config.queuePrefix, catalog, config.lockTtl),
+    log,
+    workerId,
+  };
+  const opts = { connection: redis, prefix: config.queuePrefix, concurrency: config.workerConcurrency };
+  const workers = [
+    new Worker(QUEUE.backup, backupProcessor(ctx), opts),
+    new Worker(QUEUE.verify, verifyProcessor(ctx), opts),
+    new Worker(QUEUE.restore, restoreProcessor(ctx), opts),
+  ];
+  for (const w of workers) {
+    w.on('failed', (job, err) => {
+      log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job attempt failed');
+    });
+    w.on('error', (err) => log.error({ queue: w.name, err: err.message }, 'worker error'));
+  }
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  log.info({ workerId, concurrency: config.workerConcurrency, queues: workers.map((w) => w.name) }, 'worker ready');
+
+  let closing: Promise<void> | undefined;
+  return {
+    ctx,
+    workers,
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled(workers.map((w) => w.close()));
+        catalog.close();
+        redis.disconnect();
+      })();
+      return closing;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config, 'worker');
+  let running: RunningWorker;
+  try {
+    running = await startWorker(config, log);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, (err as Error).message);
+    process.exit(1);
+  }
+  let signalled = false;
+  const shutdown = (signal: string) => {
+    if (signalled) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    signalled = true;
+    log.info({ signal, timeoutMs: config.shutdownTimeout }, 'shutting down: finishing running jobs');
+    const force = setTimeout(() => {
+      log.error('shutdown timed out; exiting with jobs still running (they will be picked up again)');
+      process.exit(1);
+    }, config.shutdownTimeout);
+    force.unref();
+    void running.close().then(() => {
+      log.info('worker stopped');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

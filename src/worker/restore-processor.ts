@@ -1,0 +1,23 @@
+import type { Job } from 'bullmq';
+import { toRestoreBody } from '../shared/presenters.js';
+import { restoreJobSchema, type RestoreJobData } from '../shared/queues.js';
+import { restoreBackup } from '../shared/restore.js';
+import { classify, jobLogger, withDatabaseLock, type WorkerContext } from './context.js';
+
+export function restoreProcessor(ctx: WorkerContext) {
+  return async (job: Job<RestoreJobData>, token?: string) => {
+    const data = restoreJobSchema.parse(job.data);
+    const log = jobLogger(ctx, job);
+    return withDatabaseLock(ctx, job, token, async (lock) => {
+      try {
+        const row = await restoreBackup(
+          { config: ctx.config, catalog: ctx.catalog, log },
+          { backupId: data.backupId, jobId: String(job.id), lock, onProgress: (p) => job.updateProgress(p) },
+        );
+        return toRestoreBody(row);
+      } catch (err) {
+        throw classify(err);
+      }
+    });
+  };
+}
