@@ -23,21 +23,31 @@ function describe(file) {
   }
 }
 
-/** @param {string} source @param {string} destination @param {number} deadline */
+const busy = () =>
+  Object.assign(new Error('database stayed busy; the copy was abandoned before it started writing'), { code: 'SQLITE_BUSY' });
+
+/**
+ * Copies `source` over `destination` with SQLite's backup API in one step.
+ * @param {string} source @param {string} destination @param {number} deadline
+ */
 async function copy(source, destination, deadline) {
   const src = new Database(source, { readonly: true, fileMustExist: true });
   try {
-    await src.backup(destination, {
-      progress: () => {
-        // better-sqlite3 retries a busy destination forever; give up at the deadline instead.
-        if (Date.now() > deadline) {
-          throw Object.assign(new Error('database stayed busy; the copy was abandoned before it started writing'), {
-            code: 'SQLITE_BUSY',
-          });
-        }
-        return ALL_PAGES;
-      },
-    });
+    for (;;) {
+      const result = await src.backup(destination, {
+        progress: () => {
+          // better-sqlite3 retries a busy destination forever; give up at the deadline instead.
+          if (Date.now() > deadline) throw busy();
+          return ALL_PAGES;
+        },
+      });
+      // When the very first step is refused as busy, SQLite reports 0 pages remaining (it has
+      // not counted them yet) and better-sqlite3 resolves as if the copy were done. Every real
+      // database has at least one page, so 0 in total means nothing was copied: try again.
+      if (result.totalPages > 0) return;
+      if (Date.now() > deadline) throw busy();
+      await new Promise((r) => setTimeout(r, 25));
+    }
   } finally {
     src.close();
   }

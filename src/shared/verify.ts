@@ -84,7 +84,8 @@ export async function verifyBackup(
       const info = await describeDatabase(copy.path);
       checks.push({ name: 'opens_as_sqlite', ok: true, detail: `page size ${info.pageSize}, user_version ${info.userVersion}` });
     } catch (err) {
-      return fail('opens_as_sqlite', messageOf(err), 'not a SQLite database');
+      const notADatabase = (err as { code?: string }).code === 'SQLITE_NOTADB';
+      return fail('opens_as_sqlite', messageOf(err), notADatabase ? 'not a SQLite database' : `cannot open the database: ${messageOf(err)}`);
     }
     let problems: string[];
     try {

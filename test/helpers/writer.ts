@@ -34,7 +34,9 @@ const timer = setInterval(() => {
 process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
 process.on('SIGTERM', () => {
   clearInterval(timer);
+  // What this long-lived connection sees now, e.g. after a restore underneath it.
+  const workflows = (db.prepare('SELECT count(*) AS n FROM workflows').get() as { n: number }).n;
   db.close();
-  process.stdout.write(`${JSON.stringify({ commits, errors, lastError, maxStallMs })}\n`);
+  process.stdout.write(`${JSON.stringify({ commits, errors, lastError, maxStallMs, workflows })}\n`);
   process.exit(0);
 });
