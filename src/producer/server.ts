@@ -21,8 +21,8 @@ export interface RunningProducer {
 /** Connects, brings the auto-backup schedule in line with the stored settings, and listens. */
 export async function startProducer(config: Config, log: Logger): Promise<RunningProducer> {
   await ensurePrivateDir(config.backupDir);
-  const redis = producerRedis(config.redisUrl);
-  const events = workerRedis(config.redisUrl);
+  const redis = producerRedis(config.redisUrl, log);
+  const events = workerRedis(config.redisUrl, log);
   try {
     await waitForRedis(redis, config.redisUrl, 5_000);
   } catch (err) {
@@ -31,7 +31,7 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
     throw err;
   }
   const catalog = new Catalog(config.catalogPath);
-  const queues = createQueues(config, redis, events);
+  const queues = createQueues(config, redis, events, log);
   await Promise.all(Object.values(queues.events).map((e) => e.waitUntilReady()));
   await syncAutoBackup(queues.backup, currentSettings(config, catalog));
 

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { BACKUP_TYPES } from './catalog.js';
 import type { Config } from './config.js';
+import type { Logger } from './logger.js';
 
 export const QUEUE = { backup: 'backup', verify: 'verify', restore: 'restore' } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
@@ -51,7 +52,7 @@ export interface Queues {
  * The three queues and their event streams. `connection` is shared by the queues; each
  * QueueEvents needs a blocking connection of its own, duplicated from `eventsConnection`.
  */
-export function createQueues(config: Config, connection: Redis, eventsConnection: Redis): Queues {
+export function createQueues(config: Config, connection: Redis, eventsConnection: Redis, log?: Logger): Queues {
   const opts = { connection, prefix: config.queuePrefix, defaultJobOptions: defaultJobOptions(config) };
   const backup = new Queue<BackupJobData>(QUEUE.backup, opts);
   const verify = new Queue<VerifyJobData>(QUEUE.verify, opts);
@@ -60,6 +61,11 @@ export function createQueues(config: Config, connection: Redis, eventsConnection
     QUEUE_NAMES.map((name) => [name, new QueueEvents(name, { connection: eventsConnection.duplicate(), prefix: config.queuePrefix })]),
   ) as Record<QueueName, QueueEvents>;
   const all = () => [backup, verify, restore] as Queue[];
+  // An 'error' event nobody listens to would crash the process; connection trouble is already
+  // reported once by the connection watcher, and requests fail with a clear 503 meanwhile.
+  const onError = (err: Error) => log?.debug({ err: err.message }, 'queue connection error');
+  for (const queue of all()) queue.on('error', onError);
+  for (const listener of Object.values(events)) listener.on('error', onError);
   return {
     backup,
     verify,

@@ -22,7 +22,7 @@ export interface RunningWorker {
 /** Starts the workers of all three queues in this process. */
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
   await ensurePrivateDir(config.backupDir);
-  const redis = workerRedis(config.redisUrl);
+  const redis = workerRedis(config.redisUrl, log);
   await waitForRedis(redis, config.redisUrl, 10_000);
   const catalog = new Catalog(config.catalogPath);
   const workerId = `${hostname()}:${process.pid}`;
