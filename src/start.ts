@@ -14,6 +14,7 @@ const script = (name: string) => fileURLToPath(new URL(`./${name}${ext}`, import
 
 const children = new Set<ChildProcess>();
 let stopping = false;
+let exitCode = 0;
 
 function launch(name: string, file: string): void {
   const child = fork(file, [], { stdio: 'inherit' });
@@ -21,12 +22,14 @@ function launch(name: string, file: string): void {
   child.on('exit', (code, signal) => {
     children.delete(child);
     if (stopping) {
-      if (children.size === 0) process.exit(0);
+      if (children.size === 0) process.exit(exitCode);
       return;
     }
-    if (code === 1 && name === 'producer') {
-      // The producer could not start (Redis unreachable, port taken): nothing will get better.
+    if (code !== 0 && name === 'producer') {
+      // The producer could not start (Redis unreachable, port taken, bad config): a restart
+      // would not change that, so stop everything and say so through the exit code.
       log.fatal({ name, code }, `${name} exited; stopping`);
+      exitCode = code ?? 1;
       stop('SIGTERM');
       return;
     }
@@ -41,7 +44,7 @@ function stop(signal: NodeJS.Signals): void {
     process.exit(1);
   }
   stopping = true;
-  if (children.size === 0) process.exit(0);
+  if (children.size === 0) process.exit(exitCode);
   for (const c of children) c.kill(signal);
 }
 

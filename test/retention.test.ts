@@ -1,0 +1,53 @@
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackup } from '../src/shared/backup.js';
+import type { Catalog } from '../src/shared/catalog.js';
+import { createLogger } from '../src/shared/logger.js';
+import { applyRetention } from '../src/shared/retention.js';
+import { sandbox, type Sandbox } from './helpers/env.js';
+import { openCatalog } from './helpers/producer.js';
+import { createWorkstationDb } from './helpers/workstation-db.js';
+
+let box: Sandbox;
+let catalog: Catalog;
+const log = createLogger({ logLevel: 'silent' }, 'test');
+
+beforeAll(() => {
+  box = sandbox('retention');
+  createWorkstationDb(box.config.databasePath, { sizeMb: 0.2 });
+  catalog = openCatalog(box.config);
+});
+
+afterAll(async () => {
+  catalog?.close();
+  await box?.cleanup();
+});
+
+const backup = () => createBackup({ config: box.config, catalog, log }, { type: 'manual', jobId: null });
+
+describe('retention', () => {
+  it('keeps the newest backups, a leased one, and the newest one not known to be invalid', async () => {
+    const made = [];
+    for (let i = 0; i < 6; i++) made.push(await backup());
+    const [b1, b2, b3, b4, b5, b6] = made.map((b) => b.id) as [number, number, number, number, number, number];
+    // b6 and b5 failed verification; b4 is the newest that did not. b2 is being read by a job.
+    catalog.recordVerification(b6, 'full', false, 'checksum mismatch', []);
+    catalog.recordVerification(b5, 'full', false, 'checksum mismatch', []);
+    catalog.lease(b2, 'verify:job-1', 60_000);
+    // An expired lease protects nothing.
+    catalog.lease(b1, 'verify:job-0', -1);
+
+    const deleted = await applyRetention(catalog, 2, log);
+
+    expect(deleted.sort()).toEqual([b1, b3].sort());
+    const left = catalog.completedBackups().map((b) => b.id);
+    expect(left).toEqual([b6, b5, b4, b2]);
+    for (const b of made) expect(fs.existsSync(b.file_path)).toBe(left.includes(b.id));
+  });
+
+  it('deletes nothing while the count is within the limit', async () => {
+    const before = catalog.completedBackups().length;
+    expect(await applyRetention(catalog, before, log)).toEqual([]);
+    expect(catalog.completedBackups()).toHaveLength(before);
+  });
+});
