@@ -154,7 +154,11 @@ describe('automatic backups', () => {
     const off = await request(producer.server).put('/api/backups/config').set(auth).send({ autoBackupEnabled: false });
     expect(off.body.config.autoBackupEnabled).toBe(false);
     expect(await producer.deps.queues.backup.getJobSchedulersCount()).toBe(0);
-    await new Promise((r) => setTimeout(r, 500));
+    // A scheduled job already taken off the schedule may still be running: let it finish.
+    await waitUntil('in-flight scheduled backups to finish', async () => {
+      const counts = await producer.deps.queues.backup.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      return Object.values(counts).every((n) => n === 0);
+    });
     const count = catalog.countBackups();
     await new Promise((r) => setTimeout(r, 3_000));
     expect(catalog.countBackups()).toBe(count);
