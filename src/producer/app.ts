@@ -1,27 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import type { Redis } from 'ioredis';
 import { pinoHttp } from 'pino-http';
-import type { Catalog } from '../shared/catalog.js';
-import type { Config } from '../shared/config.js';
 import { AppError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import type { Queues } from '../shared/queues.js';
 import { requireBearer } from './auth.js';
+import type { ProducerDeps } from './deps.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { backupsRouter } from './routes/backups.js';
 import { healthRouter } from './routes/health.js';
 import { jobsRouter } from './routes/jobs.js';
 
-export interface ProducerDeps {
-  config: Config;
-  catalog: Catalog;
-  queues: Queues;
-  redis: Redis;
-  log: Logger;
-  apiToken: string;
-}
+
+export type { ProducerDeps };
 
 /** Builds the HTTP API from its dependencies; `server.ts` only listens. */
 export function createApp(deps: ProducerDeps): Express {

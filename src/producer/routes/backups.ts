@@ -7,7 +7,7 @@ import { toBackupBody, toBackupListItem, toRestoreBody } from '../../shared/pres
 import { backupJobSchema, restoreJobSchema, verifyJobSchema } from '../../shared/queues.js';
 import { nextScheduledBackup, syncAutoBackup } from '../../shared/scheduler.js';
 import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/settings.js';
-import type { ProducerDeps } from '../app.js';
+import type { ProducerDeps } from '../deps.js';
 import { parseBody, parseId, parseQuery } from '../validate.js';
 
 const listQuery = z

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import { Router } from 'express';
-import type { ProducerDeps } from '../app.js';
+import type { ProducerDeps } from '../deps.js';
 
 /** `GET /health`: no token, no secrets. 503 when Redis is unreachable. */
 export function healthRouter({ catalog, redis, config }: ProducerDeps): Router {

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { badRequest, notFound } from '../../shared/errors.js';
-import type { ProducerDeps } from '../app.js';
+import type { ProducerDeps } from '../deps.js';
 
 /** `GET /api/jobs/:id`: where a queued backup, verify or restore job stands. */
 export function jobsRouter({ queues }: ProducerDeps): Router {
