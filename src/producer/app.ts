@@ -4,8 +4,10 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { AppError } from '../shared/errors.js';
 import { requireBearer } from './auth.js';
+import { BOARD_PATH, boardRouter } from './board.js';
 import type { ProducerDeps } from './deps.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { metricsRouter } from './metrics.js';
 import { backupsRouter } from './routes/backups.js';
 import { healthRouter } from './routes/health.js';
 import { jobsRouter } from './routes/jobs.js';
@@ -38,6 +40,8 @@ export function createApp(deps: ProducerDeps): Express {
   );
 
   app.use('/health', healthRouter(deps));
+  app.use('/metrics', metricsRouter(deps));
+  app.use(BOARD_PATH, boardRouter(deps));
 
   // Bodies must be JSON; an empty body is fine (most POSTs take none).
   app.use((req, _res, next) => {

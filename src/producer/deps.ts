@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
+import type { AlertSender } from '../shared/alerts.js';
 import type { Catalog } from '../shared/catalog.js';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
+import type { OpsMetrics } from '../shared/metrics.js';
 import type { Queues } from '../shared/queues.js';
 
 /** What the HTTP side is built from; tests pass real ones. */
@@ -12,4 +14,8 @@ export interface ProducerDeps {
   redis: Redis;
   log: Logger;
   apiToken: string;
+  /** When this producer started: the reference for "no backup yet" in health checks. */
+  startedAt: Date;
+  /** This process's metrics and alert sender (the watchdog's overdue alerts). */
+  ops: { metrics: OpsMetrics; alerts: AlertSender };
 }

@@ -7,9 +7,12 @@ import { ensurePrivateDir } from '../shared/files.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { createQueues } from '../shared/queues.js';
 import { producerRedis, waitForRedis, workerRedis } from '../shared/redis.js';
-import { syncAutoBackup } from '../shared/scheduler.js';
+import { AlertSender } from '../shared/alerts.js';
+import { createOpsMetrics } from '../shared/metrics.js';
+import { syncSchedules } from '../shared/scheduler.js';
 import { currentSettings } from '../shared/settings.js';
 import { createApp, type ProducerDeps } from './app.js';
+import { startWatchdog } from './watchdog.js';
 
 export interface RunningProducer {
   server: Server;
@@ -33,13 +36,23 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
   const catalog = new Catalog(config.catalogPath);
   const queues = createQueues(config, redis, events, log);
   await Promise.all(Object.values(queues.events).map((e) => e.waitUntilReady()));
-  await syncAutoBackup(queues.backup, currentSettings(config, catalog));
+  await syncSchedules(queues, currentSettings(config, catalog));
 
   const token = resolveApiToken(config);
   if (token.source !== 'env') log.info({ tokenFile: token.file }, `API token read from ${token.file} (API_TOKEN is not set)`);
 
-  const deps: ProducerDeps = { config, catalog, queues, redis, log, apiToken: token.token };
+  const metrics = createOpsMetrics();
+  const alerts = new AlertSender({
+    url: config.alertWebhookUrl,
+    attempts: config.alertAttempts,
+    timeoutMs: config.alertTimeout,
+    queuePrefix: config.queuePrefix,
+    log: log.child({ component: 'alerts' }),
+    onOutcome: (outcome) => metrics.alerts.inc({ outcome }),
+  });
+  const deps: ProducerDeps = { config, catalog, queues, redis, log, apiToken: token.token, startedAt: new Date(), ops: { metrics, alerts } };
   const app = createApp(deps);
+  const watchdog = startWatchdog(deps);
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
   });
@@ -55,7 +68,9 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
     url,
     close() {
       closing ??= (async () => {
+        watchdog.stop();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await alerts.flush(Math.min(config.shutdownTimeout, 5_000));
         await queues.close();
         catalog.close();
         redis.disconnect();

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { formatSchedule, parseSchedule } from './schedule-spec.js';
 
 /** Parses "true"/"false"/"1"/"0"/"yes"/"no"; anything else is a configuration error. */
 const bool = z
@@ -22,6 +23,17 @@ export type CompressionMode = (typeof COMPRESSION_MODES)[number];
 const compression = z
   .enum(['false', 'true', 'none', 'gzip'], { message: 'expected false, true or gzip' })
   .transform((v): CompressionMode => (v === 'false' || v === 'none' ? 'none' : 'gzip'));
+
+const schedule = z.string().transform((v, ctx) => {
+  try {
+    return formatSchedule(parseSchedule(v));
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, { message: 'expected an http:// or https:// URL' });
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -54,6 +66,15 @@ const envSchema = z.object({
   JOB_ATTEMPTS: int(1, 100).default(3),
   JOB_BACKOFF: int(0, 3_600_000).default(2_000),
   SHUTDOWN_TIMEOUT: int(0, 3_600_000).default(30_000),
+  LOG_FILE: z.string().min(1).optional(),
+  BOARD_READ_ONLY: bool.default(false),
+  METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional(),
+  HEARTBEAT_INTERVAL: int(100, 600_000).default(5_000),
+  VERIFY_AFTER_BACKUP: bool.default(false),
+  VERIFY_SCHEDULE: schedule.default('off'),
+  ALERT_WEBHOOK_URL: httpUrl.optional(),
+  ALERT_ATTEMPTS: int(1, 50).default(5),
+  ALERT_TIMEOUT: int(100, 600_000).default(5_000),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -85,10 +106,22 @@ function build(parsed: z.output<typeof envSchema>) {
     jobAttempts: parsed.JOB_ATTEMPTS,
     jobBackoff: parsed.JOB_BACKOFF,
     shutdownTimeout: parsed.SHUTDOWN_TIMEOUT,
+    logFile: parsed.LOG_FILE === undefined ? undefined : path.resolve(parsed.LOG_FILE),
+    boardReadOnly: parsed.BOARD_READ_ONLY,
+    metricsToken: parsed.METRICS_TOKEN,
+    heartbeatInterval: parsed.HEARTBEAT_INTERVAL,
+    verifyAfterBackup: parsed.VERIFY_AFTER_BACKUP,
+    verifySchedule: parsed.VERIFY_SCHEDULE,
+    alertWebhookUrl: parsed.ALERT_WEBHOOK_URL,
+    alertAttempts: parsed.ALERT_ATTEMPTS,
+    alertTimeout: parsed.ALERT_TIMEOUT,
   };
 }
 
 export type Config = Readonly<ReturnType<typeof build>>;
+
+/** Variables whose values never appear in an error message. */
+const SECRET = new Set(['API_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_URL']);
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -108,7 +141,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0]);
-    const shown = name === 'API_TOKEN' ? '(hidden)' : JSON.stringify(cleaned[name]);
+    const shown = SECRET.has(name) ? '(hidden)' : JSON.stringify(cleaned[name]);
     throw new ConfigError(`Invalid ${name}=${shown}: ${issue.message}`);
   }
   return Object.freeze(build(result.data));

@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import type { Catalog } from './catalog.js';
 import { MAX_AUTO_BACKUP_INTERVAL, MIN_AUTO_BACKUP_INTERVAL, type Config } from './config.js';
+import { formatSchedule, parseSchedule } from './schedule-spec.js';
+
+/** `off`, milliseconds, or a cron pattern; stored in its canonical form. */
+const verifySchedule = z.string().max(200).transform((v, ctx) => {
+  try {
+    return formatSchedule(parseSchedule(v));
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
 
 /** What `PUT /api/backups/config` may change; every field optional, nothing else allowed. */
 export const settingsPatchSchema = z
@@ -8,6 +19,10 @@ export const settingsPatchSchema = z
     autoBackupEnabled: z.boolean(),
     autoBackupInterval: z.number().int().min(MIN_AUTO_BACKUP_INTERVAL).max(MAX_AUTO_BACKUP_INTERVAL),
     maxBackups: z.number().int().min(1).max(100_000),
+    /** Queue a full verification of every backup as soon as it completes. */
+    verifyAfterBackup: z.boolean(),
+    /** When to verify every kept backup (the runbook's weekly check). */
+    verifySchedule,
   })
   .partial()
   .strict();
@@ -27,6 +42,8 @@ export function currentSettings(config: Config, catalog: Catalog): Settings {
     autoBackupEnabled: config.autoBackupEnabled,
     autoBackupInterval: config.autoBackupInterval,
     maxBackups: config.maxBackups,
+    verifyAfterBackup: config.verifyAfterBackup,
+    verifySchedule: config.verifySchedule,
     ...(stored.success ? stored.data : {}),
   };
 }

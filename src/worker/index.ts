@@ -10,6 +10,7 @@ import { QUEUE } from '../shared/queues.js';
 import { waitForRedis, workerRedis } from '../shared/redis.js';
 import { backupProcessor } from './backup-processor.js';
 import type { WorkerContext } from './context.js';
+import { createWorkerOps } from './ops.js';
 import { restoreProcessor } from './restore-processor.js';
 import { verifyProcessor } from './verify-processor.js';
 
@@ -34,19 +35,22 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log,
     workerId,
   };
+  const ops = createWorkerOps(ctx);
   const opts = { connection: redis, prefix: config.queuePrefix, concurrency: config.workerConcurrency };
   const workers = [
-    new Worker(QUEUE.backup, backupProcessor(ctx), opts),
-    new Worker(QUEUE.verify, verifyProcessor(ctx), opts),
-    new Worker(QUEUE.restore, restoreProcessor(ctx), opts),
+    new Worker(QUEUE.backup, ops.wrap(QUEUE.backup, backupProcessor(ctx)), opts),
+    new Worker(QUEUE.verify, ops.wrap(QUEUE.verify, verifyProcessor(ctx)), opts),
+    new Worker(QUEUE.restore, ops.wrap(QUEUE.restore, restoreProcessor(ctx)), opts),
   ];
   for (const w of workers) {
+    ops.watch(w);
     w.on('failed', (job, err) => {
       log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job attempt failed');
     });
     w.on('error', (err) => log.error({ queue: w.name, err: err.message }, 'worker error'));
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  await ops.start(workers.map((w) => w.name));
   log.info({ workerId, concurrency: config.workerConcurrency, queues: workers.map((w) => w.name) }, 'worker ready');
 
   let closing: Promise<void> | undefined;
@@ -56,6 +60,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     close() {
       closing ??= (async () => {
         await Promise.allSettled(workers.map((w) => w.close()));
+        await ops.stop();
         catalog.close();
         redis.disconnect();
       })();

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../shared/errors.js';
 import { toBackupBody, toBackupListItem, toRestoreBody } from '../../shared/presenters.js';
 import { backupJobSchema, restoreJobSchema, verifyJobSchema } from '../../shared/queues.js';
-import { nextScheduledBackup, syncAutoBackup } from '../../shared/scheduler.js';
+import { nextScheduledBackup, nextScheduledVerification, syncSchedules } from '../../shared/scheduler.js';
 import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/settings.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody, parseId, parseQuery } from '../validate.js';
@@ -113,9 +113,11 @@ export function backupsRouter(deps: ProducerDeps): Router {
 
   router.put('/config', async (req, res) => {
     const patch = parseBody(settingsPatchSchema, req.body ?? {});
-    if (Object.keys(patch).length === 0) throw badRequest('send at least one of autoBackupEnabled, autoBackupInterval, maxBackups');
+    if (Object.keys(patch).length === 0) {
+      throw badRequest('send at least one of autoBackupEnabled, autoBackupInterval, maxBackups, verifyAfterBackup, verifySchedule');
+    }
     const settings = updateSettings(config, catalog, patch);
-    await syncAutoBackup(queues.backup, settings);
+    await syncSchedules(queues, settings);
     req.log.info({ settings }, 'backup configuration updated');
     res.json({ success: true, message: 'Configuration updated', config: await describeConfig(deps) });
   });
@@ -182,5 +184,8 @@ async function describeConfig({ config, catalog, queues }: ProducerDeps) {
     compressionEnabled: config.compression !== 'none',
     compression: config.compression,
     nextScheduledBackup: settings.autoBackupEnabled ? await nextScheduledBackup(queues.backup) : null,
+    verifyAfterBackup: settings.verifyAfterBackup,
+    verifySchedule: settings.verifySchedule,
+    nextScheduledVerification: settings.verifySchedule !== 'off' ? await nextScheduledVerification(queues.verify) : null,
   };
 }

@@ -1,0 +1,41 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { Router } from 'express';
+import type { ProducerDeps } from './deps.js';
+import { requireBasic, sameOriginWrites } from './auth.js';
+
+export const BOARD_PATH = '/admin/queues';
+
+/**
+ * Bull Board over the backup, verify and restore queues. It has no login of its own: HTTP Basic
+ * (any user name, the API token as password) guards the page, its assets and its API alike. With
+ * BOARD_READ_ONLY the board shows everything and changes nothing (no retry, clean, promote or
+ * remove), for people who should watch but not act.
+ */
+export function boardRouter({ config, queues, apiToken }: ProducerDeps): Router {
+  const serverAdapter = new ExpressAdapter();
+  serverAdapter.setBasePath(BOARD_PATH);
+  createBullBoard({
+    queues: queues.all().map(
+      (q) =>
+        new BullMQAdapter(q, {
+          readOnlyMode: config.boardReadOnly,
+          allowRetries: !config.boardReadOnly,
+          description: DESCRIPTIONS[q.name] ?? '',
+        }),
+    ),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'Workstation backups', hideDocsLink: true } },
+  });
+  const router = Router();
+  router.use(requireBasic(apiToken, 'workstation-backup queues'), sameOriginWrites());
+  router.use(serverAdapter.getRouter() as Router);
+  return router;
+}
+
+const DESCRIPTIONS: Record<string, string> = {
+  backup: 'Consistent copies of the live database (manual, scheduled, pre-migration)',
+  verify: 'Checksum and integrity checks of backup files',
+  restore: 'Restores of a backup into the live database',
+};

@@ -1,0 +1,70 @@
+import fs from 'node:fs/promises';
+import type { Redis } from 'ioredis';
+import type { BackupRow, Catalog, Statistics } from '../shared/catalog.js';
+import type { Config } from '../shared/config.js';
+import { liveWorkers, type Heartbeat } from '../shared/heartbeats.js';
+import { currentSettings } from '../shared/settings.js';
+import { describeDatabase } from '../shared/sqlite-ops.js';
+import type { HealthFacts } from './health-rules.js';
+
+export interface Observed {
+  facts: HealthFacts;
+  workers: Heartbeat[];
+  lastBackup: BackupRow | undefined;
+  statistics: Statistics;
+}
+
+function within<T>(ms: number, promise: Promise<T>, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.catch(() => fallback),
+    new Promise<T>((resolve) => {
+      timer = setTimeout(() => resolve(fallback), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function sizeOf(file: string): Promise<number> {
+  return fs.stat(file).then(
+    (s) => s.size,
+    () => 0,
+  );
+}
+
+/**
+ * Looks at everything `/health`, `/metrics` and the watchdog judge by. Each probe is bounded, so
+ * a hung Redis or a locked database makes the answer worse, never late.
+ */
+export async function observe(deps: { config: Config; catalog: Catalog; redis: Redis; startedAt: Date }): Promise<Observed> {
+  const { config, catalog, redis } = deps;
+  const redisUp = await within(
+    1_000,
+    redis.ping().then((r) => r === 'PONG'),
+    false,
+  );
+  const [workers, described, mainSize, walSize, free] = await Promise.all([
+    redisUp ? within(1_000, liveWorkers(redis, config.queuePrefix), null) : Promise.resolve(null),
+    within(2_000, describeDatabase(config.databasePath), null),
+    sizeOf(config.databasePath),
+    sizeOf(`${config.databasePath}-wal`),
+    within(1_000, fs.statfs(config.backupDir), null),
+  ]);
+  const settings = currentSettings(config, catalog);
+  const lastBackup = catalog.lastSuccessfulBackup();
+  const lastSuccessAt = lastBackup?.completed_at ? new Date(lastBackup.completed_at) : null;
+  const databaseSize = described ? mainSize + walSize : null;
+  const facts: HealthFacts = {
+    now: new Date(),
+    redisUp,
+    database: { reachable: described !== null, journalMode: described?.journalMode ?? null, sizeBytes: databaseSize },
+    workersAlive: workers ? workers.length : null,
+    autoBackupEnabled: settings.autoBackupEnabled,
+    autoBackupInterval: settings.autoBackupInterval,
+    lastSuccessAt,
+    watchingSince: deps.startedAt,
+    freeBytes: free ? free.bavail * free.bsize : null,
+    // The snapshot is written whole first; compressing keeps it beside the packed file until done.
+    neededBytes: databaseSize === null ? null : databaseSize * (config.compression === 'none' ? 1 : 2),
+  };
+  return { facts, workers: workers ?? [], lastBackup, statistics: catalog.statistics() };
+}

@@ -1,0 +1,94 @@
+import { Router } from 'express';
+import { Gauge, Registry } from 'prom-client';
+import { BACKUP_TYPES } from '../shared/catalog.js';
+import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../shared/metrics.js';
+import type { ProducerDeps } from './deps.js';
+import { requireAnyBearer } from './auth.js';
+import { observe, type Observed } from './health-facts.js';
+import { overdueBy } from './health-rules.js';
+
+const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
+
+/**
+ * The producer's own gauges, read when scraped: the catalog is the record of backups (so these
+ * survive restarts of every process), BullMQ of the queues, heartbeats of the workers.
+ */
+function stateGauges(deps: ProducerDeps) {
+  const registry = new Registry();
+  const registers = [registry];
+  const { catalog, queues } = deps;
+
+  const lastSize = new Gauge({ name: `${METRIC_PREFIX}last_backup_size_bytes`, help: 'File size of the newest completed backup', registers });
+  const lastSuccess = new Gauge({
+    name: `${METRIC_PREFIX}last_success_timestamp_seconds`,
+    help: 'When the newest completed backup finished (Unix time); 0 if none ever did',
+    registers,
+  });
+  const catalogBackups = new Gauge({
+    name: `${METRIC_PREFIX}catalog_backups`,
+    help: 'Backups in the catalog by type and status (completed ones are those kept by retention)',
+    labelNames: ['type', 'status'] as const,
+    registers,
+  });
+  const queueJobs = new Gauge({ name: `${METRIC_PREFIX}queue_jobs`, help: 'Jobs per queue and state', labelNames: ['queue', 'state'] as const, registers });
+  const workersAlive = new Gauge({ name: `${METRIC_PREFIX}workers_alive`, help: 'Worker processes with a live heartbeat', registers });
+  const redisUp = new Gauge({ name: `${METRIC_PREFIX}redis_up`, help: '1 when Redis answers, else 0', registers });
+  const freeBytes = new Gauge({ name: `${METRIC_PREFIX}backup_dir_free_bytes`, help: 'Free space in BACKUP_DIR', registers });
+  const neededBytes = new Gauge({
+    name: `${METRIC_PREFIX}backup_needed_bytes`,
+    help: 'Space the next backup needs in BACKUP_DIR (database size, twice that when compressing)',
+    registers,
+  });
+  const overdue = new Gauge({ name: `${METRIC_PREFIX}backup_overdue`, help: '1 when automatic backups are on and overdue', registers });
+
+  return {
+    registry,
+    async refresh(o: Observed) {
+      lastSize.set(o.lastBackup?.file_size_bytes ?? 0);
+      lastSuccess.set(o.facts.lastSuccessAt ? o.facts.lastSuccessAt.getTime() / 1_000 : 0);
+      catalogBackups.reset();
+      for (const type of BACKUP_TYPES) for (const status of ['in_progress', 'completed', 'failed']) catalogBackups.set({ type, status }, 0);
+      const rows = catalog.db.prepare('SELECT backup_type AS type, status, count(*) AS n FROM backup_log GROUP BY 1, 2').all() as {
+        type: string;
+        status: string;
+        n: number;
+      }[];
+      for (const r of rows) catalogBackups.set({ type: r.type, status: r.status }, r.n);
+      redisUp.set(o.facts.redisUp ? 1 : 0);
+      workersAlive.set(o.facts.workersAlive ?? 0);
+      if (o.facts.freeBytes !== null) freeBytes.set(o.facts.freeBytes);
+      if (o.facts.neededBytes !== null) neededBytes.set(o.facts.neededBytes);
+      overdue.set(overdueBy(o.facts) !== null ? 1 : 0);
+      queueJobs.reset();
+      if (o.facts.redisUp) {
+        await Promise.all(
+          queues.all().map(async (q) => {
+            const counts = await q.getJobCounts(...JOB_STATES);
+            for (const state of JOB_STATES) queueJobs.set({ queue: q.name, state }, counts[state] ?? 0);
+          }),
+        );
+      }
+    },
+  };
+}
+
+/**
+ * `GET /metrics`: Prometheus text. The job counters and histograms are the sum of this process's
+ * set (alerts it sent) and those of every live worker, published with their heartbeats. A worker
+ * that stops takes its counts with it, which Prometheus's `rate()` reads as a counter reset.
+ */
+export function metricsRouter(deps: ProducerDeps & { ops: { metrics: OpsMetrics } }): Router {
+  const router = Router();
+  const gauges = stateGauges(deps);
+  const tokens = [deps.apiToken, ...(deps.config.metricsToken ? [deps.config.metricsToken] : [])];
+  router.use(requireAnyBearer(tokens));
+  router.get('/', async (_req, res) => {
+    const observed = await observe(deps);
+    await gauges.refresh(observed);
+    const fleet = aggregate([await deps.ops.metrics.registry.getMetricsAsJSON(), ...observed.workers.map((w) => w.metrics)]);
+    const merged = Registry.merge([fleet, gauges.registry]);
+    res.setHeader('Content-Type', merged.contentType);
+    res.send(await merged.metrics());
+  });
+  return router;
+}

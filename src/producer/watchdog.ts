@@ -1,0 +1,53 @@
+import type { ProducerDeps } from './deps.js';
+import { observe } from './health-facts.js';
+import { formatDuration, overdueBy } from './health-rules.js';
+
+/**
+ * Watches for automatic backups that stopped happening — the failure no job can report, since
+ * the job never ran (no worker alive, scheduler gone, Redis lost its data). It runs in the
+ * producer, which serves `/health` anyway. One alert per overdue spell: the Redis key names the
+ * last successful backup, so every producer of a deployment agrees on whether it was sent, and a
+ * new success starts a new spell.
+ */
+export function startWatchdog(deps: ProducerDeps): { stop(): void } {
+  const { config, redis, log } = deps;
+  const check = async () => {
+    if (!deps.ops.alerts.enabled) return;
+    const { facts, lastBackup } = await observe(deps);
+    const late = overdueBy(facts);
+    if (late === null || !facts.redisUp) return;
+    const spell = `${config.queuePrefix}:ops:overdue-alerted:${lastBackup?.id ?? `none-${deps.startedAt.getTime()}`}`;
+    const first = await redis.set(spell, new Date().toISOString(), 'PX', 30 * 24 * 3_600_000, 'NX');
+    if (first !== 'OK') return;
+    const since = facts.lastSuccessAt ?? facts.watchingSince;
+    const age = formatDuration(facts.now.getTime() - since.getTime());
+    const reason = facts.lastSuccessAt
+      ? `the last successful backup finished ${age} ago; automatic backups run every ${formatDuration(facts.autoBackupInterval)}`
+      : `no backup has succeeded in ${age}; automatic backups run every ${formatDuration(facts.autoBackupInterval)}`;
+    log.warn({ lateMs: late, workersAlive: facts.workersAlive }, `automatic backups are overdue: ${reason}`);
+    deps.ops.alerts.send({
+      event: 'backup.overdue',
+      summary: 'automatic backups are overdue',
+      reason: facts.workersAlive === 0 ? `${reason}; no worker process is alive` : reason,
+      lastSuccessfulBackup: facts.lastSuccessAt?.toISOString() ?? null,
+      ...(lastBackup ? { backupId: lastBackup.id } : {}),
+    });
+  };
+  let running = false;
+  const period = () => Math.min(60_000, Math.max(1_000, Math.floor(config.autoBackupInterval / 2)));
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    check()
+      .catch((err: Error) => log.warn({ err: err.message }, 'overdue check failed'))
+      .finally(() => {
+        running = false;
+      });
+  }, period());
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}

@@ -1,0 +1,165 @@
+import { performance } from 'node:perf_hooks';
+import { Queue, type Job, type Worker } from 'bullmq';
+import { AlertSender, type AlertEvent } from '../shared/alerts.js';
+import { messageOf } from '../shared/errors.js';
+import { createOpsMetrics } from '../shared/metrics.js';
+import { QUEUE, backupJobSchema, defaultJobOptions, type QueueName, type VerifyJobData } from '../shared/queues.js';
+import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/scheduler.js';
+import { currentSettings } from '../shared/settings.js';
+import type { WorkerContext } from './context.js';
+import { startHeartbeat } from './heartbeat.js';
+
+type Processor<J extends Job, R> = (job: J, token?: string) => Promise<R>;
+
+/** A job id of ours made from another (a scheduler's ids contain `:`, which custom ids may not). */
+const derivedId = (...parts: (string | number | undefined)[]) => parts.map((p) => String(p).replace(/[^A-Za-z0-9_-]/g, '-')).join('-');
+
+const isDelayed = (err: unknown) => (err as Error | null)?.name === 'DelayedError';
+
+/**
+ * What the operator sees of a worker process, kept apart from the job logic: metrics around
+ * every processor, the heartbeat, alerts for jobs that fail for good, a verify job after each
+ * backup (VERIFY_AFTER_BACKUP) and the fan-out of the scheduled verification (VERIFY_SCHEDULE).
+ */
+export function createWorkerOps(ctx: WorkerContext) {
+  const { config, catalog, log } = ctx;
+  const metrics = createOpsMetrics();
+  const alerts = new AlertSender({
+    url: config.alertWebhookUrl,
+    attempts: config.alertAttempts,
+    timeoutMs: config.alertTimeout,
+    queuePrefix: config.queuePrefix,
+    log: log.child({ component: 'alerts' }),
+    onOutcome: (outcome) => metrics.alerts.inc({ outcome }),
+  });
+  // Follow-up verify jobs go through the queue like any other, so they show on the board.
+  const verifyQueue = new Queue<VerifyJobData>(QUEUE.verify, {
+    connection: ctx.redis,
+    prefix: config.queuePrefix,
+    defaultJobOptions: defaultJobOptions(config),
+  });
+  let heartbeat: { stop(): Promise<void> } | undefined;
+
+  function record(queue: QueueName, job: Job, outcome: 'completed' | 'failed', result: unknown, seconds: number): void {
+    metrics.duration.observe({ queue, outcome }, seconds);
+    if (queue === QUEUE.backup) {
+      const data = backupJobSchema.safeParse(job.data);
+      if (data.success) metrics.backups.inc({ type: data.data.type, status: outcome });
+    } else if (queue === QUEUE.verify) {
+      const valid = (result as { valid?: unknown } | undefined)?.valid;
+      metrics.verifications.inc({ result: outcome === 'failed' ? 'error' : valid === true ? 'valid' : 'invalid' });
+    } else {
+      // A rerun of a restore that was rolled back returns its row instead of throwing again.
+      const status = (result as { status?: unknown } | undefined)?.status;
+      metrics.restores.inc({ status: outcome === 'completed' && status === 'completed' ? 'completed' : 'failed' });
+    }
+  }
+
+  async function verifyAfterBackup(job: Job, result: unknown): Promise<void> {
+    const backupId = (result as { id?: unknown; status?: unknown }).id;
+    if (typeof backupId !== 'number' || !currentSettings(config, catalog).verifyAfterBackup) return;
+    try {
+      await verifyQueue.add('verify', { backupId, mode: 'full' }, { jobId: derivedId('verify-after', job.id) });
+    } catch (err) {
+      // The backup itself is done and recorded; a missed follow-up must not fail it.
+      log.warn({ backupId, err: messageOf(err) }, 'could not queue the verification after a backup');
+    }
+  }
+
+  /** The scheduled verification: one verify job per kept backup, idempotent per run. */
+  async function sweep(job: Job): Promise<{ queued: number; backupIds: number[] }> {
+    verifySweepJobSchema.parse(job.data);
+    const backups = catalog.completedBackups();
+    await verifyQueue.addBulk(
+      backups.map((b) => ({
+        name: 'verify',
+        data: { backupId: b.id, mode: 'full' as const },
+        opts: { jobId: derivedId('sweep', job.id, 'backup', b.id) },
+      })),
+    );
+    await job.updateProgress(100);
+    log.info({ jobId: job.id, backups: backups.length }, 'scheduled verification queued a verify job per kept backup');
+    return { queued: backups.length, backupIds: backups.map((b) => b.id) };
+  }
+
+  return {
+    metrics,
+    alerts,
+
+    /** The processor with metrics around it (and, for its queue, the follow-ups above). */
+    wrap<J extends Job, R>(queue: QueueName, processor: Processor<J, R>): Processor<J, R> {
+      return async (job, token) => {
+        if (queue === QUEUE.verify && job.name === VERIFY_SWEEP_JOB) return (await sweep(job)) as R;
+        const started = performance.now();
+        const seconds = () => (performance.now() - started) / 1_000;
+        let result: R;
+        try {
+          result = await processor(job, token);
+        } catch (err) {
+          if (isDelayed(err)) metrics.lockWaits.inc({ queue });
+          else record(queue, job, 'failed', undefined, seconds());
+          throw err;
+        }
+        record(queue, job, 'completed', result, seconds());
+        if (queue === QUEUE.backup) await verifyAfterBackup(job, result);
+        if (queue === QUEUE.verify && (result as { valid?: unknown }).valid === false) {
+          const r = result as { backupId?: number; message?: string };
+          alerts.send({
+            event: 'verify.invalid',
+            summary: `backup ${r.backupId} failed verification`,
+            reason: r.message ?? 'invalid',
+            queue,
+            jobId: String(job.id),
+            backupId: r.backupId,
+          });
+        }
+        return result;
+      };
+    },
+
+    /** Alerts and counts jobs that failed for good: retries spent, or a permanent error. */
+    watch(worker: Worker): void {
+      worker.on('failed', (job, err) => {
+        if (!job || isDelayed(err)) return;
+        const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+        if (!final) return;
+        const queue = worker.name as QueueName;
+        metrics.jobsFailed.inc({ queue });
+        const data = job.data as { backupId?: unknown; type?: unknown } | undefined;
+        const backupId = typeof data?.backupId === 'number' ? data.backupId : undefined;
+        alerts.send({
+          event: `${queue}.failed` as AlertEvent,
+          summary: `${queue} job ${job.id} failed after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}`,
+          reason: err.message,
+          queue,
+          jobId: String(job.id),
+          attemptsMade: job.attemptsMade,
+          ...(backupId !== undefined ? { backupId } : {}),
+          data: job.data as unknown,
+        });
+      });
+    },
+
+    /** Begins the heartbeat; call once the workers take jobs. */
+    async start(queues: string[]): Promise<void> {
+      heartbeat = await startHeartbeat({
+        redis: ctx.redis,
+        prefix: config.queuePrefix,
+        workerId: ctx.workerId,
+        intervalMs: config.heartbeatInterval,
+        queues,
+        metrics: () => metrics.registry.getMetricsAsJSON(),
+        log,
+      });
+    },
+
+    /** Leaves the heartbeat set, lets alerts in flight finish (bounded), closes the queue. */
+    async stop(): Promise<void> {
+      await heartbeat?.stop();
+      await alerts.flush(Math.min(config.shutdownTimeout, 5_000));
+      await verifyQueue.close();
+    },
+  };
+}
+
+export type WorkerOps = ReturnType<typeof createWorkerOps>;
