@@ -94,7 +94,11 @@ describe('alerts to ALERT_WEBHOOK_URL', () => {
       return got.length ? got : null;
     });
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]!.body).toMatchObject({ event: 'backup.failed', attemptsMade: 2, jobId: catalog.getBackup(res.body.backup.id)!.job_id });
+    expect(alerts[0]!.body).toMatchObject({
+      event: 'backup.failed',
+      attemptsMade: 2,
+      jobId: catalog.getBackup(res.body.backup.id)!.job_id,
+    });
     expect(alerts[0]!.body.reason).toMatch(/EEXIST/);
     const job = await request(producer.server).get(`/api/jobs/${alerts[0]!.body.jobId}`).set(auth);
     expect(job.body.job).toMatchObject({ state: 'failed', attemptsMade: 2 });
@@ -123,7 +127,12 @@ describe('the overdue watchdog', () => {
 
   it('alerts once when scheduled backups are overdue', async () => {
     const [alert] = await waitUntil('the overdue alert', () => (hook2.of('backup.overdue').length ? hook2.of('backup.overdue') : null));
-    expect(alert!.body).toMatchObject({ event: 'backup.overdue', summary: 'automatic backups are overdue', lastSuccessfulBackup: null, queuePrefix: quiet.prefix });
+    expect(alert!.body).toMatchObject({
+      event: 'backup.overdue',
+      summary: 'automatic backups are overdue',
+      lastSuccessfulBackup: null,
+      queuePrefix: quiet.prefix,
+    });
     expect(alert!.body.reason).toMatch(/^no backup has succeeded in \d+ s; automatic backups run every 1 s; no worker process is alive$/);
     // The same overdue spell is not reported again on the next checks.
     await new Promise((r) => setTimeout(r, 3_000));

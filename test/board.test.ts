@@ -27,7 +27,14 @@ beforeAll(async () => {
   // Debian's chromium; the test never downloads a browser of its own.
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -88,7 +95,8 @@ describe('Bull Board at /admin/queues', () => {
   });
 
   it('changes nothing in read-only mode, and takes changes only from its own pages otherwise', async () => {
-    const retry = (app: RunningProducer) => request(app.server).put('/admin/queues/api/queues/backup/retry/failed').set('Authorization', basic(TEST_TOKEN));
+    const retry = (app: RunningProducer) =>
+      request(app.server).put('/admin/queues/api/queues/backup/retry/failed').set('Authorization', basic(TEST_TOKEN));
 
     const list = await request(readOnly.server).get('/admin/queues/api/queues').set('Authorization', basic(TEST_TOKEN));
     expect(list.status).toBe(200);

@@ -83,12 +83,14 @@ describe('GET /health', () => {
       expect(res.body.backups.lastSuccessfulBackupAgeSeconds).toBeGreaterThanOrEqual(3 * 3_600);
       expect(res.body.problems).toEqual([expect.stringMatching(/last successful backup is 3 h old.*every 60 min/)]);
     } finally {
-      catalog.db.prepare('UPDATE backup_log SET started_at = ?, completed_at = ? WHERE id = ?').run(last.started_at, last.completed_at, last.id);
+      catalog.db
+        .prepare('UPDATE backup_log SET started_at = ?, completed_at = ? WHERE id = ?')
+        .run(last.started_at, last.completed_at, last.id);
     }
     expect((await health()).body.status).toBe('ok');
   });
 
-  it('is degraded when no worker is alive, once a killed worker\'s heartbeat has expired', async () => {
+  it("is degraded when no worker is alive, once a killed worker's heartbeat has expired", async () => {
     await worker.kill(); // SIGKILL: no clean goodbye, only the heartbeat's expiry tells
     const res = await waitUntil('the dead worker to drop out', async () => {
       const r = await health();
@@ -118,10 +120,14 @@ describe('GET /health', () => {
     expect(res.body.backups.statistics.totalBackups).toBe(catalog.statistics().totalBackups);
 
     await redis.start();
-    const back = await waitUntil('health to recover with Redis', async () => {
-      const r = await health();
-      return r.status === 200 && r.body.status === 'ok' ? r : null;
-    }, 30_000);
+    const back = await waitUntil(
+      'health to recover with Redis',
+      async () => {
+        const r = await health();
+        return r.status === 200 && r.body.status === 'ok' ? r : null;
+      },
+      30_000,
+    );
     expect(back.body.redis.reachable).toBe(true);
   });
 });

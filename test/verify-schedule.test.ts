@@ -35,7 +35,11 @@ afterAll(async () => {
 });
 
 const verifications = (backupId: number) =>
-  catalog.db.prepare('SELECT * FROM verification WHERE backup_id = ? ORDER BY id').all(backupId) as { mode: string; valid: number; verified_at: string }[];
+  catalog.db.prepare('SELECT * FROM verification WHERE backup_id = ? ORDER BY id').all(backupId) as {
+    mode: string;
+    valid: number;
+    verified_at: string;
+  }[];
 
 describe('verification after each backup (VERIFY_AFTER_BACKUP)', () => {
   it('shows in the config and verifies every new backup in full', async () => {
@@ -92,10 +96,15 @@ describe('scheduled verification (VERIFY_SCHEDULE)', () => {
     for (const bad of ['every tuesday', '61 * * * *', '500', 42]) {
       const res = await request(producer.server).put('/api/backups/config').set(auth).send({ verifySchedule: bad });
       expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ success: false, error: { code: 'invalid_body', message: expect.stringMatching(/^verifySchedule: /) } });
+      expect(res.body).toMatchObject({
+        success: false,
+        error: { code: 'invalid_body', message: expect.stringMatching(/^verifySchedule: /) },
+      });
     }
     expect(() => parseConfig({ VERIFY_SCHEDULE: 'weekly' })).toThrow(ConfigError);
-    expect(() => parseConfig({ VERIFY_SCHEDULE: 'weekly' })).toThrow(/^Invalid VERIFY_SCHEDULE="weekly": expected off, milliseconds, or a cron pattern/);
+    expect(() => parseConfig({ VERIFY_SCHEDULE: 'weekly' })).toThrow(
+      /^Invalid VERIFY_SCHEDULE="weekly": expected off, milliseconds, or a cron pattern/,
+    );
     expect(parseConfig({ VERIFY_SCHEDULE: '0 3 * * 0' }).verifySchedule).toBe('0 3 * * 0');
     expect(() => parseConfig({ ALERT_WEBHOOK_URL: 'ftp://x' })).toThrow(/^Invalid ALERT_WEBHOOK_URL=\(hidden\)/);
   });
@@ -103,7 +112,11 @@ describe('scheduled verification (VERIFY_SCHEDULE)', () => {
 
 describe('LOG_FILE', () => {
   it('receives the same JSON lines as stdout', () => {
-    const lines = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { service: string; msg: string });
+    const lines = fs
+      .readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { service: string; msg: string });
     expect(lines.some((l) => l.service === 'worker' && l.msg === 'worker ready')).toBe(true);
     expect(lines.some((l) => l.service === 'worker' && l.msg === 'backup completed')).toBe(true);
     expect(worker.output()).toContain('"msg":"backup completed"');

@@ -40,7 +40,9 @@ export function formatBytes(n: number): string {
  * Automatic backups are overdue when the last success (or, with none yet, the start of watching)
  * is older than twice the interval: one missed run is tolerated, two are not.
  */
-export function overdueBy(f: Pick<HealthFacts, 'now' | 'autoBackupEnabled' | 'autoBackupInterval' | 'lastSuccessAt' | 'watchingSince'>): number | null {
+export function overdueBy(
+  f: Pick<HealthFacts, 'now' | 'autoBackupEnabled' | 'autoBackupInterval' | 'lastSuccessAt' | 'watchingSince'>,
+): number | null {
   if (!f.autoBackupEnabled) return null;
   const since = f.lastSuccessAt ?? f.watchingSince;
   const late = f.now.getTime() - since.getTime() - 2 * f.autoBackupInterval;
@@ -64,7 +66,9 @@ export function assessHealth(f: HealthFacts): { status: HealthStatus; problems: 
     );
   }
   if (f.freeBytes !== null && f.neededBytes !== null && f.freeBytes < f.neededBytes) {
-    problems.push(`free space in BACKUP_DIR (${formatBytes(f.freeBytes)}) is below what the next backup needs (${formatBytes(f.neededBytes)})`);
+    problems.push(
+      `free space in BACKUP_DIR (${formatBytes(f.freeBytes)}) is below what the next backup needs (${formatBytes(f.neededBytes)})`,
+    );
   }
   const status: HealthStatus = !f.redisUp ? 'down' : problems.length ? 'degraded' : 'ok';
   return { status, problems };

@@ -18,7 +18,11 @@ function stateGauges(deps: ProducerDeps) {
   const registers = [registry];
   const { catalog, queues } = deps;
 
-  const lastSize = new Gauge({ name: `${METRIC_PREFIX}last_backup_size_bytes`, help: 'File size of the newest completed backup', registers });
+  const lastSize = new Gauge({
+    name: `${METRIC_PREFIX}last_backup_size_bytes`,
+    help: 'File size of the newest completed backup',
+    registers,
+  });
   const lastSuccess = new Gauge({
     name: `${METRIC_PREFIX}last_success_timestamp_seconds`,
     help: 'When the newest completed backup finished (Unix time); 0 if none ever did',
@@ -30,7 +34,12 @@ function stateGauges(deps: ProducerDeps) {
     labelNames: ['type', 'status'] as const,
     registers,
   });
-  const queueJobs = new Gauge({ name: `${METRIC_PREFIX}queue_jobs`, help: 'Jobs per queue and state', labelNames: ['queue', 'state'] as const, registers });
+  const queueJobs = new Gauge({
+    name: `${METRIC_PREFIX}queue_jobs`,
+    help: 'Jobs per queue and state',
+    labelNames: ['queue', 'state'] as const,
+    registers,
+  });
   const workersAlive = new Gauge({ name: `${METRIC_PREFIX}workers_alive`, help: 'Worker processes with a live heartbeat', registers });
   const redisUp = new Gauge({ name: `${METRIC_PREFIX}redis_up`, help: '1 when Redis answers, else 0', registers });
   const freeBytes = new Gauge({ name: `${METRIC_PREFIX}backup_dir_free_bytes`, help: 'Free space in BACKUP_DIR', registers });
@@ -48,11 +57,7 @@ function stateGauges(deps: ProducerDeps) {
       lastSuccess.set(o.facts.lastSuccessAt ? o.facts.lastSuccessAt.getTime() / 1_000 : 0);
       catalogBackups.reset();
       for (const type of BACKUP_TYPES) for (const status of ['in_progress', 'completed', 'failed']) catalogBackups.set({ type, status }, 0);
-      const rows = catalog.db.prepare('SELECT backup_type AS type, status, count(*) AS n FROM backup_log GROUP BY 1, 2').all() as {
-        type: string;
-        status: string;
-        n: number;
-      }[];
+      const rows = catalog.backupCounts();
       for (const r of rows) catalogBackups.set({ type: r.type, status: r.status }, r.n);
       redisUp.set(o.facts.redisUp ? 1 : 0);
       workersAlive.set(o.facts.workersAlive ?? 0);

@@ -54,7 +54,13 @@ export class AlertSender {
 
   send(alert: Omit<Alert, 'at' | 'service' | 'host' | 'queuePrefix'>): void {
     if (!this.opts.url) return;
-    const body: Alert = { ...alert, at: new Date().toISOString(), service: 'workstation-backup', host: hostname(), queuePrefix: this.opts.queuePrefix };
+    const body: Alert = {
+      ...alert,
+      at: new Date().toISOString(),
+      service: 'workstation-backup',
+      host: hostname(),
+      queuePrefix: this.opts.queuePrefix,
+    };
     const delivery = this.deliver(this.opts.url, body).finally(() => this.pending.delete(delivery));
     this.pending.add(delivery);
   }

@@ -291,6 +291,15 @@ export class Catalog {
     return value;
   }
 
+  /** How many rows of each type and status the catalog holds, for metrics. */
+  backupCounts(): { type: BackupType; status: BackupStatus; n: number }[] {
+    return this.db.prepare('SELECT backup_type AS type, status, count(*) AS n FROM backup_log GROUP BY 1, 2').all() as {
+      type: BackupType;
+      status: BackupStatus;
+      n: number;
+    }[];
+  }
+
   lastSuccessfulBackup(): BackupRow | undefined {
     return this.db
       .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.status = 'completed' ORDER BY l.id DESC LIMIT 1`)

@@ -22,11 +22,7 @@ const setKey = (prefix: string) => `${prefix}:ops:workers`;
 const workerKey = (prefix: string, workerId: string) => `${prefix}:ops:worker:${workerId}`;
 
 export async function writeHeartbeat(redis: Redis, prefix: string, beat: Heartbeat, ttlMs: number): Promise<void> {
-  await redis
-    .multi()
-    .set(workerKey(prefix, beat.workerId), JSON.stringify(beat), 'PX', ttlMs)
-    .sadd(setKey(prefix), beat.workerId)
-    .exec();
+  await redis.multi().set(workerKey(prefix, beat.workerId), JSON.stringify(beat), 'PX', ttlMs).sadd(setKey(prefix), beat.workerId).exec();
 }
 
 /** A worker that stops cleanly leaves at once instead of after its TTL. */

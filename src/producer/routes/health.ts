@@ -26,7 +26,9 @@ export function healthRouter(deps: ProducerDeps): Router {
         autoBackupEnabled: facts.autoBackupEnabled,
         autoBackupInterval: facts.autoBackupInterval,
         lastSuccessfulBackup: facts.lastSuccessAt?.toISOString() ?? null,
-        lastSuccessfulBackupAgeSeconds: facts.lastSuccessAt ? Math.round((facts.now.getTime() - facts.lastSuccessAt.getTime()) / 1_000) : null,
+        lastSuccessfulBackupAgeSeconds: facts.lastSuccessAt
+          ? Math.round((facts.now.getTime() - facts.lastSuccessAt.getTime()) / 1_000)
+          : null,
         lastBackupSize: lastBackup?.file_size_bytes ?? null,
         overdue: late !== null,
         failedBackups: statistics.failedBackups,
