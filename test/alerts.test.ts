@@ -105,6 +105,25 @@ describe('alerts to ALERT_WEBHOOK_URL', () => {
   });
 });
 
+describe('alerts for verification', () => {
+  it('report a backup that verification finds damaged, with what failed', async () => {
+    const made = await request(producer.server).post('/api/backups').set(auth);
+    expect(made.status).toBe(201);
+    fs.appendFileSync(made.body.backup.filePath, 'tampered');
+    const before = hook.deliveries.length;
+    const res = await request(producer.server).post(`/api/backups/${made.body.backup.id}/verify`).set(auth);
+    expect(res.body).toMatchObject({ success: true, valid: false });
+    const [alert] = await waitUntil('the alert', () => (hook.deliveries.length > before ? hook.deliveries.slice(before) : null));
+    expect(alert!.body).toMatchObject({
+      event: 'verify.invalid',
+      queue: 'verify',
+      backupId: made.body.backup.id,
+      reason: res.body.message,
+    });
+    expect(alert!.body.reason).toMatch(/checksum/i);
+  });
+});
+
 describe('the overdue watchdog', () => {
   let quiet: Sandbox;
   let lonely: RunningProducer;
