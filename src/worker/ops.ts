@@ -82,6 +82,32 @@ export function createWorkerOps(ctx: WorkerContext) {
     return { queued: backups.length, backupIds: backups.map((b) => b.id) };
   }
 
+  /**
+   * Whether a failed attempt was the job's last: a permanent error, its attempts spent, or (for
+   * one failed by the stalled-job checker, whose attempts may remain) its state in Redis.
+   */
+  async function isFinal(job: Job, err: Error): Promise<boolean> {
+    if (err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1)) return true;
+    return (await job.getState().catch(() => 'unknown')) === 'failed';
+  }
+
+  function reportFailure(worker: Worker, job: Job, err: Error): void {
+    const queue = worker.name as QueueName;
+    metrics.jobsFailed.inc({ queue });
+    const data = job.data as { backupId?: unknown; type?: unknown } | undefined;
+    const backupId = typeof data?.backupId === 'number' ? data.backupId : undefined;
+    alerts.send({
+      event: `${queue}.failed` as AlertEvent,
+      summary: `${queue} job ${job.id} failed after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}`,
+      reason: err.message,
+      queue,
+      jobId: String(job.id),
+      attemptsMade: job.attemptsMade,
+      ...(backupId !== undefined ? { backupId } : {}),
+      data: job.data as unknown,
+    });
+  }
+
   return {
     metrics,
     alerts,
@@ -121,22 +147,11 @@ export function createWorkerOps(ctx: WorkerContext) {
     watch(worker: Worker): void {
       worker.on('failed', (job, err) => {
         if (!job || isDelayed(err)) return;
-        const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-        if (!final) return;
-        const queue = worker.name as QueueName;
-        metrics.jobsFailed.inc({ queue });
-        const data = job.data as { backupId?: unknown; type?: unknown } | undefined;
-        const backupId = typeof data?.backupId === 'number' ? data.backupId : undefined;
-        alerts.send({
-          event: `${queue}.failed` as AlertEvent,
-          summary: `${queue} job ${job.id} failed after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}`,
-          reason: err.message,
-          queue,
-          jobId: String(job.id),
-          attemptsMade: job.attemptsMade,
-          ...(backupId !== undefined ? { backupId } : {}),
-          data: job.data as unknown,
-        });
+        isFinal(job, err)
+          .then((final) => {
+            if (final) reportFailure(worker, job, err);
+          })
+          .catch((e: unknown) => log.warn({ jobId: job.id, err: messageOf(e) }, 'could not report a failed job'));
       });
     },
 
