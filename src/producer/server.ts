@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { resolveApiToken } from '../shared/api-token.js';
-import { Catalog } from '../shared/catalog.js';
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
 import { ensurePrivateDir } from '../shared/files.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { openCatalog } from '../shared/reindex.js';
 import { createQueues } from '../shared/queues.js';
 import { producerRedis, waitForRedis, workerRedis } from '../shared/redis.js';
 import { AlertSender } from '../shared/alerts.js';
@@ -33,7 +33,8 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
     events.disconnect();
     throw err;
   }
-  const catalog = new Catalog(config.catalogPath);
+  // A lost catalog is rebuilt from the backups' manifests before anything reads it.
+  const { catalog } = await openCatalog(config, log);
   const queues = createQueues(config, redis, events, log);
   await Promise.all(Object.values(queues.events).map((e) => e.waitUntilReady()));
   await syncSchedules(queues, currentSettings(config, catalog));

@@ -2,12 +2,16 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { BackupRow, BackupType, Catalog } from './catalog.js';
 import { sha256File } from './checksum.js';
-import { compressFile } from './compression.js';
+import { encodeFile, extensionOf } from './codec.js';
 import type { Config } from './config.js';
+import { keyringOf } from './encryption.js';
 import { AppError, messageOf, permanentFailure } from './errors.js';
-import { backupBaseName, ensurePrivateDir, extensionFor, publish, removeQuietly, tempPath } from './files.js';
+import { backupBaseName, ensurePrivateDir, publish, removeQuietly, tempPath } from './files.js';
 import type { Logger } from './logger.js';
+import { buildManifest, manifestName } from './manifest.js';
+import { catchUpMirror, copyToMirror } from './mirror.js';
 import { snapshot } from './sqlite-ops.js';
+import { storesOf } from './storage.js';
 
 export interface BackupContext {
   config: Config;
@@ -20,6 +24,8 @@ export interface BackupRequest {
   /** The job that asked for it; a rerun of the same job reuses its catalog row. */
   jobId: string | null;
   onProgress?: (percent: number) => Promise<void> | void;
+  /** Bytes compressed/encrypted so far out of the database's size, for a progress bar. */
+  onBytes?: (done: number, total: number) => void;
 }
 
 /** Turns the errors a backup meets into messages an operator can act on. */
@@ -44,18 +50,23 @@ function explain(err: unknown, config: Config): Error {
 
 /**
  * Takes one backup of the live database: a consistent snapshot into a temp file in BACKUP_DIR,
- * optional compression, fsync, a no-clobber rename to the runbook's file name, SHA-256, and the
- * catalog row moved from `in_progress` to `completed`. On any failure the temp files are removed
- * and the row is `failed` with the reason. The caller holds the database lock.
+ * optional compression and encryption, fsync, a no-clobber rename to the runbook's file name,
+ * SHA-256, its manifest beside it, and the catalog row moved from `in_progress` to `completed`;
+ * then a copy to the mirror, when one is configured. On any failure before completion the temp
+ * files are removed and the row is `failed` with the reason. A mirror that cannot take the copy
+ * does not fail the backup: the copy is recorded as failed (see `/health`) and retried by the
+ * next backup. The caller holds the database lock.
  */
 export async function createBackup(ctx: BackupContext, req: BackupRequest): Promise<BackupRow> {
   const { config, catalog, log } = ctx;
   const startedAt = new Date();
-  const ext = extensionFor(config.compression);
+  const key = keyringOf(config).write;
+  const ext = extensionOf({ compression: config.compression, encrypted: Boolean(key) });
   const base = backupBaseName(startedAt);
-  const id = catalog.beginBackup(req.type, path.join(config.backupDir, base + ext), req.jobId, config.compression);
+  const id = catalog.beginBackup(req.type, path.join(config.backupDir, base + ext), req.jobId, config.compression, key?.id ?? null);
   const rawTemp = tempPath(config.backupDir, `backup-${id}`);
   const packedTemp = `${rawTemp}${ext}`;
+  let finalPath: string | undefined;
   const progress = async (p: number) => {
     await req.onProgress?.(p);
   };
@@ -79,15 +90,30 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     await progress(60);
 
     let finished = rawTemp;
-    if (config.compression !== 'none') {
-      await compressFile(rawTemp, packedTemp, config.compression);
+    if (config.compression !== 'none' || key) {
+      await encodeFile(rawTemp, packedTemp, config.compression, key, (n) => req.onBytes?.(n, databaseSize));
       await removeQuietly(rawTemp);
       finished = packedTemp;
     }
     await progress(75);
 
     const [checksum, stat] = await Promise.all([sha256File(finished), fs.stat(finished)]);
-    const finalPath = await publish(finished, config.backupDir, base, ext);
+    finalPath = await publish(finished, config.backupDir, base, ext);
+    const completedAt = new Date().toISOString();
+    // The manifest is written before the row completes: a completed backup always has one.
+    const manifest = buildManifest(
+      {
+        ...catalog.getBackup(id)!,
+        file_path: finalPath,
+        file_size_bytes: stat.size,
+        checksum,
+        completed_at: completedAt,
+        status: 'completed',
+      },
+      { sourcePath: config.databasePath, pageSize: info.pageSize, userVersion: info.userVersion, sizeBytes: databaseSize },
+      key,
+    );
+    await storesOf(config).primary.putText(manifestName(path.basename(finalPath)), `${JSON.stringify(manifest, null, 2)}\n`);
     catalog.completeBackup(id, {
       filePath: finalPath,
       fileSize: stat.size,
@@ -95,12 +121,19 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       pageSize: info.pageSize,
       userVersion: info.userVersion,
       databaseSize,
+      completedAt,
     });
-    await progress(100);
+    await progress(90);
     const row = catalog.getBackup(id)!;
     log.info({ backupId: id, file: finalPath, bytes: stat.size, ms: Date.now() - startedAt.getTime() }, 'backup completed');
+    // A mirror that was away gets the backups it missed once it takes copies again.
+    if (await copyToMirror(ctx, row)) await catchUpMirror(ctx);
+    await progress(100);
     return row;
   } catch (err) {
+    if (finalPath && catalog.getBackup(id)?.status !== 'completed') {
+      await removeQuietly(finalPath, path.join(config.backupDir, manifestName(path.basename(finalPath))));
+    }
     await removeQuietly(rawTemp, packedTemp);
     const reason = explain(err, config);
     catalog.failBackup(id, reason.message);

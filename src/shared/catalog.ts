@@ -34,6 +34,15 @@ CREATE TABLE IF NOT EXISTS backup_detail (
   database_size_bytes INTEGER
 );
 
+CREATE TABLE IF NOT EXISTS backup_copy (
+  backup_id INTEGER NOT NULL REFERENCES backup_log(id) ON DELETE CASCADE,
+  location TEXT NOT NULL,
+  status TEXT CHECK(status IN ('ok', 'failed')) NOT NULL,
+  checked_at DATETIME NOT NULL,
+  error_message TEXT,
+  PRIMARY KEY (backup_id, location)
+);
+
 CREATE TABLE IF NOT EXISTS verification (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   backup_id INTEGER NOT NULL REFERENCES backup_log(id) ON DELETE CASCADE,
@@ -87,9 +96,37 @@ export interface BackupRow {
   error_message: string | null;
   checksum: string | null;
   compression: CompressionMode | null;
+  /** Id of the key the file is encrypted with; null when it is not encrypted. */
+  encryption: string | null;
   page_size: number | null;
   user_version: number | null;
+  database_size_bytes: number | null;
   job_id: string | null;
+}
+
+export interface CopyRow {
+  backup_id: number;
+  location: string;
+  status: 'ok' | 'failed';
+  checked_at: string;
+  error_message: string | null;
+}
+
+/** What a manifest knows about a backup: enough to put its rows back. */
+export interface ImportedBackup {
+  id: number;
+  type: BackupType;
+  filePath: string;
+  fileSize: number;
+  startedAt: string;
+  completedAt: string;
+  checksum: string;
+  jobId: string | null;
+  compression: CompressionMode;
+  encryption: string | null;
+  pageSize: number | null;
+  userVersion: number | null;
+  databaseSize: number | null;
 }
 
 export interface VerificationRow {
@@ -122,7 +159,7 @@ export interface Statistics {
   failedBackups: number;
 }
 
-const BACKUP_COLUMNS = `l.*, d.compression, d.page_size, d.user_version, d.job_id`;
+const BACKUP_COLUMNS = `l.*, d.compression, d.encryption, d.page_size, d.user_version, d.database_size_bytes, d.job_id`;
 const BACKUP_FROM = `backup_log l LEFT JOIN backup_detail d ON d.backup_id = l.id`;
 
 const now = () => new Date().toISOString();
@@ -147,7 +184,14 @@ export class Catalog {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec(SCHEMA);
+      this.migrate();
     }
+  }
+
+  /** Columns added after the first release; a catalog from then gains them in place. */
+  private migrate(): void {
+    const columns = new Set((this.db.pragma('table_info(backup_detail)') as { name: string }[]).map((c) => c.name));
+    if (!columns.has('encryption')) this.db.exec('ALTER TABLE backup_detail ADD COLUMN encryption TEXT');
   }
 
   close(): void {
@@ -160,7 +204,7 @@ export class Catalog {
    * Starts the catalog row of a backup job. A job that runs again (a retry, or a rerun after its
    * worker died) takes over its own row instead of adding another.
    */
-  beginBackup(type: BackupType, filePath: string, jobId: string | null, compression: CompressionMode): number {
+  beginBackup(type: BackupType, filePath: string, jobId: string | null, compression: CompressionMode, encryption: string | null = null): number {
     return this.db.transaction(() => {
       if (jobId) {
         const existing = this.db.prepare('SELECT backup_id FROM backup_detail WHERE job_id = ?').get(jobId) as
@@ -173,7 +217,9 @@ export class Catalog {
                  error_message = NULL, checksum = NULL, file_size_bytes = NULL WHERE id = ?`,
             )
             .run(filePath, now(), existing.backup_id);
-          this.db.prepare('UPDATE backup_detail SET compression = ? WHERE backup_id = ?').run(compression, existing.backup_id);
+          this.db
+            .prepare('UPDATE backup_detail SET compression = ?, encryption = ? WHERE backup_id = ?')
+            .run(compression, encryption, existing.backup_id);
           return existing.backup_id;
         }
       }
@@ -182,14 +228,24 @@ export class Catalog {
           .prepare(`INSERT INTO backup_log (backup_type, file_path, started_at, status) VALUES (?, ?, ?, 'in_progress')`)
           .run(type, filePath, now()).lastInsertRowid,
       );
-      this.db.prepare('INSERT INTO backup_detail (backup_id, job_id, compression) VALUES (?, ?, ?)').run(id, jobId, compression);
+      this.db
+        .prepare('INSERT INTO backup_detail (backup_id, job_id, compression, encryption) VALUES (?, ?, ?, ?)')
+        .run(id, jobId, compression, encryption);
       return id;
     })();
   }
 
   completeBackup(
     id: number,
-    done: { filePath: string; fileSize: number; checksum: string; pageSize: number; userVersion: number; databaseSize: number },
+    done: {
+      filePath: string;
+      fileSize: number;
+      checksum: string;
+      pageSize: number;
+      userVersion: number;
+      databaseSize: number;
+      completedAt?: string;
+    },
   ): void {
     this.db.transaction(() => {
       this.db
@@ -197,7 +253,7 @@ export class Catalog {
           `UPDATE backup_log SET status = 'completed', file_path = ?, file_size_bytes = ?, checksum = ?, completed_at = ?,
              error_message = NULL WHERE id = ?`,
         )
-        .run(done.filePath, done.fileSize, done.checksum, now(), id);
+        .run(done.filePath, done.fileSize, done.checksum, done.completedAt ?? now(), id);
       this.db
         .prepare('UPDATE backup_detail SET page_size = ?, user_version = ?, database_size_bytes = ? WHERE backup_id = ?')
         .run(done.pageSize, done.userVersion, done.databaseSize, id);
@@ -212,6 +268,70 @@ export class Catalog {
 
   getBackup(id: number): BackupRow | undefined {
     return this.db.prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.id = ?`).get(id) as BackupRow | undefined;
+  }
+
+  /** A backup by its file's path, or by its file name alone. */
+  getBackupByFile(file: string): BackupRow | undefined {
+    return (
+      (this.db.prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.file_path = ?`).get(file) as BackupRow | undefined) ??
+      // instr, not LIKE: a file name's `_` would be a wildcard.
+      (this.db
+        .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE instr(l.file_path, ?) > 0 ORDER BY l.id DESC`)
+        .all(file) as BackupRow[]).find((r) => path.basename(r.file_path) === file)
+    );
+  }
+
+  /**
+   * Puts back a completed backup known from its manifest, keeping its id, so ids that operators
+   * and logs refer to stay valid after a rebuild. Returns false when the id is already taken.
+   */
+  importBackup(b: ImportedBackup): boolean {
+    return this.db.transaction(() => {
+      const taken = this.db.prepare('SELECT 1 FROM backup_log WHERE id = ?').get(b.id);
+      if (taken) return false;
+      this.db
+        .prepare(
+          `INSERT INTO backup_log (id, backup_type, file_path, file_size_bytes, started_at, completed_at, status, checksum)
+           VALUES (?, ?, ?, ?, ?, ?, 'completed', ?)`,
+        )
+        .run(b.id, b.type, b.filePath, b.fileSize, b.startedAt, b.completedAt, b.checksum);
+      // A job id seen twice (a manifest copied by hand) must not block the import.
+      const jobFree = b.jobId && !this.db.prepare('SELECT 1 FROM backup_detail WHERE job_id = ?').get(b.jobId);
+      this.db
+        .prepare(
+          `INSERT INTO backup_detail (backup_id, job_id, compression, encryption, page_size, user_version, database_size_bytes)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(b.id, jobFree ? b.jobId : null, b.compression, b.encryption, b.pageSize, b.userVersion, b.databaseSize);
+      return true;
+    })();
+  }
+
+  // ---- copies of a backup elsewhere (the mirror) ---------------------------------------------
+
+  recordCopy(backupId: number, location: string, ok: boolean, error: string | null = null): void {
+    this.db
+      .prepare(
+        `INSERT INTO backup_copy (backup_id, location, status, checked_at, error_message) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(backup_id, location) DO UPDATE SET status = excluded.status, checked_at = excluded.checked_at,
+           error_message = excluded.error_message`,
+      )
+      .run(backupId, location, ok ? 'ok' : 'failed', now(), error);
+  }
+
+  copies(location: string): CopyRow[] {
+    return this.db.prepare('SELECT * FROM backup_copy WHERE location = ? ORDER BY backup_id').all(location) as CopyRow[];
+  }
+
+  /** Completed backups without a good copy at `location`, oldest first. */
+  backupsWithoutCopy(location: string): BackupRow[] {
+    return this.db
+      .prepare(
+        `SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.status = 'completed'
+           AND NOT EXISTS (SELECT 1 FROM backup_copy c WHERE c.backup_id = l.id AND c.location = ? AND c.status = 'ok')
+         ORDER BY l.id`,
+      )
+      .all(location) as BackupRow[];
   }
 
   getBackupByJob(jobId: string): BackupRow | undefined {

@@ -17,12 +17,22 @@ const int = (min: number, max: number) =>
 export const MIN_AUTO_BACKUP_INTERVAL = 1_000;
 export const MAX_AUTO_BACKUP_INTERVAL = 30 * 24 * 3_600_000;
 
-export const COMPRESSION_MODES = ['none', 'gzip'] as const;
+export const COMPRESSION_MODES = ['none', 'gzip', 'zstd'] as const;
 export type CompressionMode = (typeof COMPRESSION_MODES)[number];
 
+// `true` means gzip: the runbook's switch, and a format every machine can read without this tool.
 const compression = z
-  .enum(['false', 'true', 'none', 'gzip'], { message: 'expected false, true or gzip' })
-  .transform((v): CompressionMode => (v === 'false' || v === 'none' ? 'none' : 'gzip'));
+  .enum(['false', 'true', 'none', 'gzip', 'zstd'], { message: 'expected false, true, gzip or zstd' })
+  .transform((v): CompressionMode => (v === 'false' || v === 'none' ? 'none' : v === 'zstd' ? 'zstd' : 'gzip'));
+
+/** A 256-bit key as base64 (standard or URL-safe alphabet). */
+const KEY_BYTES = 32;
+const isKey = (v: string) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === KEY_BYTES;
+const key = z.string().refine(isKey, { message: `expected ${KEY_BYTES} bytes as base64 (openssl rand -base64 32)` });
+const keyList = z
+  .string()
+  .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
+  .refine((keys) => keys.every(isKey), { message: `expected a comma-separated list of ${KEY_BYTES}-byte base64 keys` });
 
 const schedule = z.string().transform((v, ctx) => {
   try {
@@ -48,6 +58,10 @@ const envSchema = z.object({
   AUTO_BACKUP_INTERVAL: int(MIN_AUTO_BACKUP_INTERVAL, MAX_AUTO_BACKUP_INTERVAL).default(86_400_000),
   BACKUP_COMPRESSION: compression.default('none'),
   DATABASE_PATH: z.string().min(1).default('./workstation.db'),
+  BACKUP_ENCRYPTION_KEY: key.optional(),
+  BACKUP_ENCRYPTION_KEY_FILE: z.string().min(1).optional(),
+  BACKUP_DECRYPTION_KEYS: keyList.optional(),
+  BACKUP_MIRROR_DIR: z.string().min(1).optional(),
   CATALOG_PATH: z.string().min(1).optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected letters, digits, _ . or -' }).default('workstation-backup'),
@@ -88,6 +102,12 @@ function build(parsed: z.output<typeof envSchema>) {
     autoBackupInterval: parsed.AUTO_BACKUP_INTERVAL,
     compression: parsed.BACKUP_COMPRESSION,
     databasePath: path.resolve(parsed.DATABASE_PATH),
+    /** The key new backups are encrypted with (base64); unset with no key file = no encryption. */
+    encryptionKey: parsed.BACKUP_ENCRYPTION_KEY,
+    encryptionKeyFile: parsed.BACKUP_ENCRYPTION_KEY_FILE ? path.resolve(parsed.BACKUP_ENCRYPTION_KEY_FILE) : undefined,
+    /** Older keys, only for reading backups written before a key rotation. */
+    decryptionKeys: parsed.BACKUP_DECRYPTION_KEYS ?? [],
+    mirrorDir: parsed.BACKUP_MIRROR_DIR ? path.resolve(parsed.BACKUP_MIRROR_DIR) : undefined,
     catalogPath: path.resolve(parsed.CATALOG_PATH ?? path.join(backupDir, 'backup-catalog.db')),
     redisUrl: parsed.REDIS_URL,
     queuePrefix: parsed.QUEUE_PREFIX,
@@ -121,7 +141,12 @@ function build(parsed: z.output<typeof envSchema>) {
 export type Config = Readonly<ReturnType<typeof build>>;
 
 /** Variables whose values never appear in an error message. */
-const SECRET = new Set(['API_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_URL']);
+const SECRET = new Set(['API_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_URL', 'BACKUP_ENCRYPTION_KEY', 'BACKUP_DECRYPTION_KEYS']);
+
+const isWithin = (dir: string, other: string) => {
+  const rel = path.relative(dir, other);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+};
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -144,7 +169,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     const shown = SECRET.has(name) ? '(hidden)' : JSON.stringify(cleaned[name]);
     throw new ConfigError(`Invalid ${name}=${shown}: ${issue.message}`);
   }
-  return Object.freeze(build(result.data));
+  const config = build(result.data);
+  if (config.encryptionKey && config.encryptionKeyFile) {
+    throw new ConfigError('Invalid BACKUP_ENCRYPTION_KEY_FILE: set either BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE, not both');
+  }
+  if (config.mirrorDir && (config.mirrorDir === config.backupDir || isWithin(config.backupDir, config.mirrorDir) || isWithin(config.mirrorDir, config.backupDir))) {
+    throw new ConfigError(`Invalid BACKUP_MIRROR_DIR=${JSON.stringify(cleaned.BACKUP_MIRROR_DIR)}: expected a directory apart from BACKUP_DIR (another disk or mount)`);
+  }
+  return Object.freeze(config);
 }
 
 /** The configuration of this process. The only place that reads process.env. */

@@ -10,10 +10,6 @@ export function backupBaseName(at: Date): string {
   return BACKUP_PREFIX + at.toISOString().slice(0, 19).replace(/:/g, '-');
 }
 
-export function extensionFor(compression: 'none' | 'gzip'): string {
-  return compression === 'gzip' ? '.db.gz' : '.db';
-}
-
 /** A temporary file name in `dir` that no other process will pick. */
 export function tempPath(dir: string, label: string): string {
   return path.join(dir, `${TEMP_PREFIX}${label}-${process.pid}-${randomBytes(6).toString('hex')}`);

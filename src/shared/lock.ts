@@ -12,8 +12,14 @@ export class LockLostError extends AppError {
   }
 }
 
+/** What a destructive step needs from whatever lock its caller holds. */
+export interface LockGuard {
+  /** Throws unless the lock is still this holder's. */
+  assertHeld(): Promise<void>;
+}
+
 /** A granted lock. Renewed in the background until released; `lost` once renewal fails. */
-export class HeldLock {
+export class HeldLock implements LockGuard {
   private timer: NodeJS.Timeout;
   lost = false;
 

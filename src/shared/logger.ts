@@ -15,27 +15,36 @@ const REDACT = [
   '*.metricsToken',
   'alertWebhookUrl',
   '*.alertWebhookUrl',
+  'encryptionKey',
+  'config.encryptionKey',
+  'config.decryptionKeys',
 ];
 
 /**
- * The root logger of a process: JSON lines to stdout, one `service` field per process. With
- * LOG_FILE the same lines are appended to that file as well (the runbook greps
- * `logs/combined.log`); every process of a deployment may share one file, as each line is a single
- * append. Writes are synchronous so the last lines before an exit are not lost.
+ * The root logger of a process: JSON lines to stdout, one `service` field per process — or to
+ * stderr (fd 2) for the CLI, whose stdout is its answer. With LOG_FILE the same lines are appended
+ * to that file as well (the runbook greps `logs/combined.log`); every process of a deployment may
+ * share one file, as each line is a single append. Writes are synchronous so the last lines before
+ * an exit are not lost.
  */
-export function createLogger(config: Pick<Config, 'logLevel'> & { logFile?: string | undefined }, service: string): Logger {
+export function createLogger(
+  config: Pick<Config, 'logLevel'> & { logFile?: string | undefined },
+  service: string,
+  fd: 1 | 2 = 1,
+): Logger {
   const options = {
     level: config.logLevel,
     base: { service, pid: process.pid },
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  if (!config.logFile) return pino(options);
+  const screen = fd === 1 ? process.stdout : pino.destination({ fd, sync: true });
+  if (!config.logFile) return fd === 1 ? pino(options) : pino(options, screen);
   const file = pino.destination({ dest: config.logFile, mkdir: true, append: true, sync: true });
   return pino(
     options,
     pino.multistream([
-      { stream: process.stdout, level: config.logLevel === 'silent' ? 'fatal' : config.logLevel },
+      { stream: screen, level: config.logLevel === 'silent' ? 'fatal' : config.logLevel },
       { stream: file, level: config.logLevel === 'silent' ? 'fatal' : config.logLevel },
     ]),
   );

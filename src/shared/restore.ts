@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { createBackup, type BackupContext } from './backup.js';
 import type { RestoreRow } from './catalog.js';
 import { messageOf, notFound, permanentFailure } from './errors.js';
-import type { HeldLock } from './lock.js';
+import type { LockGuard } from './lock.js';
 import { copyIntoLive, describeDatabase } from './sqlite-ops.js';
 import { readableCopy, verifyAndRecord } from './verify.js';
 
@@ -10,7 +10,7 @@ export interface RestoreRequest {
   backupId: number;
   /** Names the restore: a rerun of the same job finds its row and does not restore twice. */
   jobId: string;
-  lock: HeldLock;
+  lock: LockGuard;
   onProgress?: (percent: number) => Promise<void> | void;
 }
 

@@ -1,13 +1,17 @@
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { Catalog } from './catalog.js';
+import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import { manifestName } from './manifest.js';
+import { removeFromMirror } from './mirror.js';
 
 /**
- * Keeps the `maxBackups` newest completed backups and deletes the rest (file, then row). Never
- * deletes the newest backup not known to be invalid, nor one that a running job has leased.
- * Returns the ids deleted.
+ * Keeps the `maxBackups` newest completed backups and deletes the rest (file, manifest, the
+ * mirror's copy, then row). Never deletes the newest backup not known to be invalid, nor one that
+ * a running job has leased. Returns the ids deleted. Without `config`, the mirror is left alone.
  */
-export async function applyRetention(catalog: Catalog, maxBackups: number, log: Logger): Promise<number[]> {
+export async function applyRetention(catalog: Catalog, maxBackups: number, log: Logger, config?: Config): Promise<number[]> {
   const completed = catalog.completedBackups();
   if (completed.length <= maxBackups) return [];
   const leased = catalog.leasedBackupIds();
@@ -17,9 +21,16 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
     if (backup.id === newestValid?.id || leased.has(backup.id)) continue;
     try {
       await fs.rm(backup.file_path, { force: true });
+      await fs.rm(path.join(path.dirname(backup.file_path), manifestName(path.basename(backup.file_path))), { force: true });
     } catch (err) {
       log.warn({ err, backupId: backup.id }, 'retention could not delete a backup file; keeping its row');
       continue;
+    }
+    if (config) {
+      // A mirror that is away must not make the primary keep growing; its stale copy is harmless.
+      await removeFromMirror(config, backup).catch((err: unknown) =>
+        log.warn({ err, backupId: backup.id }, 'retention could not delete the mirror copy of a backup'),
+      );
     }
     catalog.deleteBackup(backup.id);
     deleted.push(backup.id);

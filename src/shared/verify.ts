@@ -1,10 +1,11 @@
-import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { BackupRow, Catalog } from './catalog.js';
-import { sha256File } from './checksum.js';
-import { decompressFile } from './compression.js';
+import { decodeStream, isPlain } from './codec.js';
 import type { Config } from './config.js';
+import { KeyError, keyringOf } from './encryption.js';
 import { messageOf } from './errors.js';
-import { isInside, removeQuietly, tempPath } from './files.js';
+import { ensurePrivateDir, isInside, removeQuietly, tempPath } from './files.js';
+import { LocalDirStorage, storesOf, type BackupStorage } from './storage.js';
 import { describeDatabase, integrityProblems } from './sqlite-ops.js';
 
 export type VerifyMode = 'full' | 'quick';
@@ -30,11 +31,30 @@ export interface ReadableCopy {
   release(): Promise<void>;
 }
 
-export async function readableCopy(config: Config, backup: BackupRow): Promise<ReadableCopy> {
-  if (!backup.compression || backup.compression === 'none') return { path: backup.file_path, release: async () => undefined };
+/** Where one copy of a backup is read from. */
+interface Source {
+  store: BackupStorage;
+  name: string;
+}
+
+function primarySource(backup: BackupRow): Source {
+  return { store: new LocalDirStorage('primary', path.dirname(backup.file_path)), name: path.basename(backup.file_path) };
+}
+
+function mirrorSource(config: Config, backup: BackupRow): Source | undefined {
+  const { mirror } = storesOf(config);
+  return mirror ? { store: mirror, name: path.basename(backup.file_path) } : undefined;
+}
+
+const encodingOf = (backup: BackupRow) => ({ compression: backup.compression ?? 'none', encryption: backup.encryption ?? null });
+
+async function decodedCopy(config: Config, backup: BackupRow, source: Source): Promise<ReadableCopy> {
+  const local = source.store.localPath(source.name);
+  if (isPlain(encodingOf(backup)) && local) return { path: local, release: async () => undefined };
+  await ensurePrivateDir(config.backupDir);
   const temp = tempPath(config.backupDir, `read-${backup.id}`);
   try {
-    await decompressFile(backup.file_path, temp, backup.compression);
+    await decodeStream(source.store.read(source.name), temp, encodingOf(backup), keyringOf(config));
   } catch (err) {
     await removeQuietly(temp);
     throw err;
@@ -43,31 +63,37 @@ export async function readableCopy(config: Config, backup: BackupRow): Promise<R
 }
 
 /**
- * The runbook's four checks, in order, stopping at the first that fails: the file exists inside
- * BACKUP_DIR, its SHA-256 is the catalog's, it opens read-only as SQLite, and `integrity_check`
- * (or `quick_check`) passes. With `keep`, a passing backup's readable copy is handed back for a
- * restore to use instead of being removed.
+ * A readable SQLite copy of a backup: from BACKUP_DIR, or from the mirror when the primary file
+ * is missing. Decrypted and decompressed into a temp file when needed.
  */
-export async function verifyBackup(
-  config: Config,
-  backup: BackupRow,
-  mode: VerifyMode,
-  keep = false,
-): Promise<Verification & { copy?: ReadableCopy }> {
+export async function readableCopy(config: Config, backup: BackupRow): Promise<ReadableCopy> {
+  const primary = primarySource(backup);
+  const mirror = mirrorSource(config, backup);
+  const source = !(await primary.store.stat(primary.name)) && mirror && (await mirror.store.stat(mirror.name)) ? mirror : primary;
+  return decodedCopy(config, backup, source);
+}
+
+export type VerifyResult = Verification & {
+  copy?: ReadableCopy;
+  /** Which copy passed (or, when none did, the primary's). */
+  source?: 'primary' | 'mirror';
+  /** When the mirror was tried too: what each copy's checks found. */
+  copies?: { primary: Verification; mirror: Verification };
+};
+
+async function checkCopy(config: Config, backup: BackupRow, source: Source, mode: VerifyMode, keep: boolean): Promise<VerifyResult> {
   const checks: CheckResult[] = [];
   const fail = (name: CheckName, detail: string, message: string): Verification => {
     checks.push({ name, ok: false, detail });
     return { valid: false, message, checks };
   };
+  const where = source.store.localPath(source.name) ?? `${source.store.location}/${source.name}`;
 
-  if (!isInside(config.backupDir, backup.file_path)) {
-    return fail('file_exists', `${backup.file_path} is outside ${config.backupDir}`, 'file outside the backup directory');
-  }
-  const stat = await fs.stat(backup.file_path).catch(() => null);
-  if (!stat?.isFile()) return fail('file_exists', `${backup.file_path} does not exist`, 'file missing');
+  const stat = await source.store.stat(source.name).catch(() => null);
+  if (!stat) return fail('file_exists', `${where} does not exist`, 'file missing');
   checks.push({ name: 'file_exists', ok: true, detail: `${stat.size} bytes` });
 
-  const actual = await sha256File(backup.file_path);
+  const actual = await source.store.sha256(source.name);
   if (actual !== backup.checksum) {
     return fail('checksum', `expected ${backup.checksum}, found ${actual}`, 'checksum mismatch');
   }
@@ -75,8 +101,9 @@ export async function verifyBackup(
 
   let copy: ReadableCopy;
   try {
-    copy = await readableCopy(config, backup);
+    copy = await decodedCopy(config, backup, source);
   } catch (err) {
+    if (err instanceof KeyError) return fail('opens_as_sqlite', `cannot decrypt: ${err.message}`, `not a readable backup (cannot decrypt: ${err.message})`);
     return fail('opens_as_sqlite', `cannot decompress: ${messageOf(err)}`, 'not a readable backup (decompression failed)');
   }
   try {
@@ -110,6 +137,30 @@ export async function verifyBackup(
   }
 }
 
+const summary = (v: Verification): Verification => ({ valid: v.valid, message: v.message, checks: v.checks });
+
+/**
+ * The runbook's four checks, in order, stopping at the first that fails: the file exists inside
+ * BACKUP_DIR, its SHA-256 is the catalog's, it opens read-only as SQLite (after decryption, which
+ * checks every chunk's tag, and decompression), and `integrity_check` (or `quick_check`) passes.
+ * When the primary copy fails and a mirror is configured, the mirror's copy is checked the same
+ * way and used if it passes. With `keep`, a passing backup's readable copy is handed back for a
+ * restore to use instead of being removed.
+ */
+export async function verifyBackup(config: Config, backup: BackupRow, mode: VerifyMode, keep = false): Promise<VerifyResult> {
+  if (!isInside(config.backupDir, backup.file_path)) {
+    const detail = `${backup.file_path} is outside ${config.backupDir}`;
+    return { valid: false, message: 'file outside the backup directory', checks: [{ name: 'file_exists', ok: false, detail }] };
+  }
+  const primary = await checkCopy(config, backup, primarySource(backup), mode, keep);
+  const mirror = mirrorSource(config, backup);
+  if (primary.valid || !mirror) return { ...primary, source: 'primary' };
+  const fromMirror = await checkCopy(config, backup, mirror, mode, keep);
+  const copies = { primary: summary(primary), mirror: summary(fromMirror) };
+  if (!fromMirror.valid) return { ...primary, source: 'primary', copies };
+  return { ...fromMirror, message: `Backup is valid (mirror copy; primary copy: ${primary.message})`, source: 'mirror', copies };
+}
+
 /** Verifies and records the outcome as the backup's last verification. */
 export async function verifyAndRecord(
   config: Config,
@@ -117,7 +168,7 @@ export async function verifyAndRecord(
   backup: BackupRow,
   mode: VerifyMode,
   keep = false,
-): Promise<Verification & { copy?: ReadableCopy }> {
+): Promise<VerifyResult> {
   const result = await verifyBackup(config, backup, mode, keep);
   catalog.recordVerification(backup.id, mode, result.valid, result.message, result.checks);
   return result;

@@ -26,7 +26,7 @@ export function backupProcessor(ctx: WorkerContext) {
           { config: ctx.config, catalog: ctx.catalog, log },
           { type: data.type, jobId: String(job.id), onProgress: (p) => job.updateProgress(p) },
         );
-        await applyRetention(ctx.catalog, currentSettings(ctx.config, ctx.catalog).maxBackups, log);
+        await applyRetention(ctx.catalog, currentSettings(ctx.config, ctx.catalog).maxBackups, log, ctx.config);
         return toBackupBody(row);
       } catch (err) {
         throw classify(err);

@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import type { Catalog } from '../shared/catalog.js';
 import type { Config } from '../shared/config.js';
 import { isTransient, messageOf } from '../shared/errors.js';
-import type { DatabaseLock, HeldLock } from '../shared/lock.js';
+import { allOf, tryFileLock } from '../shared/file-lock.js';
+import type { DatabaseLock, LockGuard } from '../shared/lock.js';
 import type { Logger } from '../shared/logger.js';
 
 /** What every processor gets from the worker process. */
@@ -22,25 +23,37 @@ export function jobLogger(ctx: WorkerContext, job: Job): Logger {
 }
 
 /**
- * Runs `fn` holding the database lock. When another job holds it, this job goes back to the
- * delayed set for a moment (with jitter, so waiters do not stampede) without spending an attempt.
+ * Runs `fn` holding the database lock: the Redis lock, then the local file lock in BACKUP_DIR
+ * (which the CLI holds when it works with Redis down). When another holder has either, this job
+ * goes back to the delayed set for a moment (with jitter, so waiters do not stampede) without
+ * spending an attempt.
  */
 export async function withDatabaseLock<T>(
   ctx: WorkerContext,
   job: Job,
   token: string | undefined,
-  fn: (lock: HeldLock) => Promise<T>,
+  fn: (lock: LockGuard) => Promise<T>,
 ): Promise<T> {
-  const lock = await ctx.lock.tryAcquire(`${ctx.workerId}:${job.queueName}:${job.id}`);
-  if (!lock) {
+  const holder = `${ctx.workerId}:${job.queueName}:${job.id}`;
+  const lock = await ctx.lock.tryAcquire(holder);
+  const local = lock ? await tryFileLock(ctx.config, holder).catch(async (err: unknown) => {
+    await lock.release();
+    throw err;
+  }) : undefined;
+  if (!lock || !local?.lock) {
+    await lock?.release();
     const delay = ctx.config.lockRetryDelay * (0.5 + Math.random());
-    jobLogger(ctx, job).debug({ delay: Math.round(delay) }, 'database lock is taken; waiting');
+    jobLogger(ctx, job).debug(
+      { delay: Math.round(delay), holder: local && !local.lock ? local.holder : undefined },
+      'database lock is taken; waiting',
+    );
     await job.moveToDelayed(Date.now() + delay, token);
     throw new DelayedError();
   }
   try {
-    return await fn(lock);
+    return await fn(allOf(lock, local.lock));
   } finally {
+    await local.lock.release();
     await lock.release();
   }
 }

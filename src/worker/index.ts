@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'bullmq';
-import { Catalog } from '../shared/catalog.js';
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
 import { ensurePrivateDir } from '../shared/files.js';
 import { DatabaseLock } from '../shared/lock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { openCatalog } from '../shared/reindex.js';
 import { QUEUE } from '../shared/queues.js';
 import { waitForRedis, workerRedis } from '../shared/redis.js';
 import { backupProcessor } from './backup-processor.js';
@@ -25,7 +25,8 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   await ensurePrivateDir(config.backupDir);
   const redis = workerRedis(config.redisUrl, log);
   await waitForRedis(redis, config.redisUrl, 10_000);
-  const catalog = new Catalog(config.catalogPath);
+  // A lost catalog is rebuilt from the backups' manifests before anything reads it.
+  const { catalog } = await openCatalog(config, log);
   const workerId = `${hostname()}:${process.pid}`;
   const ctx: WorkerContext = {
     config,

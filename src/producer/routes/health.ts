@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { storageHealth } from '../../shared/mirror.js';
 import type { ProducerDeps } from '../deps.js';
 import { observe } from '../health-facts.js';
 import { assessHealth, overdueBy } from '../health-rules.js';
@@ -34,6 +35,7 @@ export function healthRouter(deps: ProducerDeps): Router {
         failedBackups: statistics.failedBackups,
         statistics,
       },
+      storage: await storageHealth(deps.config, deps.catalog),
     });
   });
   return router;

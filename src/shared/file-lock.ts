@@ -1,0 +1,81 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import type { Catalog } from './catalog.js';
+import type { Config } from './config.js';
+import { ensurePrivateDir } from './files.js';
+import { LockLostError, type LockGuard } from './lock.js';
+
+/**
+ * The database lock's local half: a lock directory in BACKUP_DIR (proper-lockfile: atomic mkdir,
+ * kept fresh by touching it, taken over once stale), so that the CLI can hold the lock while
+ * Redis is down. Workers take it too, under the Redis lock, so a worker that comes up while the
+ * CLI works waits for it.
+ */
+const target = (config: Config) => path.join(config.backupDir, '.database');
+const holderFile = (config: Config) => path.join(config.backupDir, '.database.holder');
+
+export class FileLock implements LockGuard {
+  compromised: Error | undefined;
+
+  constructor(
+    private readonly releaseFn: () => Promise<void>,
+    private readonly catalog: Catalog | undefined,
+    /** Set when this lock alone guards the database (no Redis): its own grant in the fence. */
+    readonly fence: number | undefined,
+  ) {}
+
+  async assertHeld(): Promise<void> {
+    if (this.compromised) throw new LockLostError(`the local database lock was lost: ${this.compromised.message}`);
+    if (this.fence !== undefined && this.catalog) {
+      const fence = this.catalog.currentFence();
+      if (fence !== this.fence) throw new LockLostError(`a newer lock grant exists (fence ${fence} > ${this.fence})`);
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.releaseFn().catch(() => undefined);
+  }
+}
+
+/**
+ * The local lock, or null with who holds it. `fenceFrom` gives the grant a fencing value of its
+ * own (for a holder without Redis); with Redis, the Redis grant carries the fence.
+ */
+export async function tryFileLock(
+  config: Config,
+  holder: string,
+  fenceFrom?: Catalog,
+): Promise<{ lock: FileLock } | { lock: null; holder: string }> {
+  await ensurePrivateDir(config.backupDir);
+  const stale = Math.max(2_000, config.lockTtl);
+  let lock: FileLock | undefined;
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(target(config), {
+      realpath: false,
+      stale,
+      update: Math.floor(stale / 3),
+      retries: 0,
+      onCompromised: (err) => {
+        if (lock) lock.compromised = err;
+      },
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+    const who = await fs.readFile(holderFile(config), 'utf8').catch(() => 'another process');
+    return { lock: null, holder: who.trim() || 'another process' };
+  }
+  await fs.writeFile(holderFile(config), holder, { mode: 0o600 }).catch(() => undefined);
+  lock = new FileLock(release, fenceFrom, fenceFrom?.nextFence());
+  return { lock };
+}
+
+/** A guard that holds while every one of `guards` holds. */
+export function allOf(...guards: LockGuard[]): LockGuard {
+  return {
+    async assertHeld() {
+      for (const g of guards) await g.assertHeld();
+    },
+  };
+}

@@ -1,0 +1,120 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { BackupRow, Catalog } from './catalog.js';
+import type { Config } from './config.js';
+import { messageOf } from './errors.js';
+import type { Logger } from './logger.js';
+import { manifestName } from './manifest.js';
+import { storesOf } from './storage.js';
+
+export const MIRROR = 'mirror';
+
+interface MirrorContext {
+  config: Config;
+  catalog: Catalog;
+  log: Logger;
+}
+
+/**
+ * Copies a completed backup and its manifest to the mirror, checks the copy's SHA-256 there, and
+ * records the outcome. Never throws: the primary copy is complete whatever happens here.
+ * Returns whether the mirror holds a good copy.
+ */
+export async function copyToMirror(ctx: MirrorContext, backup: BackupRow): Promise<boolean> {
+  const { mirror, primary } = storesOf(ctx.config);
+  if (!mirror || backup.status !== 'completed' || !backup.checksum) return false;
+  const name = path.basename(backup.file_path);
+  try {
+    await mirror.put(backup.file_path, name, backup.checksum);
+    const manifest = await primary.getText(manifestName(name));
+    if (manifest !== undefined) await mirror.putText(manifestName(name), manifest);
+    ctx.catalog.recordCopy(backup.id, MIRROR, true);
+    ctx.log.info({ backupId: backup.id, mirror: mirror.location }, 'backup copied to the mirror');
+    return true;
+  } catch (err) {
+    ctx.catalog.recordCopy(backup.id, MIRROR, false, messageOf(err));
+    ctx.log.error({ backupId: backup.id, mirror: mirror.location, err: messageOf(err) }, 'copying the backup to the mirror failed');
+    return false;
+  }
+}
+
+/**
+ * Copies every completed backup that the mirror lacks (a mirror that was away, or newly
+ * configured). Runs after each backup, under the same lock.
+ */
+export async function catchUpMirror(ctx: MirrorContext): Promise<number> {
+  if (!ctx.config.mirrorDir) return 0;
+  let copied = 0;
+  for (const backup of ctx.catalog.backupsWithoutCopy(MIRROR)) {
+    const exists = await fs.stat(backup.file_path).then(
+      (s) => s.isFile(),
+      () => false,
+    );
+    if (exists && (await copyToMirror(ctx, backup))) copied++;
+  }
+  return copied;
+}
+
+/** Deletes a backup's file and manifest from the mirror (retention). */
+export async function removeFromMirror(config: Config, backup: BackupRow): Promise<void> {
+  const { mirror } = storesOf(config);
+  if (!mirror) return;
+  const name = path.basename(backup.file_path);
+  await mirror.remove(name);
+  await mirror.remove(manifestName(name));
+}
+
+export interface StorageHealth {
+  primary: { writable: boolean; detail: string; sameDeviceAsDatabase: boolean | null };
+  mirror:
+    | { configured: false }
+    | {
+        configured: true;
+        writable: boolean;
+        detail: string;
+        copies: number;
+        missing: number;
+        failed: { backupId: number; error: string | null; checkedAt: string }[];
+      };
+}
+
+async function device(file: string): Promise<number | null> {
+  return fs.stat(file).then(
+    (s) => s.dev,
+    () => null,
+  );
+}
+
+/**
+ * The state of the places backups are kept: whether each can be written, whether the primary
+ * shares a disk with the database (the runbook's "don't"), and how many backups the mirror lacks.
+ * No paths: `/health` answers without a token.
+ */
+export async function storageHealth(config: Config, catalog?: Catalog): Promise<StorageHealth> {
+  const { primary, mirror } = storesOf(config);
+  const [probe, backupDev, databaseDev] = await Promise.all([primary.probe(), device(config.backupDir), device(config.databasePath)]);
+  const result: StorageHealth = {
+    primary: {
+      writable: probe.ok,
+      detail: probe.detail,
+      sameDeviceAsDatabase: backupDev === null || databaseDev === null ? null : backupDev === databaseDev,
+    },
+    mirror: { configured: false },
+  };
+  if (!mirror) return result;
+  const mirrorProbe = await mirror.probe();
+  const copies = catalog?.copies(MIRROR) ?? [];
+  const missing = catalog?.backupsWithoutCopy(MIRROR).length ?? 0;
+  result.mirror = {
+    configured: true,
+    writable: mirrorProbe.ok,
+    detail: mirrorProbe.detail,
+    copies: copies.filter((c) => c.status === 'ok').length,
+    missing,
+    failed: copies
+      .filter((c) => c.status === 'failed')
+      .slice(-5)
+      .map((c) => ({ backupId: c.backup_id, error: c.error_message, checkedAt: c.checked_at })),
+  };
+  return result;
+}
