@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import { createBackup, type BackupContext } from './backup.js';
-import type { RestoreRow } from './catalog.js';
-import { messageOf, notFound, permanentFailure } from './errors.js';
+import type { BackupRow, RestoreRow } from './catalog.js';
+import { AppError, messageOf, notFound, permanentFailure } from './errors.js';
 import type { LockGuard } from './lock.js';
 import { copyIntoLive, describeDatabase } from './sqlite-ops.js';
 import { readableCopy, verifyAndRecord } from './verify.js';
@@ -55,13 +55,18 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
     const source = verification.copy;
     try {
       await progress(25);
-      const liveExists = await fs.access(config.databasePath).then(
+      let liveExists = await fs.access(config.databasePath).then(
         () => true,
         () => false,
       );
       const backupInfo = await describeDatabase(source.path);
-      if (liveExists) {
-        const liveInfo = await describeDatabase(config.databasePath);
+      let damagedAside: string | undefined;
+      const liveInfo = liveExists ? await describeDatabase(config.databasePath).catch(unlessDamaged) : undefined;
+      if (liveExists && !liveInfo) {
+        damagedAside = await setDamagedAside(ctx, config.databasePath);
+        liveExists = false;
+      }
+      if (liveExists && liveInfo) {
         if (liveInfo.journalMode === 'wal' && liveInfo.pageSize !== backupInfo.pageSize) {
           throw fail(
             ctx,
@@ -76,11 +81,18 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
           // A run that died between taking the safety backup and recording it left it completed.
           const safetyJob = `${req.jobId}:safety`;
           const earlier = catalog.getBackupByJob(safetyJob);
-          const safety =
-            earlier?.status === 'completed' ? earlier : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob });
-          row = catalog.updateRestore(row.id, { safety_backup_id: safety.id });
+          let safety: BackupRow | undefined;
+          try {
+            safety = earlier?.status === 'completed' ? earlier : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob });
+          } catch (err) {
+            // Pages too damaged to copy: keep the file itself instead, as it is.
+            if (!(err instanceof AppError && err.code === 'database_unreadable')) throw err;
+            damagedAside = await setDamagedAside(ctx, config.databasePath);
+          }
+          if (safety) row = catalog.updateRestore(row.id, { safety_backup_id: safety.id });
         }
       }
+      if (damagedAside) catalog.updateRestore(row.id, { error_message: `the damaged database was moved to ${damagedAside}` });
       await progress(60);
 
       await req.lock.assertHeld();
@@ -107,6 +119,29 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
   }
 }
 
+/** A live database that does not open as SQLite: the emergency case, where no safety backup can be taken. */
+function unlessDamaged(err: unknown): undefined {
+  const code = (err as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_NOTADB') || code.startsWith('SQLITE_CORRUPT')) return undefined;
+  throw err;
+}
+
+/**
+ * Keeps a damaged live database, byte for byte, beside it (with its -wal/-shm, which belong to it
+ * and must not be replayed into the restored file), so the restore writes a fresh file. Only
+ * reached when the database does not open or cannot be copied, when no application can be using it.
+ */
+async function setDamagedAside(ctx: BackupContext, live: string): Promise<string> {
+  const aside = `${live}.damaged-${now().replace(/[:.]/g, '-')}`;
+  for (const suffix of ['', '-wal', '-shm', '-journal']) {
+    await fs.rename(live + suffix, aside + suffix).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+  ctx.log.warn({ database: live, movedTo: aside }, 'the live database is damaged: kept it aside instead of a safety backup');
+  return aside;
+}
+
 function fail(ctx: BackupContext, restoreId: number, err: Error): Error {
   ctx.catalog.updateRestore(restoreId, { status: 'failed', completed_at: now(), error_message: err.message });
   return err;
@@ -114,7 +149,13 @@ function fail(ctx: BackupContext, restoreId: number, err: Error): Error {
 
 async function finish(ctx: BackupContext, restoreId: number, problems: string[]): Promise<RestoreRow> {
   if (problems.length) throw fail(ctx, restoreId, permanentFailure('restore_damaged', problems.join('; ')));
-  const row = ctx.catalog.updateRestore(restoreId, { status: 'completed', completed_at: now(), error_message: null });
+  // A note left by the run (where a damaged database was kept) stays; an earlier run's error goes.
+  const note = ctx.catalog.getRestore(restoreId)?.error_message;
+  const row = ctx.catalog.updateRestore(restoreId, {
+    status: 'completed',
+    completed_at: now(),
+    error_message: note?.startsWith('the damaged database was moved to') ? note : null,
+  });
   ctx.log.info({ restoreId, backupId: row.backup_id, safetyBackupId: row.safety_backup_id }, 'restore completed');
   return row;
 }
