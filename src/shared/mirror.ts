@@ -40,10 +40,12 @@ export async function copyToMirror(ctx: MirrorContext, backup: BackupRow): Promi
 
 /**
  * Copies every completed backup that the mirror lacks (a mirror that was away, or newly
- * configured). Runs after each backup, under the same lock.
+ * configured), and deletes the copies retention could not delete then. Runs after each backup
+ * whose own copy succeeded, under the same lock.
  */
 export async function catchUpMirror(ctx: MirrorContext): Promise<number> {
   if (!ctx.config.mirrorDir) return 0;
+  await retryMirrorRemovals(ctx);
   let copied = 0;
   for (const backup of ctx.catalog.backupsWithoutCopy(MIRROR)) {
     const exists = await fs.stat(backup.file_path).then(
@@ -56,12 +58,30 @@ export async function catchUpMirror(ctx: MirrorContext): Promise<number> {
 }
 
 /** Deletes a backup's file and manifest from the mirror (retention). */
-export async function removeFromMirror(config: Config, backup: BackupRow): Promise<void> {
+export async function removeFromMirror(config: Config, backup: Pick<BackupRow, 'file_path'>): Promise<void> {
   const { mirror } = storesOf(config);
   if (!mirror) return;
   const name = path.basename(backup.file_path);
   await mirror.remove(name);
   await mirror.remove(manifestName(name));
+}
+
+const PENDING_REMOVALS = 'mirror-pending-removals';
+
+/** Remembers a mirror copy that retention could not delete (the mirror was away). */
+export function deferMirrorRemoval(catalog: Catalog, filePath: string): void {
+  const pending = catalog.getSetting<string[]>(PENDING_REMOVALS) ?? [];
+  if (!pending.includes(filePath)) catalog.setSetting(PENDING_REMOVALS, [...pending, filePath]);
+}
+
+async function retryMirrorRemovals(ctx: MirrorContext): Promise<void> {
+  const pending = ctx.catalog.getSetting<string[]>(PENDING_REMOVALS) ?? [];
+  if (!pending.length) return;
+  const left: string[] = [];
+  for (const file of pending) {
+    await removeFromMirror(ctx.config, { file_path: file }).catch(() => left.push(file));
+  }
+  ctx.catalog.setSetting(PENDING_REMOVALS, left);
 }
 
 export interface StorageHealth {

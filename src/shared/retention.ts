@@ -4,7 +4,7 @@ import type { Catalog } from './catalog.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { manifestName } from './manifest.js';
-import { removeFromMirror } from './mirror.js';
+import { deferMirrorRemoval, removeFromMirror } from './mirror.js';
 
 /**
  * Keeps the `maxBackups` newest completed backups and deletes the rest (file, manifest, the
@@ -27,10 +27,11 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
       continue;
     }
     if (config) {
-      // A mirror that is away must not make the primary keep growing; its stale copy is harmless.
-      await removeFromMirror(config, backup).catch((err: unknown) =>
-        log.warn({ err, backupId: backup.id }, 'retention could not delete the mirror copy of a backup'),
-      );
+      // A mirror that is away must not make the primary keep growing: its copy is removed later.
+      await removeFromMirror(config, backup).catch((err: unknown) => {
+        deferMirrorRemoval(catalog, backup.file_path);
+        log.warn({ err, backupId: backup.id }, 'retention could not delete the mirror copy of a backup; will retry');
+      });
     }
     catalog.deleteBackup(backup.id);
     deleted.push(backup.id);
