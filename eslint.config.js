@@ -24,6 +24,10 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/producer/**', '**/cli/**'] }] },
   },
   {
+    files: ['src/cli/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/producer/**', '**/worker/**'] }] },
+  },
+  {
     files: ['src/shared/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/producer/**', '**/worker/**', '**/cli/**'] }] },
   },

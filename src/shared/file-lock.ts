@@ -49,7 +49,8 @@ export async function tryFileLock(
 ): Promise<{ lock: FileLock } | { lock: null; holder: string }> {
   await ensurePrivateDir(config.backupDir);
   const stale = Math.max(2_000, config.lockTtl);
-  let lock: FileLock | undefined;
+  // The compromise callback can fire before the lock object exists; it finds it here.
+  const state: { lock?: FileLock } = {};
   let release: () => Promise<void>;
   try {
     release = await lockfile.lock(target(config), {
@@ -58,7 +59,7 @@ export async function tryFileLock(
       update: Math.floor(stale / 3),
       retries: 0,
       onCompromised: (err) => {
-        if (lock) lock.compromised = err;
+        if (state.lock) state.lock.compromised = err;
       },
     });
   } catch (err) {
@@ -67,8 +68,8 @@ export async function tryFileLock(
     return { lock: null, holder: who.trim() || 'another process' };
   }
   await fs.writeFile(holderFile(config), holder, { mode: 0o600 }).catch(() => undefined);
-  lock = new FileLock(release, fenceFrom, fenceFrom?.nextFence());
-  return { lock };
+  state.lock = new FileLock(release, fenceFrom, fenceFrom?.nextFence());
+  return { lock: state.lock };
 }
 
 /** A guard that holds while every one of `guards` holds. */

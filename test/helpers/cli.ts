@@ -8,7 +8,8 @@ export interface CliRun {
   code: number;
   stdout: string;
   stderr: string;
-  /** stdout parsed, for `--json` runs. */
+  /** stdout parsed, for `--json` runs; tests read it like a response body. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
 }
 
