@@ -190,8 +190,14 @@ export class Catalog {
 
   /** Columns added after the first release; a catalog from then gains them in place. */
   private migrate(): void {
-    const columns = new Set((this.db.pragma('table_info(backup_detail)') as { name: string }[]).map((c) => c.name));
-    if (!columns.has('encryption')) this.db.exec('ALTER TABLE backup_detail ADD COLUMN encryption TEXT');
+    const missing = () => !(this.db.pragma('table_info(backup_detail)') as { name: string }[]).some((c) => c.name === 'encryption');
+    if (!missing()) return;
+    // Processes start together (npm start forks them): the write lock makes one of them migrate.
+    this.db
+      .transaction(() => {
+        if (missing()) this.db.exec('ALTER TABLE backup_detail ADD COLUMN encryption TEXT');
+      })
+      .immediate();
   }
 
   close(): void {

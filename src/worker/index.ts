@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'bullmq';
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
+import { keyringOf } from '../shared/encryption.js';
 import { ensurePrivateDir } from '../shared/files.js';
 import { DatabaseLock } from '../shared/lock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
@@ -23,6 +24,7 @@ export interface RunningWorker {
 /** Starts the workers of all three queues in this process. */
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
   await ensurePrivateDir(config.backupDir);
+  keyringOf(config); // an unreadable key file stops the start, not the first backup
   const redis = workerRedis(config.redisUrl, log);
   await waitForRedis(redis, config.redisUrl, 10_000);
   // A lost catalog is rebuilt from the backups' manifests before anything reads it.
