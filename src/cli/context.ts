@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { BackupRow, Catalog } from '../shared/catalog.js';
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
-import { allOf, tryFileLock } from '../shared/file-lock.js';
+import { FileLockUnavailable, allOf, tryFileLock } from '../shared/file-lock.js';
 import { DatabaseLock, type LockGuard } from '../shared/lock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { producerRedis } from '../shared/redis.js';
@@ -97,7 +97,15 @@ export async function withDatabaseLock<T>(ctx: CliContext, catalog: Catalog, fn:
     }
     try {
       // Without Redis, the local lock takes a fencing value of its own.
-      const local = await tryFileLock(ctx.config, holder, held ? undefined : catalog);
+      let local: Awaited<ReturnType<typeof tryFileLock>>;
+      try {
+        local = await tryFileLock(ctx.config, holder, held ? undefined : catalog);
+      } catch (err) {
+        if (!(err instanceof FileLockUnavailable)) throw err;
+        if (!held) throw new CliError(`${err.message}; with Redis down there is no other lock to hold`, EXIT.failed, 'lock_unavailable');
+        ctx.out.note(`${err.message}; holding the Redis lock only.`);
+        return await fn({ guard: held, via: 'redis+file' });
+      }
       if (!local.lock) throw new CliError(`another backup or restore is running (${local.holder}); try again when it has finished`, EXIT.busy, 'lock_held');
       if (!redis) ctx.out.note('Redis is not reachable: holding the local lock only.');
       try {

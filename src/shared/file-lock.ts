@@ -3,7 +3,6 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Catalog } from './catalog.js';
 import type { Config } from './config.js';
-import { ensurePrivateDir } from './files.js';
 import { LockLostError, type LockGuard } from './lock.js';
 
 /**
@@ -14,6 +13,11 @@ import { LockLostError, type LockGuard } from './lock.js';
  */
 const target = (config: Config) => path.join(config.backupDir, '.database');
 const holderFile = (config: Config) => path.join(config.backupDir, '.database.holder');
+
+/** The lock directory cannot be created at all (BACKUP_DIR read-only or not ours): no one can hold it. */
+export class FileLockUnavailable extends Error {
+  override name = 'FileLockUnavailable';
+}
 
 export class FileLock implements LockGuard {
   compromised: Error | undefined;
@@ -47,7 +51,7 @@ export async function tryFileLock(
   holder: string,
   fenceFrom?: Catalog,
 ): Promise<{ lock: FileLock } | { lock: null; holder: string }> {
-  await ensurePrivateDir(config.backupDir);
+  await fs.mkdir(config.backupDir, { recursive: true, mode: 0o700 }).catch(() => undefined);
   const stale = Math.max(2_000, config.lockTtl);
   // The compromise callback can fire before the lock object exists; it finds it here.
   const state: { lock?: FileLock } = {};
@@ -63,7 +67,11 @@ export async function tryFileLock(
       },
     });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOENT') {
+      throw new FileLockUnavailable(`cannot create the lock in ${config.backupDir}: ${(err as Error).message}`);
+    }
+    if (code !== 'ELOCKED') throw err;
     const who = await fs.readFile(holderFile(config), 'utf8').catch(() => 'another process');
     return { lock: null, holder: who.trim() || 'another process' };
   }

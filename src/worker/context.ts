@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Catalog } from '../shared/catalog.js';
 import type { Config } from '../shared/config.js';
 import { isTransient, messageOf } from '../shared/errors.js';
-import { allOf, tryFileLock } from '../shared/file-lock.js';
+import { FileLockUnavailable, allOf, tryFileLock } from '../shared/file-lock.js';
 import type { DatabaseLock, LockGuard } from '../shared/lock.js';
 import type { Logger } from '../shared/logger.js';
 
@@ -36,10 +36,25 @@ export async function withDatabaseLock<T>(
 ): Promise<T> {
   const holder = `${ctx.workerId}:${job.queueName}:${job.id}`;
   const lock = await ctx.lock.tryAcquire(holder);
-  const local = lock ? await tryFileLock(ctx.config, holder).catch(async (err: unknown) => {
-    await lock.release();
-    throw err;
-  }) : undefined;
+  let local: Awaited<ReturnType<typeof tryFileLock>> | undefined;
+  try {
+    local = lock ? await tryFileLock(ctx.config, holder) : undefined;
+  } catch (err) {
+    if (!(err instanceof FileLockUnavailable)) {
+      await lock?.release();
+      throw err;
+    }
+    // Nobody can hold a lock that cannot be created; the job meets the unwritable directory
+    // itself and fails with the reason.
+    jobLogger(ctx, job).warn({ err: err.message }, 'local database lock unavailable; holding the Redis lock only');
+  }
+  if (lock && !local) {
+    try {
+      return await fn(lock);
+    } finally {
+      await lock.release();
+    }
+  }
   if (!lock || !local?.lock) {
     await lock?.release();
     const delay = ctx.config.lockRetryDelay * (0.5 + Math.random());
