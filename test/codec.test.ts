@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -37,6 +38,12 @@ describe('encode and decode', () => {
         await decodeStream(fs.createReadStream(packed), back, { compression, encryption: encrypted ? keyId(key) : null }, ringOf(key));
         expect(fs.readFileSync(back).equals(fs.readFileSync(source))).toBe(true);
         if (compression !== 'none') expect(fs.statSync(packed).size).toBeLessThan(fs.statSync(source).size);
+        // Unencrypted files are readable by the standard tools, without this service.
+        if (!encrypted && compression !== 'none') {
+          const tool = compression === 'gzip' ? 'gzip' : 'zstd';
+          const plain = execFileSync(tool, ['-d', '-c', packed], { maxBuffer: 1 << 28 });
+          expect(plain.equals(fs.readFileSync(source))).toBe(true);
+        }
       });
     }
   }
