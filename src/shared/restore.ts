@@ -63,7 +63,7 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
       let damagedAside: string | undefined;
       const liveInfo = liveExists ? await describeDatabase(config.databasePath).catch(unlessDamaged) : undefined;
       if (liveExists && !liveInfo) {
-        damagedAside = await setDamagedAside(ctx, config.databasePath);
+        damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
         liveExists = false;
       }
       if (liveExists && liveInfo) {
@@ -87,7 +87,7 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
           } catch (err) {
             // Pages too damaged to copy: keep the file itself instead, as it is.
             if (!(err instanceof AppError && err.code === 'database_unreadable')) throw err;
-            damagedAside = await setDamagedAside(ctx, config.databasePath);
+            damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
           }
           if (safety) row = catalog.updateRestore(row.id, { safety_backup_id: safety.id });
         }
@@ -131,7 +131,8 @@ function unlessDamaged(err: unknown): undefined {
  * and must not be replayed into the restored file), so the restore writes a fresh file. Only
  * reached when the database does not open or cannot be copied, when no application can be using it.
  */
-async function setDamagedAside(ctx: BackupContext, live: string): Promise<string> {
+async function setDamagedAside(ctx: BackupContext, lock: LockGuard, live: string): Promise<string> {
+  await lock.assertHeld();
   const aside = `${live}.damaged-${now().replace(/[:.]/g, '-')}`;
   for (const suffix of ['', '-wal', '-shm', '-journal']) {
     await fs.rename(live + suffix, aside + suffix).catch((err: NodeJS.ErrnoException) => {
