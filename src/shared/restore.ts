@@ -166,7 +166,10 @@ async function rollBack(ctx: BackupContext, restoreId: number, reason: string): 
   const { config, catalog, log } = ctx;
   const row = catalog.getRestore(restoreId)!;
   const safety = row.safety_backup_id ? catalog.getBackup(row.safety_backup_id) : undefined;
-  if (!safety) throw fail(ctx, restoreId, permanentFailure('restore_failed', `${reason}; no safety backup to roll back to`));
+  if (!safety) {
+    const kept = row.error_message?.startsWith('the damaged database was moved to') ? `; ${row.error_message}` : '';
+    throw fail(ctx, restoreId, permanentFailure('restore_failed', `${reason}; no safety backup to roll back to${kept}`));
+  }
   log.error({ restoreId, reason }, 'restore failed; putting the safety backup back');
   const copy = await readableCopy(config, safety);
   try {
