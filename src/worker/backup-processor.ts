@@ -9,10 +9,24 @@ import { currentSettings } from '../shared/settings.js';
 import { isTempName, removeQuietly } from '../shared/files.js';
 import { classify, jobLogger, withDatabaseLock, type WorkerContext } from './context.js';
 
-/** Temp files of backups; only a lock holder may remove them, as no other backup is running. */
+/** Readers (verify, restore) run without the lock; a temp of theirs this old belongs to a dead process. */
+const STALE_READ_TEMP_MS = 6 * 3_600_000;
+
+/**
+ * Temp files of backups; only a lock holder may remove them, as no other backup is running. Also
+ * decoded copies left by a reader that died: for an encrypted backup they are plaintext.
+ */
 async function removeAbandonedTemps(dir: string): Promise<void> {
   const names = await fs.readdir(dir).catch(() => [] as string[]);
-  await removeQuietly(...names.filter((n) => isTempName(n) && n.includes('-backup-')).map((n) => path.join(dir, n)));
+  const stale = async (n: string) => {
+    const s = await fs.stat(path.join(dir, n)).catch(() => null);
+    return Boolean(s && Date.now() - s.mtimeMs > STALE_READ_TEMP_MS);
+  };
+  const doomed: string[] = [];
+  for (const n of names.filter(isTempName)) {
+    if (n.includes('-backup-') || (n.startsWith('.tmp-read-') && (await stale(n)))) doomed.push(path.join(dir, n));
+  }
+  await removeQuietly(...doomed);
 }
 
 export function backupProcessor(ctx: WorkerContext) {
