@@ -19,6 +19,7 @@ const ZSTD_FRAME_INPUT = 4 << 20;
  * `zstd -d backup.db.zst` still reads it; this reader uses the lengths to stream frame by frame.
  */
 const SKIPPABLE_MAGIC = 0x184d2a5b;
+const MAX_FRAME_BYTES = 2 * ZSTD_FRAME_INPUT;
 const ANNOUNCE_BYTES = 12;
 
 function announce(length: number): Buffer {
@@ -70,6 +71,8 @@ class ZstdDecodeStream extends Transform {
         throw new Error('not a zstd backup written by this service (frame announcement missing)');
       }
       const length = this.buffered.readUInt32LE(8);
+      // zstd never grows input by more than a little: a larger length is damage, not a frame to wait for.
+      if (length > MAX_FRAME_BYTES) throw new Error(`not a zstd backup written by this service (frame of ${length} bytes announced)`);
       if (this.buffered.length < ANNOUNCE_BYTES + length) return;
       const frame = this.buffered.subarray(ANNOUNCE_BYTES, ANNOUNCE_BYTES + length);
       this.buffered = this.buffered.subarray(ANNOUNCE_BYTES + length);

@@ -20,6 +20,7 @@ const MAGIC = Buffer.from('WSBKENC1');
 const HEADER_BYTES = MAGIC.length + 8 + 8 + 4;
 const TAG_BYTES = 16;
 export const CHUNK_BYTES = 1 << 20;
+const MAX_CHUNK_BYTES = 64 << 20;
 export const ENCRYPTION_ALGORITHM = 'aes-256-gcm-chunked';
 
 export interface Key {
@@ -196,9 +197,12 @@ export class DecryptStream extends Transform {
           : `the backup is encrypted (key ${id}) and no key is configured (BACKUP_ENCRYPTION_KEY)`,
       );
     }
+    const chunkBytes = header.readUInt32BE(MAGIC.length + 16);
+    // The header is only authenticated with the first chunk: bound what it can make us buffer.
+    if (chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) throw new KeyError('decryption_failed', `the encrypted file's header is damaged (chunk size ${chunkBytes})`);
     this.header = Buffer.from(header);
     this.key = key;
-    this.chunkBytes = header.readUInt32BE(MAGIC.length + 16);
+    this.chunkBytes = chunkBytes;
     this.buffered = this.buffered.subarray(HEADER_BYTES);
     return true;
   }
