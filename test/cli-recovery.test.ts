@@ -8,7 +8,7 @@ import { Catalog } from '../src/shared/catalog.js';
 import { tryFileLock } from '../src/shared/file-lock.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { killAll, startWorkerProcess } from './helpers/processes.js';
+import { killAll, spawnTs, startWorkerProcess } from './helpers/processes.js';
 import { auth, startTestProducer } from './helpers/producer.js';
 import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query } from './helpers/workstation-db.js';
 
@@ -182,6 +182,18 @@ describe('the CLI with Redis down and no service running', () => {
 });
 
 describe('the database lock between the CLI and workers', () => {
+  it('with Redis up, the CLI respects the Redis lock a worker holds', async () => {
+    const holder = spawnTs('test/helpers/hold-lock.ts', box.env);
+    try {
+      await holder.waitFor(/held/);
+      const r = await runCli(box.env, 'restore', String(olderId), '--json');
+      expect(r.code).toBe(3);
+      expect(r.json.error).toMatchObject({ code: 'lock_held', message: expect.stringMatching(/test-holder/) });
+    } finally {
+      await holder.kill();
+    }
+  });
+
   it('a worker waits while the CLI holds the local lock; the CLI exits 3 while a holder has it', async () => {
     const held = await tryFileLock(box.config, 'cli:test-holder');
     if (!held.lock) throw new Error('expected the lock to be free');
