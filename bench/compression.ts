@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { decodeStream, encodeFile } from '../src/shared/codec.js';
 import { COMPRESSION_MODES } from '../src/shared/config.js';
 import { keyId } from '../src/shared/encryption.js';
-import { createWorkstationDb } from '../test/helpers/workstation-db.js';
+import Database from 'better-sqlite3';
 
 export interface CompressionRow {
   mode: string;
@@ -21,11 +21,37 @@ export interface CompressionRow {
   decodeMBps: number;
 }
 
+/**
+ * Rows like an application's: JSON workflow definitions with ids, timestamps and free text, so
+ * the ratio means something (a padded test database compresses to almost nothing).
+ */
+function buildDatabase(file: string, sizeMb: number): void {
+  const db = new Database(file);
+  db.exec('CREATE TABLE workflows (id INTEGER PRIMARY KEY, name TEXT, definition TEXT, created_at TEXT)');
+  const insert = db.prepare('INSERT INTO workflows (name, definition, created_at) VALUES (?, ?, ?)');
+  const words = ['fetch', 'transform', 'notify', 'approve', 'archive', 'retry', 'branch', 'merge', 'schedule', 'report'];
+  let bytes = 0;
+  db.transaction(() => {
+    for (let i = 0; bytes < sizeMb * 1048576; i++) {
+      const steps = Array.from({ length: 6 }, (_, j) => ({
+        id: randomBytes(8).toString('hex'),
+        action: words[(i * 7 + j) % words.length],
+        timeoutMs: 1000 * ((i + j) % 60),
+        note: randomBytes(24).toString('base64'),
+      }));
+      const definition = JSON.stringify({ version: 1 + (i % 5), owner: `user-${i % 997}`, steps });
+      insert.run(`workflow-${i}`, definition, new Date(1_700_000_000_000 + i * 60_000).toISOString());
+      bytes += definition.length + 40;
+    }
+  })();
+  db.close();
+}
+
 export async function compressionBench(sizeMb = 64): Promise<CompressionRow[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-bench-'));
   try {
     const db = path.join(dir, 'workstation.db');
-    createWorkstationDb(db, { sizeMb, wal: false });
+    buildDatabase(db, sizeMb);
     const size = fs.statSync(db).size;
     const bytes = randomBytes(32);
     const key = { id: keyId(bytes), bytes };

@@ -58,14 +58,25 @@ class ZstdEncodeStream extends Transform {
 
 class ZstdDecodeStream extends Transform {
   private buffered: Buffer = Buffer.alloc(0);
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  /** Bytes needed before the next frame can be decoded (its announcement, then the frame). */
+  private needed = ANNOUNCE_BYTES;
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.buffered = this.buffered.length ? Buffer.concat([this.buffered, chunk]) : chunk;
+    // Collect small reads and join them once the next frame is complete, not on every read.
+    this.parts.push(chunk);
+    this.partBytes += chunk.length;
+    if (this.buffered.length + this.partBytes < this.needed) return done();
+    this.buffered = Buffer.concat([this.buffered, ...this.parts]);
+    this.parts = [];
+    this.partBytes = 0;
     this.drain().then(() => done(), done);
   }
 
   private async drain(): Promise<void> {
     for (;;) {
+      this.needed = ANNOUNCE_BYTES;
       if (this.buffered.length < ANNOUNCE_BYTES) return;
       if (this.buffered.readUInt32LE(0) !== SKIPPABLE_MAGIC || this.buffered.readUInt32LE(4) !== 4) {
         throw new Error('not a zstd backup written by this service (frame announcement missing)');
@@ -73,7 +84,8 @@ class ZstdDecodeStream extends Transform {
       const length = this.buffered.readUInt32LE(8);
       // zstd never grows input by more than a little: a larger length is damage, not a frame to wait for.
       if (length > MAX_FRAME_BYTES) throw new Error(`not a zstd backup written by this service (frame of ${length} bytes announced)`);
-      if (this.buffered.length < ANNOUNCE_BYTES + length) return;
+      this.needed = ANNOUNCE_BYTES + length;
+      if (this.buffered.length < this.needed) return;
       const frame = this.buffered.subarray(ANNOUNCE_BYTES, ANNOUNCE_BYTES + length);
       this.buffered = this.buffered.subarray(ANNOUNCE_BYTES + length);
       this.push(await zstdDecompress(frame));
@@ -81,7 +93,7 @@ class ZstdDecodeStream extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    done(this.buffered.length ? new Error('the zstd backup is truncated (incomplete frame)') : undefined);
+    done(this.buffered.length || this.partBytes ? new Error('the zstd backup is truncated (incomplete frame)') : undefined);
   }
 }
 

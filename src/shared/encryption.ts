@@ -158,6 +158,8 @@ export class DecryptStream extends Transform {
   private key: Key | undefined;
   private chunkBytes = 0;
   private buffered: Buffer = Buffer.alloc(0);
+  private parts: Buffer[] = [];
+  private partBytes = 0;
   private index = 0;
 
   constructor(private readonly ring: Keyring) {
@@ -209,10 +211,16 @@ export class DecryptStream extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     try {
-      this.buffered = this.buffered.length ? Buffer.concat([this.buffered, chunk]) : chunk;
+      // Collect small reads and join them once a whole record is there, not on every read.
+      this.parts.push(chunk);
+      this.partBytes += chunk.length;
+      // A full record followed by more bytes cannot be the last one: wait until there is more.
+      if (this.header && this.buffered.length + this.partBytes <= this.chunkBytes + TAG_BYTES) return done();
+      this.buffered = Buffer.concat([this.buffered, ...this.parts]);
+      this.parts = [];
+      this.partBytes = 0;
       if (!this.readHeader()) return done();
       const record = this.chunkBytes + TAG_BYTES;
-      // A full record followed by more bytes cannot be the last one.
       while (this.buffered.length > record) {
         this.push(this.open(this.buffered.subarray(0, record), false));
         this.buffered = this.buffered.subarray(record);
@@ -225,6 +233,8 @@ export class DecryptStream extends Transform {
 
   override _flush(done: TransformCallback): void {
     try {
+      this.buffered = Buffer.concat([this.buffered, ...this.parts]);
+      this.parts = [];
       if (!this.readHeader()) throw new KeyError('decryption_failed', 'the encrypted file is truncated (incomplete header)');
       if (this.buffered.length < TAG_BYTES) throw new KeyError('decryption_failed', 'the encrypted file is truncated');
       this.push(this.open(this.buffered, true));
