@@ -211,6 +211,8 @@ export class Catalog {
    * worker died) takes over its own row instead of adding another.
    */
   beginBackup(type: BackupType, filePath: string, jobId: string | null, compression: CompressionMode, encryption: string | null = null): number {
+    // Immediate: a read-then-write transaction that starts deferred fails at once with
+    // SQLITE_BUSY (no busy wait) when another process commits between its read and its write.
     return this.db.transaction(() => {
       if (jobId) {
         const existing = this.db.prepare('SELECT backup_id FROM backup_detail WHERE job_id = ?').get(jobId) as
@@ -238,7 +240,7 @@ export class Catalog {
         .prepare('INSERT INTO backup_detail (backup_id, job_id, compression, encryption) VALUES (?, ?, ?, ?)')
         .run(id, jobId, compression, encryption);
       return id;
-    })();
+    }).immediate();
   }
 
   completeBackup(
@@ -310,7 +312,7 @@ export class Catalog {
         )
         .run(b.id, jobFree ? b.jobId : null, b.compression, b.encryption, b.pageSize, b.userVersion, b.databaseSize);
       return true;
-    })();
+    }).immediate();
   }
 
   // ---- copies of a backup elsewhere (the mirror) ---------------------------------------------

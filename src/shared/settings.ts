@@ -49,9 +49,13 @@ export function currentSettings(config: Config, catalog: Catalog): Settings {
 }
 
 export function updateSettings(config: Config, catalog: Catalog, patch: SettingsPatch): Settings {
-  return catalog.db.transaction(() => {
-    const stored = settingsPatchSchema.safeParse(catalog.getSetting(KEY) ?? {});
-    catalog.setSetting(KEY, { ...(stored.success ? stored.data : {}), ...patch });
-    return currentSettings(config, catalog);
-  })();
+  // Immediate: read-then-write started deferred fails with SQLITE_BUSY, without waiting, when a
+  // worker commits to the catalog in between (every backup does).
+  return catalog.db
+    .transaction(() => {
+      const stored = settingsPatchSchema.safeParse(catalog.getSetting(KEY) ?? {});
+      catalog.setSetting(KEY, { ...(stored.success ? stored.data : {}), ...patch });
+      return currentSettings(config, catalog);
+    })
+    .immediate();
 }
