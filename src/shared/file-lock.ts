@@ -14,7 +14,7 @@ import { LockLostError, type LockGuard } from './lock.js';
 const target = (config: Config) => path.join(config.backupDir, '.database');
 const holderFile = (config: Config) => path.join(config.backupDir, '.database.holder');
 
-/** The lock directory cannot be created at all (BACKUP_DIR read-only or not ours): no one can hold it. */
+/** The lock directory cannot be created at all (BACKUP_DIR read-only, not a directory): no one can hold it. */
 export class FileLockUnavailable extends Error {
   override name = 'FileLockUnavailable';
 }
@@ -67,11 +67,11 @@ export async function tryFileLock(
       },
     });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOENT') {
+    // Anything but "held by someone" means the directory cannot take a lock at all (read-only,
+    // not a directory, gone): no one else can hold it either.
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') {
       throw new FileLockUnavailable(`cannot create the lock in ${config.backupDir}: ${(err as Error).message}`);
     }
-    if (code !== 'ELOCKED') throw err;
     const who = await fs.readFile(holderFile(config), 'utf8').catch(() => 'another process');
     return { lock: null, holder: who.trim() || 'another process' };
   }
