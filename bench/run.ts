@@ -92,14 +92,17 @@ async function main(): Promise<void> {
   const machine = describeMachine(work);
   const cleanups: (() => Promise<void> | void)[] = [];
   let interrupted = false;
-  process.once('SIGINT', () => {
-    interrupted = true;
-    progress('interrupted: cleaning up');
-    void cleanup().finally(() => process.exit(130));
-  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      interrupted = true;
+      progress(`${signal}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
   let cleaning: Promise<void> | undefined;
   function cleanup(): Promise<void> {
     cleaning ??= (async () => {
+      progress('cleaning up: processes, Redis keys, generated files');
       for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch((err) => progress(`cleanup: ${(err as Error).message}`));
       await deletePrefix(REDIS_URL, main.prefix).catch(() => 0);
       await deletePrefix(REDIS_URL, small.prefix).catch(() => 0);
@@ -120,7 +123,7 @@ async function main(): Promise<void> {
       fs.mkdirSync(scratch);
       const catalog = new Catalog(main.config.catalogPath);
       cleanups.push(() => catalog.close());
-      const worker = await WorkerProcess.start({ ...main.env, LOG_LEVEL: 'warn' });
+      const worker = await WorkerProcess.start(main.env);
       cleanups.push(() => worker.stop());
       const producer: RunningProducer = await startProducer(main.config, createLogger(main.config, 'producer'));
       cleanups.push(() => producer.close());
@@ -172,7 +175,11 @@ async function main(): Promise<void> {
   if (opts.out) fs.writeFileSync(opts.out, `${report}\n`);
 }
 
-main().catch((err) => {
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  // Kept-alive HTTP sockets and closed Redis clients may still hold the loop for a while.
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

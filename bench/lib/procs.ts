@@ -64,11 +64,21 @@ export class WorkerProcess {
   static async start(env: Record<string, string>): Promise<WorkerProcess> {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--import', path.join(ROOT, 'bench/lib/loop-probe.ts'), path.join(ROOT, 'src/worker/index.ts')],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      ['--import', 'tsx', '--import', path.join(ROOT, 'bench/lib/loop-probe.js'), path.join(ROOT, 'src/worker/index.ts')],
+      {
+        cwd: ROOT,
+        // "worker ready" is logged at info; the job logs at info are part of what a worker does.
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env, LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     const w = new WorkerProcess(child);
-    await w.waitFor(/worker ready/, 60_000);
+    try {
+      await w.waitFor(/worker ready/, 60_000);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
     return w;
   }
 

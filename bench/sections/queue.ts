@@ -25,7 +25,7 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
   let producer: RunningProducer | undefined;
   try {
     bench.progress('queue: starting producer and worker');
-    workers.push(await WorkerProcess.start({ ...svc.env, LOG_LEVEL: 'warn' }));
+    workers.push(await WorkerProcess.start(svc.env));
     producer = await startProducer(config, createLogger(config, 'producer'));
     const url = producer.url;
     const queues = producer.deps.queues;
@@ -39,6 +39,7 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
     let verifyTarget = 0;
     for (let run = 0; run < bench.opts.runs; run++) {
       bench.progress(`queue latency run ${run + 1}/${bench.opts.runs}`);
+      const runStart = performance.now();
       const direct: number[] = [];
       const total: number[] = [];
       const over: number[] = [];
@@ -72,6 +73,7 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
       ver.p99.push(percentile(vt, 99));
       ver.overP50.push(percentile(vo, 50));
       ver.overP99.push(percentile(vo, 99));
+      bench.progress(`  direct ${median(direct).toFixed(0)} ms, POST backup ${median(total).toFixed(0)} ms, verify ${median(vt).toFixed(0)} ms; run took ${((performance.now() - runStart) / 1000).toFixed(1)} s`);
     }
     const section = '6 Queue and API';
     const rows: Row[] = [
@@ -109,7 +111,7 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
     for (const count of WORKER_COUNTS) {
       bench.progress(`verify throughput with ${count} worker process(es)`);
       const starting: Promise<WorkerProcess>[] = [];
-      while (workers.length + starting.length < count) starting.push(WorkerProcess.start({ ...svc.env, LOG_LEVEL: 'warn' }));
+      while (workers.length + starting.length < count) starting.push(WorkerProcess.start(svc.env));
       workers.push(...(await Promise.all(starting)));
       const per: number[] = [];
       for (let run = 0; run < bench.opts.runs; run++) {
@@ -177,6 +179,7 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
       });
     }
   } finally {
+    bench.progress('queue: stopping producer and workers');
     await producer?.close();
     await Promise.all(workers.map((w) => w.stop()));
     catalog.close();
@@ -184,7 +187,7 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
 }
 
 /** Adds completed and some failed rows until the catalog holds `total`, as years of backups would. */
-function fillCatalog(catalog: Catalog, dir: string, total: number): void {
+export function fillCatalog(catalog: Catalog, dir: string, total: number): void {
   const have = catalog.countBackups();
   const log = catalog.db.prepare(
     `INSERT INTO backup_log (backup_type, file_path, file_size_bytes, started_at, completed_at, status, error_message, checksum)

@@ -34,7 +34,9 @@ const threadUrl = new URL('./sqlite-thread.js', import.meta.url);
 
 function runInThread<R extends ThreadResult>(request: ThreadRequest): Promise<R> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(threadUrl, { workerData: request });
+    // execArgv: [] — the thread is plain JavaScript; inheriting `--import tsx` would make every
+    // thread load the TypeScript loader first, which costs more than the work of a small job.
+    const worker = new Worker(threadUrl, { workerData: request, execArgv: [] });
     let settled = false;
     worker.once('message', (msg: { ok: true; result: R } | { ok: false; error: { message: string; code?: string } }) => {
       settled = true;
