@@ -140,7 +140,7 @@ export async function benchBackup(bench: Bench, deps: BackupDeps): Promise<{ kep
           // In quick mode a tool that never finished is not given the time again.
           if (bench.opts.quick && tally.timeouts > 0) continue;
           const idleMax = Math.max(0, ...(results.idle.get(tool.name)?.ms ?? []));
-          tally.limitMs = Math.max(bench.opts.minToolTimeoutMs, 10 * idleMax);
+          tally.limitMs = Math.max(bench.opts.minToolTimeoutMs, 5 * idleMax);
           bench.progress(`backup ${phase} run ${run + 1}/${bench.opts.runs}: ${tool.name}`);
           writer?.mark();
           const outcome = await tool.run(tally.limitMs);
