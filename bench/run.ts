@@ -57,7 +57,8 @@ function options(argv: string[]): BenchOptions & { out?: string; only: Set<Secti
   const sizeMiB = values.size ? Number(values.size) : quick ? 32 : 1024;
   const runs = values.runs ? Number(values.runs) : 3;
   if (!Number.isFinite(sizeMiB) || sizeMiB < 4) throw new Error(`--size must be a number of MiB ≥ 4, got ${values.size}`);
-  if (!Number.isInteger(runs) || runs < 3) throw new Error(`--runs must be a whole number ≥ 3 (the table reports medians), got ${values.runs}`);
+  if (!Number.isInteger(runs) || runs < 3)
+    throw new Error(`--runs must be a whole number ≥ 3 (the table reports medians), got ${values.runs}`);
   const only = new Set<Section>();
   for (const s of (values.only ?? SECTIONS.join(',')).split(',')) {
     if (!SECTIONS.includes(s as Section)) throw new Error(`--only: unknown section ${s}; expected ${SECTIONS.join(', ')}`);
@@ -161,7 +162,10 @@ async function main(): Promise<void> {
     `Command: \`${command}\` (took ${((Date.now() - started) / 60_000).toFixed(1)} min)`,
     '',
     ...machine.map((m) => `- ${m}`),
-    `- Load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `- Load average at end: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
     ...(dbInfo ? [`- Database: ${dbInfo}`] : []),
     '',
     `Every number is the median of ${opts.runs} runs (latency rows: the median of each run's percentile), with min–max over the runs. ` +

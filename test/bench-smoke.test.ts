@@ -33,12 +33,28 @@ describe('benchmark table', () => {
         ratio: { value: 1.3, to: 'cp+sync' },
         target: { met: false, text: '≤ 1.0× VACUUM INTO' },
       },
-      { section: '1 Backup', measure: 'time to a durable copy', method: 'sqlite3 .backup | sync', unit: 'ms', values: [], failures: '3× did not finish within 60 s' },
-      { section: '4 Verify', measure: 'SHA-256', method: 'sha256File', unit: 'MB/s', values: [900, 800, 1000], target: { met: true, text: '≥ 700 MB/s' } },
+      {
+        section: '1 Backup',
+        measure: 'time to a durable copy',
+        method: 'sqlite3 .backup | sync',
+        unit: 'ms',
+        values: [],
+        failures: '3× did not finish within 60 s',
+      },
+      {
+        section: '4 Verify',
+        measure: 'SHA-256',
+        method: 'sha256File',
+        unit: 'MB/s',
+        values: [900, 800, 1000],
+        target: { met: true, text: '≥ 700 MB/s' },
+      },
     ]);
     const lines = table.split('\n');
     expect(lines).toHaveLength(5);
-    expect(lines[2]).toBe('| 1 Backup | time to a durable copy | ours | 1.30 s | 1.20 s – 1.50 s | 3 | 1.30× cp+sync | ❌ MISSED: ≤ 1.0× VACUUM INTO |');
+    expect(lines[2]).toBe(
+      '| 1 Backup | time to a durable copy | ours | 1.30 s | 1.20 s – 1.50 s | 3 | 1.30× cp+sync | ❌ MISSED: ≤ 1.0× VACUUM INTO |',
+    );
     // A pipe inside a cell must not split the markdown row.
     expect(lines[3]).toContain('sqlite3 .backup \\| sync | did not finish | — | 0 (3× did not finish within 60 s)');
     expect(lines[4]).toContain('| 900 MB/s | 800 MB/s – 1000 MB/s | 3 |  | ✅ met: ≥ 700 MB/s |');

@@ -81,12 +81,20 @@ export function generateDatabase(file: string, sizeBytes: number): { bytes: numb
       if (rows % 20 === 0) {
         workflows++;
         const definition = JSON.stringify({ steps: [pick(), pick(), pick()], trigger: pick(), id: randomBytes(8).toString('hex') });
-        insWorkflow.run(1 + ((Math.random() * users) | 0), `workflow ${workflows} ${pick().slice(0, 30)}`, definition, 'active', stamp(rows), stamp(rows + 5));
+        insWorkflow.run(
+          1 + ((Math.random() * users) | 0),
+          `workflow ${workflows} ${pick().slice(0, 30)}`,
+          definition,
+          'active',
+          stamp(rows),
+          stamp(rows + 5),
+        );
       }
       const wf = 1 + ((Math.random() * workflows) | 0);
       const output = JSON.stringify({ log: [pick(), pick()], result: pick().slice(0, 60), ref: randomBytes(12).toString('hex') });
       insExecution.run(wf, statuses[rows % statuses.length]!, stamp(rows), stamp(rows + 3), (Math.random() * 60_000) | 0, output);
-      if (rows % 4 === 0) insAudit.run(1 + ((Math.random() * users) | 0), 'run', `workflow:${wf}`, `{"note":"${pick().slice(0, 40)}"}`, stamp(rows));
+      if (rows % 4 === 0)
+        insAudit.run(1 + ((Math.random() * users) | 0), 'run', `workflow:${wf}`, `{"note":"${pick().slice(0, 40)}"}`, stamp(rows));
       rows++;
     }
   });

@@ -27,5 +27,6 @@ export async function api(base: string, method: 'GET' | 'POST', path: string, he
 }
 
 export function expectStatus(res: ApiResponse, status: number, what: string): void {
-  if (res.status !== status) throw new Error(`${what}: expected HTTP ${status}, got ${res.status}: ${JSON.stringify(res.body).slice(0, 500)}`);
+  if (res.status !== status)
+    throw new Error(`${what}: expected HTTP ${status}, got ${res.status}: ${JSON.stringify(res.body).slice(0, 500)}`);
 }

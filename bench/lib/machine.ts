@@ -24,7 +24,10 @@ export function describeMachine(workDir: string): string[] {
     `CPU: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown'}`,
     `Memory: ${mem} GiB`,
     `Disk: ${source} (${disk.replace(/\s+/g, ' ')}; lsblk ROTA=1 means the kernel reports it as rotational)`,
-    `OS: ${os.type()} ${os.release()}, load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `OS: ${os.type()} ${os.release()}, load average at start ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
     `Node ${process.version}; SQLite ${bundled} (better-sqlite3), sqlite3 CLI ${sh('sqlite3', ['--version']).split(' ')[0]}`,
   ];
 }

@@ -84,18 +84,20 @@ export async function benchBackup(bench: Bench, deps: BackupDeps): Promise<{ kep
     await removeBackup(catalog, t.value);
     return { ms: t.ms, bytes: t.value.file_size_bytes ?? 0, loopMs };
   };
-  const cli = (script: string, before?: () => void) => async (timeoutMs: number): Promise<Outcome> => {
-    const dest = cliOut();
-    before?.();
-    try {
-      const r = await runShell(script, [live, dest], timeoutMs);
-      if (r.timedOut) return { timedOut: true };
-      if (r.code !== 0) throw new Error(`${script} failed (${r.code}): ${r.stderr}`);
-      return { ms: r.ms, bytes: fs.statSync(dest).size };
-    } finally {
-      fs.rmSync(dest, { force: true });
-    }
-  };
+  const cli =
+    (script: string, before?: () => void) =>
+    async (timeoutMs: number): Promise<Outcome> => {
+      const dest = cliOut();
+      before?.();
+      try {
+        const r = await runShell(script, [live, dest], timeoutMs);
+        if (r.timedOut) return { timedOut: true };
+        if (r.code !== 0) throw new Error(`${script} failed (${r.code}): ${r.stderr}`);
+        return { ms: r.ms, bytes: fs.statSync(dest).size };
+      } finally {
+        fs.rmSync(dest, { force: true });
+      }
+    };
 
   const tools: Tool[] = [
     { name: TOOL.ours, run: inProcess(config) },
@@ -206,9 +208,23 @@ function pushRows(bench: Bench, results: Record<'idle' | 'loaded', Map<string, T
   const gz = results.idle.get(TOOL.gzip)!;
   const mib = (b: number[]) => b.map((x) => x / 1048576);
   rows.push({ section: '3 Compression', measure: 'backup time', method: 'none', unit: 'ms', values: plain.ms });
-  rows.push({ section: '3 Compression', measure: 'backup time', method: 'gzip (level 1)', unit: 'ms', values: gz.ms, ratio: { value: median(gz.ms) / median(plain.ms), to: 'none' } });
+  rows.push({
+    section: '3 Compression',
+    measure: 'backup time',
+    method: 'gzip (level 1)',
+    unit: 'ms',
+    values: gz.ms,
+    ratio: { value: median(gz.ms) / median(plain.ms), to: 'none' },
+  });
   rows.push({ section: '3 Compression', measure: 'backup file size', method: 'none', unit: 'MiB', values: mib(plain.bytes) });
-  rows.push({ section: '3 Compression', measure: 'backup file size', method: 'gzip (level 1)', unit: 'MiB', values: mib(gz.bytes), ratio: { value: median(gz.bytes) / median(plain.bytes), to: 'none' } });
+  rows.push({
+    section: '3 Compression',
+    measure: 'backup file size',
+    method: 'gzip (level 1)',
+    unit: 'MiB',
+    values: mib(gz.bytes),
+    ratio: { value: median(gz.bytes) / median(plain.bytes), to: 'none' },
+  });
 
   // Disturbance: the writer's commit latency during each backup under load, against no backup.
   const section = '2 Disturbance';
@@ -234,7 +250,8 @@ function pushRows(bench: Bench, results: Record<'idle' | 'loaded', Map<string, T
     rows.push({
       section,
       measure: 'worker event loop, longest stall per backup',
-      method: name === TOOL.ours ? 'createBackup in this process (idle + loaded runs)' : 'worker process running the job (idle + loaded runs)',
+      method:
+        name === TOOL.ours ? 'createBackup in this process (idle + loaded runs)' : 'worker process running the job (idle + loaded runs)',
       unit: 'ms',
       values: loops,
       target: { met: worst <= 100, text: `never > 100 ms (worst ${worst.toFixed(0)} ms)` },

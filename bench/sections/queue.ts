@@ -33,7 +33,13 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
     // Warm-up: the first job of a process pays for module loading and connections.
     for (let i = 0; i < 3; i++) expectStatus(await api(url, 'POST', '/api/backups'), 201, 'warm-up backup');
 
-    const lat = { direct: [] as number[], backupP50: [] as number[], backupP99: [] as number[], backupOverP50: [] as number[], backupOverP99: [] as number[] };
+    const lat = {
+      direct: [] as number[],
+      backupP50: [] as number[],
+      backupP99: [] as number[],
+      backupOverP50: [] as number[],
+      backupOverP99: [] as number[],
+    };
     const ver = { p50: [] as number[], p99: [] as number[], overP50: [] as number[], overP99: [] as number[] };
     const processing = (job: Job | undefined) => (job?.finishedOn && job.processedOn ? job.finishedOn - job.processedOn : Number.NaN);
     let verifyTarget = 0;
@@ -73,12 +79,21 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
       ver.p99.push(percentile(vt, 99));
       ver.overP50.push(percentile(vo, 50));
       ver.overP99.push(percentile(vo, 99));
-      bench.progress(`  direct ${median(direct).toFixed(0)} ms, POST backup ${median(total).toFixed(0)} ms, verify ${median(vt).toFixed(0)} ms; run took ${((performance.now() - runStart) / 1000).toFixed(1)} s`);
+      bench.progress(
+        `  direct ${median(direct).toFixed(0)} ms, POST backup ${median(total).toFixed(0)} ms, verify ${median(vt).toFixed(0)} ms; run took ${((performance.now() - runStart) / 1000).toFixed(1)} s`,
+      );
     }
     const section = '6 Queue and API';
     const rows: Row[] = [
       { section, measure: 'small backup, in-process (no queue)', method: 'createBackup median', unit: 'ms', values: lat.direct },
-      { section, measure: 'small backup, request → result', method: 'POST /api/backups p50', unit: 'ms', values: lat.backupP50, ratio: { value: median(lat.backupP50) / median(lat.direct), to: 'in-process' } },
+      {
+        section,
+        measure: 'small backup, request → result',
+        method: 'POST /api/backups p50',
+        unit: 'ms',
+        values: lat.backupP50,
+        ratio: { value: median(lat.backupP50) / median(lat.direct), to: 'in-process' },
+      },
       { section, measure: 'small backup, request → result', method: 'POST /api/backups p99', unit: 'ms', values: lat.backupP99 },
       { section, measure: 'small backup, queue overhead (request − processor time)', method: 'p50', unit: 'ms', values: lat.backupOverP50 },
       {
@@ -193,7 +208,9 @@ export function fillCatalog(catalog: Catalog, dir: string, total: number): void 
     `INSERT INTO backup_log (backup_type, file_path, file_size_bytes, started_at, completed_at, status, error_message, checksum)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const detail = catalog.db.prepare('INSERT INTO backup_detail (backup_id, job_id, compression, page_size, user_version, database_size_bytes) VALUES (?, ?, ?, ?, ?, ?)');
+  const detail = catalog.db.prepare(
+    'INSERT INTO backup_detail (backup_id, job_id, compression, page_size, user_version, database_size_bytes) VALUES (?, ?, ?, ?, ?, ?)',
+  );
   catalog.db.transaction(() => {
     for (let i = have; i < total; i++) {
       const at = new Date(Date.UTC(2020, 0, 1) + i * 3_600_000).toISOString();

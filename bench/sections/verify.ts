@@ -20,7 +20,14 @@ async function shell(script: string, file: string): Promise<number> {
 export async function benchVerify(bench: Bench, config: Config, backup: BackupRow): Promise<void> {
   const file = backup.file_path;
   const bytes = backup.file_size_bytes ?? 0;
-  const t = { sha: [] as number[], shaCli: [] as number[], full: [] as number[], quick: [] as number[], fullRef: [] as number[], quickRef: [] as number[] };
+  const t = {
+    sha: [] as number[],
+    shaCli: [] as number[],
+    full: [] as number[],
+    quick: [] as number[],
+    fullRef: [] as number[],
+    quickRef: [] as number[],
+  };
   for (let run = 0; run < bench.opts.runs; run++) {
     bench.progress(`verify run ${run + 1}/${bench.opts.runs}`);
     t.sha.push((await timed(() => sha256File(file))).ms);
@@ -58,7 +65,13 @@ export async function benchVerify(bench: Bench, config: Config, backup: BackupRo
     ratio: { value: fullRatio, to: 'sha256sum + CLI integrity_check' },
     target: { met: fullRatio <= 1.1, text: `≤ 1.1× sha256sum + CLI integrity_check (is ${fullRatio.toFixed(2)}×)` },
   });
-  bench.rows.push({ section, measure: 'full verification', method: 'sha256sum + sqlite3 CLI integrity_check', unit: 'ms', values: t.fullRef });
+  bench.rows.push({
+    section,
+    measure: 'full verification',
+    method: 'sha256sum + sqlite3 CLI integrity_check',
+    unit: 'ms',
+    values: t.fullRef,
+  });
   bench.rows.push({
     section,
     measure: 'quick verification',
@@ -67,5 +80,11 @@ export async function benchVerify(bench: Bench, config: Config, backup: BackupRo
     values: t.quick,
     ratio: { value: median(t.quick) / median(t.quickRef), to: 'sha256sum + CLI quick_check' },
   });
-  bench.rows.push({ section, measure: 'quick verification', method: 'sha256sum + sqlite3 CLI quick_check', unit: 'ms', values: t.quickRef });
+  bench.rows.push({
+    section,
+    measure: 'quick verification',
+    method: 'sha256sum + sqlite3 CLI quick_check',
+    unit: 'ms',
+    values: t.quickRef,
+  });
 }
