@@ -72,7 +72,7 @@ function options(argv: string[]): BenchOptions & { out?: string; only: Set<Secti
     baselineMs: quick ? 1_000 : 3_000,
     minToolTimeoutMs: quick ? 5_000 : 60_000,
     requests: quick ? 8 : 50,
-    verifyJobs: quick ? 16 : 200,
+    verifyJobs: quick ? 10 : 100,
     listRequests: quick ? 50 : 300,
     workDir: path.resolve(values.dir ?? os.tmpdir()),
     keep: values.keep,
