@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Catalog } from '../src/shared/catalog.js';
+import { COMPRESSION_MODES } from '../src/shared/config.js';
 import { createLogger } from '../src/shared/logger.js';
 import { startProducer, type RunningProducer } from '../src/producer/server.js';
 import { REDIS_URL, serviceEnv, type Bench, type BenchOptions } from './lib/context.js';
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
 
       const { kept, writerIdle } = await benchBackup(bench, {
         config: main.config,
-        gzipConfig: main.with({ BACKUP_COMPRESSION: 'gzip' }),
+        compressed: new Map(COMPRESSION_MODES.filter((m) => m !== 'none').map((m) => [m, main.with({ BACKUP_COMPRESSION: m })])),
         catalog,
         log,
         producerUrl: producer.url,

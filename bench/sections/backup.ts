@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createBackup } from '../../src/shared/backup.js';
 import type { BackupRow, Catalog } from '../../src/shared/catalog.js';
-import type { Config } from '../../src/shared/config.js';
+import type { CompressionMode, Config } from '../../src/shared/config.js';
 import type { Logger } from '../../src/shared/logger.js';
 import type { Bench } from '../lib/context.js';
 import { api, expectStatus } from '../lib/http.js';
@@ -14,7 +14,8 @@ import { Writer } from '../lib/writer.js';
 
 export interface BackupDeps {
   config: Config;
-  gzipConfig: Config;
+  /** The same service configured for each compressing BACKUP_COMPRESSION mode. */
+  compressed: Map<CompressionMode, Config>;
   catalog: Catalog;
   log: Logger;
   producerUrl: string;
@@ -48,12 +49,14 @@ const newTally = (): Tally => ({ ms: [], bytes: [], loop: [], timeouts: 0, limit
 
 export const TOOL = {
   ours: 'createBackup (worker code, queue excluded)',
-  gzip: 'createBackup, BACKUP_COMPRESSION=gzip',
   queued: 'POST /api/backups (queue + worker process)',
   cp: 'cp + sync of checkpointed file (the limit; not consistent under writes)',
   vacuum: 'sqlite3 CLI VACUUM INTO + sync',
   dotBackup: 'sqlite3 CLI .backup + sync',
 } as const;
+
+const COMPRESSED_PREFIX = 'createBackup, BACKUP_COMPRESSION=';
+const compressedTool = (mode: CompressionMode) => `${COMPRESSED_PREFIX}${mode}`;
 
 function checkpoint(file: string): void {
   const db = new Database(file);
@@ -104,7 +107,7 @@ export async function benchBackup(bench: Bench, deps: BackupDeps): Promise<{ kep
 
   const tools: Tool[] = [
     { name: TOOL.ours, run: inProcess(config) },
-    { name: TOOL.gzip, idleOnly: true, run: inProcess(deps.gzipConfig) },
+    ...[...deps.compressed].map(([mode, cfg]): Tool => ({ name: compressedTool(mode), idleOnly: true, run: inProcess(cfg) })),
     {
       name: TOOL.queued,
       run: async () => {
@@ -208,28 +211,36 @@ function pushRows(bench: Bench, results: Record<'idle' | 'loaded', Map<string, T
     }
   }
 
-  // Compression: the idle runs of createBackup with and without gzip.
+  // Compression: the idle runs of createBackup in every mode.
   const plain = results.idle.get(TOOL.ours)!;
-  const gz = results.idle.get(TOOL.gzip)!;
   const mib = (b: number[]) => b.map((x) => x / 1048576);
+  const modes = [...results.idle.keys()].filter((name) => name.startsWith(COMPRESSED_PREFIX));
   rows.push({ section: '3 Compression', measure: 'backup time', method: 'none', unit: 'ms', values: plain.ms });
-  rows.push({
-    section: '3 Compression',
-    measure: 'backup time',
-    method: 'gzip (level 1)',
-    unit: 'ms',
-    values: gz.ms,
-    ratio: { value: median(gz.ms) / median(plain.ms), to: 'none' },
-  });
+  for (const name of modes) {
+    const t = results.idle.get(name)!;
+    const method = name.slice(COMPRESSED_PREFIX.length);
+    rows.push({
+      section: '3 Compression',
+      measure: 'backup time',
+      method,
+      unit: 'ms',
+      values: t.ms,
+      ratio: { value: median(t.ms) / median(plain.ms), to: 'none' },
+    });
+  }
   rows.push({ section: '3 Compression', measure: 'backup file size', method: 'none', unit: 'MiB', values: mib(plain.bytes) });
-  rows.push({
-    section: '3 Compression',
-    measure: 'backup file size',
-    method: 'gzip (level 1)',
-    unit: 'MiB',
-    values: mib(gz.bytes),
-    ratio: { value: median(gz.bytes) / median(plain.bytes), to: 'none' },
-  });
+  for (const name of modes) {
+    const t = results.idle.get(name)!;
+    const method = name.slice(COMPRESSED_PREFIX.length);
+    rows.push({
+      section: '3 Compression',
+      measure: 'backup file size',
+      method,
+      unit: 'MiB',
+      values: mib(t.bytes),
+      ratio: { value: median(t.bytes) / median(plain.bytes), to: 'none' },
+    });
+  }
 
   // Disturbance: the writer's commit latency during each backup under load, against no backup.
   const section = '2 Disturbance';
