@@ -91,7 +91,12 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   console.log(['mode'.padEnd(22), 'size'.padStart(7), 'encode MB/s'.padStart(12), 'decode MB/s'.padStart(12)].join(' '));
   for (const r of rows) {
     console.log(
-      [r.mode.padEnd(22), `${(r.ratio * 100).toFixed(1)}%`.padStart(7), r.encodeMBps.toFixed(0).padStart(12), r.decodeMBps.toFixed(0).padStart(12)].join(' '),
+      [
+        r.mode.padEnd(22),
+        `${(r.ratio * 100).toFixed(1)}%`.padStart(7),
+        r.encodeMBps.toFixed(0).padStart(12),
+        r.decodeMBps.toFixed(0).padStart(12),
+      ].join(' '),
     );
   }
 }

@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     if (needMain) {
       progress(`generating a ${(opts.sizeBytes / 2 ** 20).toFixed(0)} MiB database in ${work}`);
       const gen = generateDatabase(main.config.databasePath, opts.sizeBytes);
-      dbInfo = `${(gen.bytes / 2 ** 20).toFixed(0)} MiB, ${gen.rows.toLocaleString('en')} executions plus users, workflows, audit log, 8 indexes, WAL`;
+      dbInfo = `${(gen.bytes / 2 ** 20).toFixed(0)} MiB, ${gen.rows.toLocaleString('en')} executions plus users, workflows, audit log, 7 indexes, WAL`;
       progress(`database ready: ${dbInfo}`);
       const scratch = path.join(work, 'scratch');
       fs.mkdirSync(scratch);

@@ -28,8 +28,6 @@ type Outcome = { ms: number; bytes: number; loopMs?: number } | { timedOut: true
 interface Tool {
   name: string;
   idleOnly?: boolean;
-  /** Only in-process and queued backups can be stopped by nothing but finishing. */
-  external?: boolean;
   run(timeoutMs: number): Promise<Outcome>;
 }
 
@@ -122,9 +120,9 @@ export async function benchBackup(bench: Bench, deps: BackupDeps): Promise<{ kep
         return { ms: res.ms, bytes: b.fileSize, loopMs };
       },
     },
-    { name: TOOL.cp, external: true, run: cli('cp "$1" "$2" && sync "$2"', () => checkpoint(live)) },
-    { name: TOOL.vacuum, external: true, run: cli(`sqlite3 -cmd ".timeout 60000" "$1" "VACUUM INTO '$2'" && sync "$2"`) },
-    { name: TOOL.dotBackup, external: true, run: cli(`sqlite3 -cmd ".timeout 60000" "$1" ".backup '$2'" && sync "$2"`) },
+    { name: TOOL.cp, run: cli('cp "$1" "$2" && sync "$2"', () => checkpoint(live)) },
+    { name: TOOL.vacuum, run: cli(`sqlite3 -cmd ".timeout 60000" "$1" "VACUUM INTO '$2'" && sync "$2"`) },
+    { name: TOOL.dotBackup, run: cli(`sqlite3 -cmd ".timeout 60000" "$1" ".backup '$2'" && sync "$2"`) },
   ];
 
   const results = { idle: new Map<string, Tally>(), loaded: new Map<string, Tally>() };
