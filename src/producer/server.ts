@@ -1,4 +1,6 @@
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Redis } from 'ioredis';
 import { pathToFileURL } from 'node:url';
 import { resolveApiToken } from '../shared/api-token.js';
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
@@ -13,6 +15,48 @@ import { syncSchedules } from '../shared/scheduler.js';
 import { currentSettings } from '../shared/settings.js';
 import { createApp, type ProducerDeps } from './app.js';
 import { startWatchdog } from './watchdog.js';
+import { errorBody } from './errors.js';
+
+/**
+ * Requests Node's HTTP parser rejects before Express sees them (conflicting Content-Length
+ * headers, a malformed request line, oversized headers) still get the API's one JSON error shape.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) return;
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify(
+    errorBody(tooLarge ? 'headers_too_large' : 'malformed_request', tooLarge ? 'request headers are too large' : 'malformed HTTP request'),
+  );
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'none'\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * A Redis that restarts without persistence comes back empty: the auto-backup scheduler is gone
+ * with everything else. Every reconnect therefore puts the schedule back from the catalog's
+ * settings. (The connection watcher in redis.ts already logs the outage and the recovery.)
+ */
+function resyncAutoBackup(redis: Redis, sync: () => Promise<unknown>, log: Logger): { stop(): void } {
+  let lost = false;
+  let stopped = false;
+  redis.on('close', () => {
+    lost = true;
+  });
+  redis.on('ready', () => {
+    if (!lost || stopped) return;
+    lost = false;
+    sync().catch((err: unknown) => log.error({ err: (err as Error).message }, 'could not restore the auto-backup schedule after reconnecting'));
+  });
+  return {
+    stop() {
+      stopped = true;
+    },
+  };
+}
 
 export interface RunningProducer {
   server: Server;
@@ -38,6 +82,7 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
   const queues = createQueues(config, redis, events, log);
   await Promise.all(Object.values(queues.events).map((e) => e.waitUntilReady()));
   await syncSchedules(queues, currentSettings(config, catalog));
+  const resync = resyncAutoBackup(redis, () => syncSchedules(queues, currentSettings(config, catalog)), log);
 
   const token = resolveApiToken(config);
   if (token.source !== 'env') log.info({ tokenFile: token.file }, `API token read from ${token.file} (API_TOKEN is not set)`);
@@ -57,6 +102,7 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
   });
+  server.on('clientError', answerClientError);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://127.0.0.1:${port}`;
@@ -71,6 +117,7 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
       closing ??= (async () => {
         watchdog.stop();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        resync.stop();
         await alerts.flush(Math.min(config.shutdownTimeout, 5_000));
         await queues.close();
         catalog.close();
@@ -94,6 +141,9 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config, 'producer');
+  // BullMQ's waitUntilFinished polls Redis inside a promise executor, so a Redis outage at that
+  // moment surfaces as an unhandled rejection: log it instead of letting it end the process.
+  process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.message ?? String(err) }, 'unhandled rejection'));
   let running: RunningProducer;
   try {
     running = await startProducer(config, log);

@@ -89,6 +89,10 @@ const envSchema = z.object({
   ALERT_WEBHOOK_URL: httpUrl.optional(),
   ALERT_ATTEMPTS: int(1, 50).default(5),
   ALERT_TIMEOUT: int(100, 600_000).default(5_000),
+  JOB_LOCK_DURATION: int(1_000, 3_600_000).default(30_000),
+  STALLED_INTERVAL: int(500, 3_600_000).default(30_000),
+  REAPER_INTERVAL: int(500, 86_400_000).default(60_000),
+  CATALOG_BUSY_TIMEOUT: int(100, 3_600_000).default(10_000),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -135,6 +139,10 @@ function build(parsed: z.output<typeof envSchema>) {
     alertWebhookUrl: parsed.ALERT_WEBHOOK_URL,
     alertAttempts: parsed.ALERT_ATTEMPTS,
     alertTimeout: parsed.ALERT_TIMEOUT,
+    jobLockDuration: parsed.JOB_LOCK_DURATION,
+    stalledInterval: parsed.STALLED_INTERVAL,
+    reaperInterval: parsed.REAPER_INTERVAL,
+    catalogBusyTimeout: parsed.CATALOG_BUSY_TIMEOUT,
   };
 }
 

@@ -55,6 +55,29 @@ export async function publish(temp: string, dir: string, base: string, ext: stri
   }
 }
 
+/** Readers (verify) run without the lock; a decoded copy of theirs this old belongs to a dead process. */
+const STALE_READ_TEMP_MS = 6 * 3_600_000;
+
+/**
+ * Temp files left by a worker that died in a backup or a restore (a safety backup, a decoded copy
+ * to restore from), and decoded copies left by a reader that died long ago (for an encrypted
+ * backup they are plaintext). Only a holder of the database lock may call this: no other backup or
+ * restore is running then; copies of live verify jobs, which run unlocked, are young and kept.
+ */
+export async function removeAbandonedBackupTemps(dir: string): Promise<void> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const stale = async (n: string) => {
+    const s = await fs.stat(path.join(dir, n)).catch(() => null);
+    return Boolean(s && Date.now() - s.mtimeMs > STALE_READ_TEMP_MS);
+  };
+  const doomed: string[] = [];
+  for (const n of names.filter(isTempName)) {
+    const locked = n.includes('-backup-') || n.startsWith(`${TEMP_PREFIX}restore-`);
+    if (locked || (n.startsWith(`${TEMP_PREFIX}read-`) && (await stale(n)))) doomed.push(path.join(dir, n));
+  }
+  await removeQuietly(...doomed);
+}
+
 export async function removeQuietly(...files: string[]): Promise<void> {
   await Promise.all(files.map((f) => fs.rm(f, { force: true }).catch(() => undefined)));
 }

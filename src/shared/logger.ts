@@ -25,12 +25,13 @@ const REDACT = [
  * stderr (fd 2) for the CLI, whose stdout is its answer. With LOG_FILE the same lines are appended
  * to that file as well (the runbook greps `logs/combined.log`); every process of a deployment may
  * share one file, as each line is a single append. Writes are synchronous so the last lines before
- * an exit are not lost.
+ * an exit are not lost. Tests pass a `destination` to read what would have been logged.
  */
 export function createLogger(
   config: Pick<Config, 'logLevel'> & { logFile?: string | undefined },
   service: string,
   fd: 1 | 2 = 1,
+  destination?: pino.DestinationStream,
 ): Logger {
   const options = {
     level: config.logLevel,
@@ -38,6 +39,7 @@ export function createLogger(
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
+  if (destination) return pino(options, destination);
   const screen = fd === 1 ? process.stdout : pino.destination({ fd, sync: true });
   if (!config.logFile) return fd === 1 ? pino(options) : pino(options, screen);
   const file = pino.destination({ dest: config.logFile, mkdir: true, append: true, sync: true });

@@ -141,7 +141,7 @@ export function moveCatalogAside(file: string): string {
  */
 export async function openCatalog(config: Config, log: Logger): Promise<{ catalog: Catalog; rebuilt?: ReindexReport }> {
   const missing = !fs.existsSync(config.catalogPath);
-  const catalog = new Catalog(config.catalogPath);
+  const catalog = new Catalog(config.catalogPath, { busyTimeout: config.catalogBusyTimeout });
   if (!missing) return { catalog };
   log.info({ catalog: config.catalogPath }, 'no catalog yet: building it from the manifests of any backups present');
   try {

@@ -171,7 +171,7 @@ async function rollBack(ctx: BackupContext, restoreId: number, reason: string): 
     throw fail(ctx, restoreId, permanentFailure('restore_failed', `${reason}; no safety backup to roll back to${kept}`));
   }
   log.error({ restoreId, reason }, 'restore failed; putting the safety backup back');
-  const copy = await readableCopy(config, safety);
+  const copy = await readableCopy(config, safety, 'restore');
   try {
     const problems = await copyIntoLive(copy.path, config.databasePath, config.restoreBusyTimeout);
     if (problems.length) throw new Error(`integrity_check after rollback: ${problems.join('; ')}`);

@@ -48,11 +48,15 @@ function mirrorSource(config: Config, backup: BackupRow): Source | undefined {
 
 const encodingOf = (backup: BackupRow) => ({ compression: backup.compression ?? 'none', encryption: backup.encryption ?? null });
 
-async function decodedCopy(config: Config, backup: BackupRow, source: Source): Promise<ReadableCopy> {
+/**
+ * `purpose` names the temp file: a restore's copies are `restore-…`, which the next holder of the
+ * database lock may remove if the restoring worker died; plain reads run beside each other unlocked.
+ */
+async function decodedCopy(config: Config, backup: BackupRow, source: Source, purpose: 'read' | 'restore' = 'read'): Promise<ReadableCopy> {
   const local = source.store.localPath(source.name);
   if (isPlain(encodingOf(backup)) && local) return { path: local, release: async () => undefined };
   await ensurePrivateDir(config.backupDir);
-  const temp = tempPath(config.backupDir, `read-${backup.id}`);
+  const temp = tempPath(config.backupDir, `${purpose}-${backup.id}`);
   try {
     await decodeStream(source.store.read(source.name), temp, encodingOf(backup), keyringOf(config));
   } catch (err) {
@@ -66,11 +70,11 @@ async function decodedCopy(config: Config, backup: BackupRow, source: Source): P
  * A readable SQLite copy of a backup: from BACKUP_DIR, or from the mirror when the primary file
  * is missing. Decrypted and decompressed into a temp file when needed.
  */
-export async function readableCopy(config: Config, backup: BackupRow): Promise<ReadableCopy> {
+export async function readableCopy(config: Config, backup: BackupRow, purpose: 'read' | 'restore' = 'read'): Promise<ReadableCopy> {
   const primary = primarySource(backup);
   const mirror = mirrorSource(config, backup);
   const source = !(await primary.store.stat(primary.name)) && mirror && (await mirror.store.stat(mirror.name)) ? mirror : primary;
-  return decodedCopy(config, backup, source);
+  return decodedCopy(config, backup, source, purpose);
 }
 
 export type VerifyResult = Verification & {
@@ -135,7 +139,7 @@ async function checkCopy(config: Config, backup: BackupRow, source: Source, mode
 
   let copy: ReadableCopy;
   try {
-    copy = plainFile ? { path: plainFile, release: async () => undefined } : await decodedCopy(config, backup, source);
+    copy = plainFile ? { path: plainFile, release: async () => undefined } : await decodedCopy(config, backup, source, keep ? 'restore' : 'read');
   } catch (err) {
     if (err instanceof KeyError) return fail('opens_as_sqlite', `cannot decrypt: ${err.message}`, `not a readable backup (cannot decrypt: ${err.message})`);
     return fail('opens_as_sqlite', `cannot decompress: ${messageOf(err)}`, 'not a readable backup (decompression failed)');

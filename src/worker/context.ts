@@ -16,6 +16,8 @@ export interface WorkerContext {
   log: Logger;
   /** Identifies this process in lock tokens and leases. */
   workerId: string;
+  /** Set once shutdown begins: a job fetched in BullMQ's closing window is handed back unrun. */
+  stopping: boolean;
 }
 
 export function jobLogger(ctx: WorkerContext, job: Job): Logger {
@@ -34,6 +36,10 @@ export async function withDatabaseLock<T>(
   token: string | undefined,
   fn: (lock: LockGuard) => Promise<T>,
 ): Promise<T> {
+  if (ctx.stopping) {
+    await job.moveToDelayed(Date.now() + ctx.config.lockRetryDelay, token);
+    throw new DelayedError();
+  }
   const holder = `${ctx.workerId}:${job.queueName}:${job.id}`;
   const lock = await ctx.lock.tryAcquire(holder);
   let local: Awaited<ReturnType<typeof tryFileLock>> | undefined;

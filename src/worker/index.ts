@@ -13,11 +13,13 @@ import { backupProcessor } from './backup-processor.js';
 import type { WorkerContext } from './context.js';
 import { createWorkerOps } from './ops.js';
 import { restoreProcessor } from './restore-processor.js';
+import { Reaper } from './reaper.js';
 import { verifyProcessor } from './verify-processor.js';
 
 export interface RunningWorker {
   ctx: WorkerContext;
   workers: Worker[];
+  reaper: Reaper;
   close(): Promise<void>;
 }
 
@@ -37,9 +39,19 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     lock: new DatabaseLock(redis, config.queuePrefix, catalog, config.lockTtl),
     log,
     workerId,
+    stopping: false,
+  };
+  // A worker that dies stops renewing its job locks: after lockDuration another worker's stalled
+  // check (every stalledInterval) puts the job back in the queue, once; a second stall fails it.
+  const opts = {
+    connection: redis,
+    prefix: config.queuePrefix,
+    concurrency: config.workerConcurrency,
+    lockDuration: config.jobLockDuration,
+    stalledInterval: config.stalledInterval,
+    maxStalledCount: 1,
   };
   const ops = createWorkerOps(ctx);
-  const opts = { connection: redis, prefix: config.queuePrefix, concurrency: config.workerConcurrency };
   const workers = [
     new Worker(QUEUE.backup, ops.wrap(QUEUE.backup, backupProcessor(ctx)), opts),
     new Worker(QUEUE.verify, ops.wrap(QUEUE.verify, verifyProcessor(ctx)), opts),
@@ -54,15 +66,19 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await ops.start(workers.map((w) => w.name));
+  const reaper = new Reaper(ctx);
+  reaper.start();
   log.info({ workerId, concurrency: config.workerConcurrency, queues: workers.map((w) => w.name) }, 'worker ready');
 
   let closing: Promise<void> | undefined;
   return {
     ctx,
     workers,
+    reaper,
     close() {
       closing ??= (async () => {
-        await Promise.allSettled(workers.map((w) => w.close()));
+        ctx.stopping = true;
+        await Promise.allSettled([...workers.map((w) => w.close()), reaper.stop()]);
         await ops.stop();
         catalog.close();
         redis.disconnect();

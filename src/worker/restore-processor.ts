@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { removeAbandonedBackupTemps } from '../shared/files.js';
 import { toRestoreBody } from '../shared/presenters.js';
 import { restoreJobSchema, type RestoreJobData } from '../shared/queues.js';
 import { restoreBackup } from '../shared/restore.js';
@@ -10,6 +11,8 @@ export function restoreProcessor(ctx: WorkerContext) {
     const log = jobLogger(ctx, job);
     return withDatabaseLock(ctx, job, token, async (lock) => {
       try {
+        // A rerun after a worker died during the safety backup finds that worker's temp file here.
+        await removeAbandonedBackupTemps(ctx.config.backupDir);
         const row = await restoreBackup(
           { config: ctx.config, catalog: ctx.catalog, log },
           { backupId: data.backupId, jobId: String(job.id), lock, onProgress: (p) => job.updateProgress(p) },

@@ -53,4 +53,13 @@ export class PrivateRedis {
     child.kill('SIGTERM');
     await exited;
   }
+
+  /** SIGKILL: a crash rather than a shutdown; with no persistence it comes back empty. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
 }
