@@ -278,8 +278,9 @@ describe('security', () => {
     expect(fs.statSync(box.config.backupDir).mode & 0o777).toBe(0o700);
     const names = fs.readdirSync(box.config.backupDir);
     for (const name of names) expect({ name, mode: (fs.statSync(path.join(box.config.backupDir, name)).mode & 0o777).toString(8) }).toEqual({ name, mode: '600' });
-    // Only the service's own files: the catalog (and its WAL companions) and the one backup.
-    expect(names.filter((n) => !/^backup-catalog\.db(-wal|-shm)?$/.test(n) && !/^workstation-backup-[\dT-]+\.db$/.test(n))).toEqual([]);
+    // Only the service's own files: the catalog (and its WAL companions), the one backup and its manifest.
+    const own = [/^backup-catalog\.db(-wal|-shm)?$/, /^workstation-backup-[\dT-]+\.db$/, /^\.workstation-backup-[\dT-]+\.db\.manifest\.json$/];
+    expect(names.filter((n) => !own.some((re) => re.test(n)))).toEqual([]);
     expect(fs.readdirSync(box.dir).sort()).toEqual(['backups', 'workstation.db', 'workstation.db-shm', 'workstation.db-wal'].filter((n) => fs.existsSync(path.join(box.dir, n))));
   });
 });
