@@ -245,6 +245,11 @@ describe('security', () => {
         errorOf(res);
       }
     }
+    // Opened with the right credentials, the board is served without announcing its framework.
+    const board = await send({ method: 'GET', path: '/admin/queues', headers: [['Authorization', `Basic ${Buffer.from(`ops:${TEST_TOKEN}`).toString('base64')}`]] });
+    expect(board.status).toBe(200);
+    expect(board.headers['x-powered-by']).toBeUndefined();
+    expect(board.headers['x-content-type-options']).toEqual(['nosniff']);
   });
 
   it('sends the security headers of helmet on answers and errors alike', async () => {

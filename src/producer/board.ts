@@ -30,7 +30,10 @@ export function boardRouter({ config, queues, apiToken }: ProducerDeps): Router 
   });
   const router = Router();
   router.use(requireBasic(apiToken, 'workstation-backup queues'), sameOriginWrites());
-  router.use(serverAdapter.getRouter() as Router);
+  // The adapter's router is an Express app of its own, which would announce itself in X-Powered-By.
+  const board = serverAdapter.getRouter() as Router & { disable?: (setting: string) => unknown };
+  board.disable?.('x-powered-by');
+  router.use(board);
   return router;
 }
 
