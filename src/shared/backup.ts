@@ -123,12 +123,18 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       databaseSize,
       completedAt,
     });
-    await progress(90);
     const row = catalog.getBackup(id)!;
     log.info({ backupId: id, file: finalPath, bytes: stat.size, ms: Date.now() - startedAt.getTime() }, 'backup completed');
-    // A mirror that was away gets the backups it missed once it takes copies again.
-    if (await copyToMirror(ctx, row)) await catchUpMirror(ctx);
-    await progress(100);
+    try {
+      await progress(90);
+      // A mirror that was away gets the backups it missed once it takes copies again.
+      if (await copyToMirror(ctx, row)) await catchUpMirror(ctx);
+      await progress(100);
+    } catch (err) {
+      // The backup is complete and recorded: a later step failing (its job lost when Redis
+      // restarted empty, a mirror) must not mark it failed and strand its file.
+      log.warn({ backupId: id, err: (err as Error).message }, 'backup completed; a step after it failed');
+    }
     return row;
   } catch (err) {
     if (finalPath && catalog.getBackup(id)?.status !== 'completed') {
