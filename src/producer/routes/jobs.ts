@@ -9,9 +9,12 @@ export function jobsRouter({ queues }: ProducerDeps): Router {
     const id = req.params.id;
     if (!/^[A-Za-z0-9:_-]{1,200}$/.test(id)) throw badRequest('invalid job id', 'invalid_id');
     for (const queue of queues.all()) {
+      // State first, then the job: a job read before it finished and a state read after would
+      // show `completed` with no result. Completion writes both at once, so this order cannot.
+      const state = await queue.getJobState(id);
+      if (state === 'unknown') continue;
       const job = await queue.getJob(id);
       if (!job) continue;
-      const state = await job.getState();
       res.json({
         success: true,
         job: {
