@@ -139,7 +139,7 @@ async function checkCopy(config: Config, backup: BackupRow, source: Source, mode
 
   let copy: ReadableCopy;
   try {
-    copy = plainFile ? { path: plainFile, release: async () => undefined } : await decodedCopy(config, backup, source, keep ? 'restore' : 'read');
+    copy = await decodedCopy(config, backup, source, keep ? 'restore' : 'read');
   } catch (err) {
     if (err instanceof KeyError) return fail('opens_as_sqlite', `cannot decrypt: ${err.message}`, `not a readable backup (cannot decrypt: ${err.message})`);
     return fail('opens_as_sqlite', `cannot decompress: ${messageOf(err)}`, 'not a readable backup (decompression failed)');
