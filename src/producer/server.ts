@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../shared/logger.js';
 import { openCatalog } from '../shared/reindex.js';
 import { createQueues } from '../shared/queues.js';
 import { producerRedis, waitForRedis, workerRedis } from '../shared/redis.js';
-import { AlertSender } from '../shared/alerts.js';
+import { alertSenderFor } from '../shared/alerts.js';
 import { createOpsMetrics } from '../shared/metrics.js';
 import { syncSchedules } from '../shared/scheduler.js';
 import { currentSettings } from '../shared/settings.js';
@@ -88,14 +88,7 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
   if (token.source !== 'env') log.info({ tokenFile: token.file }, `API token read from ${token.file} (API_TOKEN is not set)`);
 
   const metrics = createOpsMetrics();
-  const alerts = new AlertSender({
-    url: config.alertWebhookUrl,
-    attempts: config.alertAttempts,
-    timeoutMs: config.alertTimeout,
-    queuePrefix: config.queuePrefix,
-    log: log.child({ component: 'alerts' }),
-    onOutcome: (outcome) => metrics.alerts.inc({ outcome }),
-  });
+  const alerts = alertSenderFor(config, log, metrics);
   const deps: ProducerDeps = { config, catalog, queues, redis, log, apiToken: token.token, startedAt: new Date(), ops: { metrics, alerts } };
   const app = createApp(deps);
   const watchdog = startWatchdog(deps);

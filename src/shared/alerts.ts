@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import pRetry, { AbortError } from 'p-retry';
+import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import type { OpsMetrics } from './metrics.js';
 
 export const ALERT_EVENTS = ['backup.failed', 'verify.failed', 'restore.failed', 'verify.invalid', 'backup.overdue'] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
@@ -116,4 +118,16 @@ export class AlertSender {
     this.stopped.abort();
     await Promise.allSettled([...this.pending]);
   }
+}
+
+/** The sender every process uses: configured from the environment, counting outcomes in its metrics. */
+export function alertSenderFor(config: Config, log: Logger, metrics: OpsMetrics): AlertSender {
+  return new AlertSender({
+    url: config.alertWebhookUrl,
+    attempts: config.alertAttempts,
+    timeoutMs: config.alertTimeout,
+    queuePrefix: config.queuePrefix,
+    log: log.child({ component: 'alerts' }),
+    onOutcome: (outcome) => metrics.alerts.inc({ outcome }),
+  });
 }

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Queue, type Job, type Worker } from 'bullmq';
-import { AlertSender, type AlertEvent } from '../shared/alerts.js';
+import { alertSenderFor, type AlertEvent } from '../shared/alerts.js';
 import { messageOf } from '../shared/errors.js';
 import { createOpsMetrics } from '../shared/metrics.js';
 import { QUEUE, backupJobSchema, defaultJobOptions, type QueueName, type VerifyJobData } from '../shared/queues.js';
@@ -24,14 +24,7 @@ const isDelayed = (err: unknown) => (err as Error | null)?.name === 'DelayedErro
 export function createWorkerOps(ctx: WorkerContext) {
   const { config, catalog, log } = ctx;
   const metrics = createOpsMetrics();
-  const alerts = new AlertSender({
-    url: config.alertWebhookUrl,
-    attempts: config.alertAttempts,
-    timeoutMs: config.alertTimeout,
-    queuePrefix: config.queuePrefix,
-    log: log.child({ component: 'alerts' }),
-    onOutcome: (outcome) => metrics.alerts.inc({ outcome }),
-  });
+  const alerts = alertSenderFor(config, log, metrics);
   // Follow-up verify jobs go through the queue like any other, so they show on the board.
   const verifyQueue = new Queue<VerifyJobData>(QUEUE.verify, {
     connection: ctx.redis,
