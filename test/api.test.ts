@@ -162,8 +162,20 @@ describe('GET /api/backups/:id', () => {
   });
 
   it('answers 404 for an id that does not exist', async () => {
-    expectError(await api().get(`/api/backups/${ROWS + 1}`).set(auth), 404, 'backup_not_found');
-    expectError(await api().post(`/api/backups/${ROWS + 1}/verify`).set(auth), 404, 'backup_not_found');
+    expectError(
+      await api()
+        .get(`/api/backups/${ROWS + 1}`)
+        .set(auth),
+      404,
+      'backup_not_found',
+    );
+    expectError(
+      await api()
+        .post(`/api/backups/${ROWS + 1}/verify`)
+        .set(auth),
+      404,
+      'backup_not_found',
+    );
   });
 
   it.each([['abc'], ['-1'], ['0'], ['1e9'], ['1.5'], ['%00'], ['..%2F..%2Fetc%2Fpasswd'], ['9999999999999999999']])(
@@ -192,7 +204,10 @@ describe('POST /api/backups input', () => {
     expectError(await api().post('/api/backups').set(auth).set('Content-Type', 'application/json').send('{"type":'), 400, 'invalid_json');
     expectError(await api().post('/api/backups').set(auth).set('Content-Type', 'text/plain').send('type=manual'), 415);
     expectError(
-      await api().post('/api/backups').set(auth).send({ type: 'x'.repeat(64 * 1024) }),
+      await api()
+        .post('/api/backups')
+        .set(auth)
+        .send({ type: 'x'.repeat(64 * 1024) }),
       413,
       'payload_too_large',
     );

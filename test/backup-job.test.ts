@@ -31,7 +31,11 @@ afterAll(async () => {
   await box?.cleanup();
 });
 
-const backupFiles = () => fs.readdirSync(box.config.backupDir).filter((n) => n.startsWith('workstation-backup-')).sort();
+const backupFiles = () =>
+  fs
+    .readdirSync(box.config.backupDir)
+    .filter((n) => n.startsWith('workstation-backup-'))
+    .sort();
 
 describe('backup job', () => {
   it('takes a consistent copy while another process keeps writing', async () => {

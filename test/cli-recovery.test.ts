@@ -111,7 +111,9 @@ describe('the CLI with Redis down and no service running', () => {
     expect(marker()).toBe('older');
     expect(balanceSum(box.config.databasePath)).toBe(ACCOUNTS * INITIAL_BALANCE);
     // The damaged file is kept, not thrown away.
-    const aside = fs.readdirSync(box.dir).filter((n) => n.startsWith('workstation.db.damaged-') && !n.endsWith('-wal') && !n.endsWith('-shm'));
+    const aside = fs
+      .readdirSync(box.dir)
+      .filter((n) => n.startsWith('workstation.db.damaged-') && !n.endsWith('-wal') && !n.endsWith('-shm'));
     expect(aside).toHaveLength(1);
     expect(r.json.restore.errorMessage).toContain(aside[0]);
 

@@ -25,7 +25,10 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const keyOf = (bytes: Buffer) => ({ id: keyId(bytes), bytes });
-const ringOf = (...keys: Buffer[]): Keyring => ({ write: keys[0] ? keyOf(keys[0]) : undefined, read: new Map(keys.map((k) => [keyId(k), keyOf(k)])) });
+const ringOf = (...keys: Buffer[]): Keyring => ({
+  write: keys[0] ? keyOf(keys[0]) : undefined,
+  read: new Map(keys.map((k) => [keyId(k), keyOf(k)])),
+});
 
 describe('encode and decode', () => {
   for (const compression of COMPRESSION_MODES) {

@@ -38,12 +38,17 @@ function composeCli(): string[] {
 
 function composeConfig(): { services: Record<string, Service>; volumes?: Record<string, unknown> } {
   const [cmd, ...args] = composeCli();
-  const out = execFileSync(cmd!, [...args, '-f', path.join(ROOT, 'docker-compose.yml'), 'config'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } });
+  const out = execFileSync(cmd!, [...args, '-f', path.join(ROOT, 'docker-compose.yml'), 'config'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '' },
+  });
   return parse(out.toString()) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
 }
 
 const mounts = (s: Service) =>
-  (s.volumes ?? []).map((v) => (typeof v === 'string' ? { source: v.split(':')[0]!, target: v.split(':')[1]! } : { source: v.source, target: v.target }));
+  (s.volumes ?? []).map((v) =>
+    typeof v === 'string' ? { source: v.split(':')[0]!, target: v.split(':')[1]! } : { source: v.source, target: v.target },
+  );
 
 describe('docker-compose.yml', () => {
   const { services, volumes } = composeConfig();
@@ -111,7 +116,11 @@ describe('what compose starts, as plain processes', () => {
 
   function run(command: string[], env: Record<string, string>): { child: ChildProcess; ready: (re: RegExp) => Promise<void> } {
     const [cmd, ...args] = command.map((a) => a.replace(/^dist\//, `${outDir}/`));
-    const child = spawn(cmd === 'node' ? process.execPath : cmd!, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd === 'node' ? process.execPath : cmd!, args, {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
@@ -132,9 +141,13 @@ describe('what compose starts, as plain processes', () => {
   }
 
   it('builds with tsc, and the compiled producer and worker serve a backup; the healthcheck passes', async () => {
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--outDir', outDir, '--sourceMap', 'false'], {
-      cwd: ROOT,
-    });
+    execFileSync(
+      process.execPath,
+      [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--outDir', outDir, '--sourceMap', 'false'],
+      {
+        cwd: ROOT,
+      },
+    );
     expect(fs.existsSync(path.join(outDir, 'shared/sqlite-thread.js'))).toBe(true);
 
     const { services } = composeConfig();
@@ -150,7 +163,9 @@ describe('what compose starts, as plain processes', () => {
     // The compose healthcheck, run as compose would run it inside the container.
     const [kind, ...probe] = services.producer!.healthcheck!.test;
     expect(kind).toBe('CMD');
-    const health = spawnSync(probe[0] === 'node' ? process.execPath : probe[0]!, probe.slice(1), { env: { PATH: process.env.PATH ?? '', PORT: String(port) } });
+    const health = spawnSync(probe[0] === 'node' ? process.execPath : probe[0]!, probe.slice(1), {
+      env: { PATH: process.env.PATH ?? '', PORT: String(port) },
+    });
     expect(health.status).toBe(0);
 
     const res = await request(`http://127.0.0.1:${port}`).post('/api/backups').set(auth);
@@ -181,7 +196,11 @@ describe('npm start', () => {
     const launcher = spawnTs('src/start.ts', box.env);
     const pidsOf = (re: RegExp) => [...launcher.output().matchAll(re)].map((m) => Number(m[1]));
     const workerPids = () => pidsOf(/"pid":(\d+)[^\n]*"worker ready"/g);
-    await waitUntil('two workers and the producer', () => workerPids().length === 2 && /producer listening/.test(launcher.output()), 60_000);
+    await waitUntil(
+      'two workers and the producer',
+      () => workerPids().length === 2 && /producer listening/.test(launcher.output()),
+      60_000,
+    );
     const [first, second] = workerPids();
     expect(first).not.toBe(second);
     expect(first).not.toBe(launcher.child.pid);

@@ -95,7 +95,12 @@ describe('the backup volume fills up during a backup', () => {
     expect(backupFiles(box.config.backupDir)).toEqual(filesBefore);
     for (const b of good) expect(sha256(b.filePath)).toBe(b.checksum);
     // Retention did not delete a good backup to make room.
-    expect(catalog!.completedBackups().map((b) => b.id).sort()).toEqual(good.map((b) => b.id).sort());
+    expect(
+      catalog!
+        .completedBackups()
+        .map((b) => b.id)
+        .sort(),
+    ).toEqual(good.map((b) => b.id).sort());
     for (const b of good) {
       const verify = await request(producer!.server).post(`/api/backups/${b.id}/verify`).set(auth);
       expect(verify.body).toMatchObject({ success: true, valid: true });
@@ -139,8 +144,14 @@ describe('the catalog is locked by another process for a while', () => {
     const q = inspectQueues(box.config);
     try {
       holder.exec('BEGIN IMMEDIATE'); // the write lock, as a long-running writer holds it
-      const backup = request(producer!.server).post('/api/backups').set(auth).then((r) => r);
-      const verify = request(producer!.server).post(`/api/backups/${first.body.backup.id}/verify`).set(auth).then((r) => r);
+      const backup = request(producer!.server)
+        .post('/api/backups')
+        .set(auth)
+        .then((r) => r);
+      const verify = request(producer!.server)
+        .post(`/api/backups/${first.body.backup.id}/verify`)
+        .set(auth)
+        .then((r) => r);
       await waitUntil('the backup job to be running', async () => (await q.backup.getActiveCount()) === 1);
       await new Promise((r) => setTimeout(r, 2_000));
       // Still waiting: no new row could be written while the lock is held.
@@ -153,7 +164,9 @@ describe('the catalog is locked by another process for a while', () => {
       expect(b.body.backup.status).toBe('completed');
       expect(v.status).toBe(200);
       expect(v.body).toMatchObject({ success: true, valid: true });
-      const { job_id: jobId } = holder.prepare('SELECT job_id FROM backup_detail WHERE backup_id = ?').get(b.body.backup.id) as { job_id: string };
+      const { job_id: jobId } = holder.prepare('SELECT job_id FROM backup_detail WHERE backup_id = ?').get(b.body.backup.id) as {
+        job_id: string;
+      };
       const job = (await q.backup.getJob(jobId))!;
       expect(await job.getState()).toBe('completed');
       expect(job.failedReason).toBeFalsy();

@@ -56,7 +56,9 @@ async function backupCompletes(url: string): Promise<boolean> {
   if (res.status !== 202) return false;
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
-    const job = await request(url).get(res.body.statusUrl as string).set(auth);
+    const job = await request(url)
+      .get(res.body.statusUrl as string)
+      .set(auth);
     if (job.body.job?.state === 'completed') return job.body.job.result.status === 'completed';
     if (job.status !== 200 || job.body.job?.state === 'failed') return false;
     await new Promise((r) => setTimeout(r, 250));
@@ -86,10 +88,18 @@ function load(url: string) {
     while (running) {
       const last = catalog.lastSuccessfulBackup();
       await Promise.all([
-        ask('backup', () => request(url).post('/api/backups').set(auth).set('Prefer', 'respond-async').send({ type: n % 2 ? 'manual' : 'pre-migration' })),
+        ask('backup', () =>
+          request(url)
+            .post('/api/backups')
+            .set(auth)
+            .set('Prefer', 'respond-async')
+            .send({ type: n % 2 ? 'manual' : 'pre-migration' }),
+        ),
         ask('list', () => request(url).get('/api/backups?limit=5').set(auth)),
         ask('health', () => request(url).get('/health')),
-        ...(last ? [ask('verify', () => request(url).post(`/api/backups/${last.id}/verify`).set(auth).set('Prefer', 'respond-async'))] : []),
+        ...(last
+          ? [ask('verify', () => request(url).post(`/api/backups/${last.id}/verify`).set(auth).set('Prefer', 'respond-async'))]
+          : []),
       ]);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -110,7 +120,10 @@ describe('Redis restarted under load', () => {
     const q = inspectQueues(box.config);
     try {
       // A schedule that Redis forgets when it restarts empty; the producer must put it back.
-      const put = await request(producer.url).put('/api/backups/config').set(auth).send({ autoBackupEnabled: true, autoBackupInterval: 3_600_000 });
+      const put = await request(producer.url)
+        .put('/api/backups/config')
+        .set(auth)
+        .send({ autoBackupEnabled: true, autoBackupInterval: 3_600_000 });
       expect(put.status).toBe(200);
       expect(await q.backup.getJobSchedulersCount()).toBe(1);
       expect(await backupCompletes(producer.url)).toBe(true);

@@ -71,7 +71,12 @@ async function queueBackup(type: 'manual' | 'pre-migration' = 'manual'): Promise
 }
 
 async function sigkillWhenWriting(worker: Proc): Promise<string[]> {
-  const temps = await waitUntil(`worker ${worker.child.pid} to write a temp file`, () => (tempOf(worker).length ? tempOf(worker) : null), 30_000, 10);
+  const temps = await waitUntil(
+    `worker ${worker.child.pid} to write a temp file`,
+    () => (tempOf(worker).length ? tempOf(worker) : null),
+    30_000,
+    10,
+  );
   await worker.kill();
   return temps;
 }
@@ -223,7 +228,12 @@ describe('a restore whose job is gone for good', () => {
     await waitUntil('the first run to reach its safety backup', progressAtLeast(25), 60_000, 5);
     await a.kill();
     const b = await startWorker(box.env);
-    await waitUntil('the rerun to start', async () => (await q.restore.getJob(jobId))?.stalledCounter === 1 && (await q.restore.getJobState(jobId)) === 'active', 60_000, 5);
+    await waitUntil(
+      'the rerun to start',
+      async () => (await q.restore.getJob(jobId))?.stalledCounter === 1 && (await q.restore.getJobState(jobId)) === 'active',
+      60_000,
+      5,
+    );
     await b.kill();
     expect(catalog.getRestoreByJob(jobId)!.status).toBe('in_progress');
 
@@ -284,7 +294,10 @@ describe('graceful shutdown', () => {
   it('the producer stops accepting requests, answers the one in flight, and exits 0', async () => {
     const worker = await startWorker(box.env);
     const { proc: p, url } = await startProducerProcess(box.env);
-    const inFlight = request(url).post('/api/backups').set(auth).then((r) => r);
+    const inFlight = request(url)
+      .post('/api/backups')
+      .set(auth)
+      .then((r) => r);
     await waitUntil('the backup to be writing', () => tempOf(worker).length > 0, 30_000, 10);
     p.child.kill('SIGTERM');
     await p.waitFor(/draining/);

@@ -43,7 +43,10 @@ afterAll(async () => {
 
 const send = (spec: RequestSpec) => rawRequest(port, serialize(spec));
 const bearer = (token: string): [string, string] => ['Authorization', `Bearer ${token}`];
-const json = (value: string): Pick<RequestSpec, 'headers' | 'body'> => ({ headers: [['Content-Type', 'application/json']], body: Buffer.from(value) });
+const json = (value: string): Pick<RequestSpec, 'headers' | 'body'> => ({
+  headers: [['Content-Type', 'application/json']],
+  body: Buffer.from(value),
+});
 
 function errorOf(res: RawResponse): { code: string; message: string } {
   const body = JSON.parse(res.body) as { success: unknown; error: { code: unknown; message: unknown } };
@@ -69,7 +72,17 @@ function checkAnswer(res: RawResponse, method: string): void {
 
 const oddIds = fc.oneof(
   fc.constantFrom('-1', '0', '1e9', '1.5', '00001', '0x10', 'NaN', 'null', 'undefined', '[]', '{}', '%201', '１', '9'.repeat(40)),
-  fc.constantFrom('..%2F..%2Fetc%2Fpasswd', '../../etc/passwd', '%2e%2e%2f%2e%2e%2fetc%2fpasswd', '%00', '1%00', '%', '%zz', '%C0%AE', 'backup-1;rm -rf'),
+  fc.constantFrom(
+    '..%2F..%2Fetc%2Fpasswd',
+    '../../etc/passwd',
+    '%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+    '%00',
+    '1%00',
+    '%',
+    '%zz',
+    '%C0%AE',
+    'backup-1;rm -rf',
+  ),
   fc.integer({ min: -1e6, max: 1e12 }).map(String),
   fc.string({ maxLength: 30 }).map(encodeURIComponent),
 );
@@ -79,9 +92,27 @@ const paths = fc.oneof(
   oddIds.map((id) => `/api/backups/${id}/verify`),
   oddIds.map((id) => `/api/backups/${id}/restore`),
   oddIds.map((id) => `/api/jobs/${id}`),
-  fc.constantFrom('/api/backups', '/api/backups/stats', '/api/backups/config', '/health', '/metrics', '/admin/queues', '/api', '/', '/api/backups/', '//api//backups', '/api/backups/1/verify/extra'),
+  fc.constantFrom(
+    '/api/backups',
+    '/api/backups/stats',
+    '/api/backups/config',
+    '/health',
+    '/metrics',
+    '/admin/queues',
+    '/api',
+    '/',
+    '/api/backups/',
+    '//api//backups',
+    '/api/backups/1/verify/extra',
+  ),
   fc
-    .array(fc.tuple(fc.constantFrom('limit', 'offset', 'cursor', 'status', 'limit[]', 'x', '__proto__'), fc.oneof(oddIds, fc.constantFrom('completed', 'in_progress', '5', '1001', ''))), { maxLength: 4 })
+    .array(
+      fc.tuple(
+        fc.constantFrom('limit', 'offset', 'cursor', 'status', 'limit[]', 'x', '__proto__'),
+        fc.oneof(oddIds, fc.constantFrom('completed', 'in_progress', '5', '1001', '')),
+      ),
+      { maxLength: 4 },
+    )
     .map((pairs) => `/api/backups?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}`),
   fc.webPath().map((p) => p || '/'),
 );
@@ -92,15 +123,39 @@ const tokens = fc.oneof(
   { weight: 8, arbitrary: fc.constant<[string, string][]>([bearer(TEST_TOKEN)]) },
   fc.constant<[string, string][]>([bearer(TEST_TOKEN), bearer('garbage-garbage-garbage')]),
   fc.constant<[string, string][]>([bearer('garbage-garbage-garbage'), bearer(TEST_TOKEN)]),
-  fc.constantFrom('Bearer', 'Bearer ', 'bearer ' + TEST_TOKEN.toUpperCase(), `Basic ${Buffer.from(`x:${TEST_TOKEN}`).toString('base64')}`, `Bearer ${TEST_TOKEN} extra`, `Bearer ${TEST_TOKEN}x`, 'Bearer \u00ff\u00fe').map((v): [string, string][] => [['Authorization', v]]),
-  fc.string({ maxLength: 80 }).filter((s) => !/[\r\n]/.test(s)).map((s): [string, string][] => [bearer(s)]),
+  fc
+    .constantFrom(
+      'Bearer',
+      'Bearer ',
+      'bearer ' + TEST_TOKEN.toUpperCase(),
+      `Basic ${Buffer.from(`x:${TEST_TOKEN}`).toString('base64')}`,
+      `Bearer ${TEST_TOKEN} extra`,
+      `Bearer ${TEST_TOKEN}x`,
+      'Bearer \u00ff\u00fe',
+    )
+    .map((v): [string, string][] => [['Authorization', v]]),
+  fc
+    .string({ maxLength: 80 })
+    .filter((s) => !/[\r\n]/.test(s))
+    .map((s): [string, string][] => [bearer(s)]),
 );
 
 const contentTypes = fc.oneof(
   fc.constant<[string, string][]>([]),
   { weight: 4, arbitrary: fc.constant<[string, string][]>([['Content-Type', 'application/json']]) },
   fc
-    .constantFrom('application/json', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/jsonx', '*/*', '', 'application/json, text/plain')
+    .constantFrom(
+      'application/json',
+      'application/json; charset=utf-16',
+      'application/json; charset=latin1',
+      'text/plain',
+      'multipart/form-data; boundary=x',
+      'application/x-www-form-urlencoded',
+      'application/jsonx',
+      '*/*',
+      '',
+      'application/json, text/plain',
+    )
     .map((v): [string, string][] => [['Content-Type', v]]),
   fc.constant<[string, string][]>([
     ['Content-Type', 'text/plain'],
@@ -112,7 +167,24 @@ const bodies = fc.oneof(
   { weight: 3, arbitrary: fc.constant(undefined) },
   { weight: 3, arbitrary: fc.json({ maxDepth: 3 }).map((s) => Buffer.from(s)) },
   fc.json({ maxDepth: 3 }).chain((s) => fc.nat(s.length).map((n) => Buffer.from(s.slice(0, n)))), // cut short
-  fc.constantFrom('{"type":1}', '{"type":"manual","extra":true}', '{"type":"scheduled"}', '{"mode":"quick"}', '{"mode":["full"]}', '{"__proto__":{"type":"manual"}}', '{"constructor":{"prototype":{}}}', 'null', '[]', '"manual"', '1e999', '{"autoBackupInterval":-1}', '{"maxBackups":1e308}', '{"autoBackupEnabled":"yes"}').map((s) => Buffer.from(s)),
+  fc
+    .constantFrom(
+      '{"type":1}',
+      '{"type":"manual","extra":true}',
+      '{"type":"scheduled"}',
+      '{"mode":"quick"}',
+      '{"mode":["full"]}',
+      '{"__proto__":{"type":"manual"}}',
+      '{"constructor":{"prototype":{}}}',
+      'null',
+      '[]',
+      '"manual"',
+      '1e999',
+      '{"autoBackupInterval":-1}',
+      '{"maxBackups":1e308}',
+      '{"autoBackupEnabled":"yes"}',
+    )
+    .map((s) => Buffer.from(s)),
   fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
   fc.integer({ min: 16 * 1024, max: 300 * 1024 }).map((n) => Buffer.from(`{"type":"${'m'.repeat(n)}"}`)), // beyond BODY_LIMIT
   fc.integer({ min: 100, max: 5_000 }).map((n) => Buffer.from('['.repeat(n) + ']'.repeat(n))), // deep nesting
@@ -127,7 +199,10 @@ const extraHeaders = fc.array(
     fc.constant<[string, string]>(['X-Forwarded-For', '10.0.0.1, ../../']),
     fc.constant<[string, string]>(['Host', 'evil.example']),
     fc.constant<[string, string]>(['Expect', '100-continue']),
-    fc.tuple(fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,20}$/), fc.string({ maxLength: 60 }).filter((s) => !/[\r\n]/.test(s))),
+    fc.tuple(
+      fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,20}$/),
+      fc.string({ maxLength: 60 }).filter((s) => !/[\r\n]/.test(s)),
+    ),
   ),
   { maxLength: 3 },
 );
@@ -195,10 +270,31 @@ describe('fuzzing the API with malformed requests', () => {
 
   it('answers each kind of bad input with its own 4xx and the one error shape', async () => {
     const cases: [RequestSpec, number, string][] = [
-      [{ method: 'POST', path: '/api/backups', headers: [bearer(TEST_TOKEN), ...json('{"type":').headers], body: json('{"type":').body }, 400, 'invalid_json'],
-      [{ method: 'POST', path: '/api/backups', headers: [bearer(TEST_TOKEN), ['Content-Type', 'text/plain']], body: Buffer.from('{}') }, 415, 'unsupported_media_type'],
-      [{ method: 'POST', path: '/api/backups', headers: [bearer(TEST_TOKEN), ...json('{"type":1}').headers], body: json('{"type":1}').body }, 400, 'invalid_body'],
-      [{ method: 'POST', path: '/api/backups', headers: [bearer(TEST_TOKEN), ...json('[]').headers], body: json('[]').body }, 400, 'invalid_body'],
+      [
+        { method: 'POST', path: '/api/backups', headers: [bearer(TEST_TOKEN), ...json('{"type":').headers], body: json('{"type":').body },
+        400,
+        'invalid_json',
+      ],
+      [
+        { method: 'POST', path: '/api/backups', headers: [bearer(TEST_TOKEN), ['Content-Type', 'text/plain']], body: Buffer.from('{}') },
+        415,
+        'unsupported_media_type',
+      ],
+      [
+        {
+          method: 'POST',
+          path: '/api/backups',
+          headers: [bearer(TEST_TOKEN), ...json('{"type":1}').headers],
+          body: json('{"type":1}').body,
+        },
+        400,
+        'invalid_body',
+      ],
+      [
+        { method: 'POST', path: '/api/backups', headers: [bearer(TEST_TOKEN), ...json('[]').headers], body: json('[]').body },
+        400,
+        'invalid_body',
+      ],
       [{ method: 'GET', path: '/api/backups', headers: [] }, 401, 'unauthorized'],
       [{ method: 'GET', path: '/api/backups', headers: [bearer('not-the-token-at-all')] }, 401, 'unauthorized'],
       [{ method: 'GET', path: '/api/backups', headers: [['Authorization', `Basic ${TEST_TOKEN}`]] }, 401, 'unauthorized'],
@@ -207,7 +303,11 @@ describe('fuzzing the API with malformed requests', () => {
       [{ method: 'GET', path: '/api/jobs/..%2F..%2Fetc%2Fpasswd', headers: [bearer(TEST_TOKEN)] }, 400, 'invalid_id'],
       [{ method: 'GET', path: '/api/backups/%', headers: [bearer(TEST_TOKEN)] }, 400, 'bad_request'],
       [{ method: 'GET', path: '/nowhere', headers: [] }, 404, 'not_found'],
-      [{ method: 'GET', path: '/api/backups', headers: [bearer(TEST_TOKEN)], body: Buffer.from('x'), contentLength: '1, 2' }, 400, 'malformed_request'],
+      [
+        { method: 'GET', path: '/api/backups', headers: [bearer(TEST_TOKEN)], body: Buffer.from('x'), contentLength: '1, 2' },
+        400,
+        'malformed_request',
+      ],
       [{ method: 'G@T', path: '/api/backups', headers: [] }, 400, 'malformed_request'],
       [{ method: 'GET', path: '/health', headers: [['X-Big', 'x'.repeat(70_000)]] }, 431, 'headers_too_large'],
     ];
@@ -246,7 +346,11 @@ describe('security', () => {
       }
     }
     // Opened with the right credentials, the board is served without announcing its framework.
-    const board = await send({ method: 'GET', path: '/admin/queues', headers: [['Authorization', `Basic ${Buffer.from(`ops:${TEST_TOKEN}`).toString('base64')}`]] });
+    const board = await send({
+      method: 'GET',
+      path: '/admin/queues',
+      headers: [['Authorization', `Basic ${Buffer.from(`ops:${TEST_TOKEN}`).toString('base64')}`]],
+    });
     expect(board.status).toBe(200);
     expect(board.headers['x-powered-by']).toBeUndefined();
     expect(board.headers['x-content-type-options']).toEqual(['nosniff']);
@@ -282,10 +386,17 @@ describe('security', () => {
     }
     expect(fs.statSync(box.config.backupDir).mode & 0o777).toBe(0o700);
     const names = fs.readdirSync(box.config.backupDir);
-    for (const name of names) expect({ name, mode: (fs.statSync(path.join(box.config.backupDir, name)).mode & 0o777).toString(8) }).toEqual({ name, mode: '600' });
+    for (const name of names)
+      expect({ name, mode: (fs.statSync(path.join(box.config.backupDir, name)).mode & 0o777).toString(8) }).toEqual({ name, mode: '600' });
     // Only the service's own files: the catalog (and its WAL companions), the one backup and its manifest.
-    const own = [/^backup-catalog\.db(-wal|-shm)?$/, /^workstation-backup-[\dT-]+\.db$/, /^\.workstation-backup-[\dT-]+\.db\.manifest\.json$/];
+    const own = [
+      /^backup-catalog\.db(-wal|-shm)?$/,
+      /^workstation-backup-[\dT-]+\.db$/,
+      /^\.workstation-backup-[\dT-]+\.db\.manifest\.json$/,
+    ];
     expect(names.filter((n) => !own.some((re) => re.test(n)))).toEqual([]);
-    expect(fs.readdirSync(box.dir).sort()).toEqual(['backups', 'workstation.db', 'workstation.db-shm', 'workstation.db-wal'].filter((n) => fs.existsSync(path.join(box.dir, n))));
+    expect(fs.readdirSync(box.dir).sort()).toEqual(
+      ['backups', 'workstation.db', 'workstation.db-shm', 'workstation.db-wal'].filter((n) => fs.existsSync(path.join(box.dir, n))),
+    );
   });
 });

@@ -33,7 +33,11 @@ afterAll(async () => {
 });
 
 const sha = (file: string) => execFileSync('sha256sum', [file]).toString().split(' ')[0];
-const backupFiles = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith('workstation-backup-')).sort();
+const backupFiles = (dir: string) =>
+  fs
+    .readdirSync(dir)
+    .filter((n) => n.startsWith('workstation-backup-'))
+    .sort();
 
 function setMarker(value: string): void {
   const db = new Database(box.config.databasePath);

@@ -16,7 +16,9 @@ describe('storage configuration', () => {
     expect(parseConfig({ ...base, BACKUP_COMPRESSION: 'true' }).compression).toBe('gzip');
     expect(parseConfig({ ...base, BACKUP_COMPRESSION: 'false' }).compression).toBe('none');
     expect(parseConfig({ ...base, BACKUP_COMPRESSION: 'zstd' }).compression).toBe('zstd');
-    expect(() => parseConfig({ ...base, BACKUP_COMPRESSION: 'lz4' })).toThrow(/Invalid BACKUP_COMPRESSION="lz4": expected false, true, gzip or zstd/);
+    expect(() => parseConfig({ ...base, BACKUP_COMPRESSION: 'lz4' })).toThrow(
+      /Invalid BACKUP_COMPRESSION="lz4": expected false, true, gzip or zstd/,
+    );
   });
 
   it('refuses a malformed key without showing it', () => {
@@ -51,7 +53,9 @@ describe('storage configuration', () => {
     expect(() => parseConfig({ ...base, BACKUP_ENCRYPTION_KEY: key.toString('base64'), BACKUP_ENCRYPTION_KEY_FILE: b64File })).toThrow(
       /either BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE/,
     );
-    expect(() => keyringOf(parseConfig({ ...base, BACKUP_ENCRYPTION_KEY_FILE: path.join(dir, 'missing') }))).toThrow(/cannot read BACKUP_ENCRYPTION_KEY_FILE/);
+    expect(() => keyringOf(parseConfig({ ...base, BACKUP_ENCRYPTION_KEY_FILE: path.join(dir, 'missing') }))).toThrow(
+      /cannot read BACKUP_ENCRYPTION_KEY_FILE/,
+    );
   });
 
   it('wants the mirror apart from the backup directory', () => {

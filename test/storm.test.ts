@@ -65,8 +65,13 @@ describe('a storm of concurrent requests', () => {
       const client = i % CLIENTS;
       const seed = seeds[i % seeds.length]!;
       const kind = i % 50;
-      if (kind < 25) return { what: 'backup', send: () => post('/api/backups', client, i % 3 ? undefined : { type: 'pre-migration' }, i % 2 === 0) };
-      if (kind < 49) return { what: 'verify', send: () => post(`/api/backups/${seed}/verify`, client, i % 4 ? undefined : { mode: 'quick' }, i % 3 === 0) };
+      if (kind < 25)
+        return { what: 'backup', send: () => post('/api/backups', client, i % 3 ? undefined : { type: 'pre-migration' }, i % 2 === 0) };
+      if (kind < 49)
+        return {
+          what: 'verify',
+          send: () => post(`/api/backups/${seed}/verify`, client, i % 4 ? undefined : { mode: 'quick' }, i % 3 === 0),
+        };
       return { what: 'restore', send: () => post(`/api/backups/${seed}/restore`, client, undefined, i % 2 === 0) };
     });
     const answers = await Promise.all(
@@ -78,7 +83,10 @@ describe('a storm of concurrent requests', () => {
 
     const bad = answers.filter((a) => !isWellFormed(a.status, a.body) || ![200, 201, 202].includes(a.status));
     expect(bad.map((a) => `${a.what} ${a.status} ${JSON.stringify(a.body).slice(0, 200)}`)).toEqual([]);
-    const byStatus = answers.reduce<Record<string, number>>((m, a) => ({ ...m, [`${a.what} ${a.status}`]: (m[`${a.what} ${a.status}`] ?? 0) + 1 }), {});
+    const byStatus = answers.reduce<Record<string, number>>(
+      (m, a) => ({ ...m, [`${a.what} ${a.status}`]: (m[`${a.what} ${a.status}`] ?? 0) + 1 }),
+      {},
+    );
 
     // Let everything that was queued finish.
     const q = inspectQueues(box.config);
@@ -113,7 +121,9 @@ describe('a storm of concurrent requests', () => {
       safety_backup_id: number;
     }[];
     const intervals: Interval[] = [
-      ...backups.filter((b) => !b.job_id?.endsWith(':safety')).map((b) => ({ what: `backup ${b.id}`, start: b.started_at, end: b.completed_at! })),
+      ...backups
+        .filter((b) => !b.job_id?.endsWith(':safety'))
+        .map((b) => ({ what: `backup ${b.id}`, start: b.started_at, end: b.completed_at! })),
       ...restores.map((r) => ({ what: `restore ${r.job_id}`, start: r.started_at, end: r.completed_at })),
     ].sort((a, b) => a.start.localeCompare(b.start));
     for (let i = 1; i < intervals.length; i++) {

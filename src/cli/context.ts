@@ -43,7 +43,11 @@ export async function withCatalog<T>(ctx: CliContext, fn: (catalog: Catalog, reb
   } catch (err) {
     const code = (err as { code?: string }).code ?? '';
     if (/SQLITE_(NOTADB|CORRUPT)/.test(code)) {
-      throw new CliError(`the catalog ${ctx.config.catalogPath} is damaged (${(err as Error).message}); rebuild it with: workstation-backup reindex`, EXIT.failed, 'catalog_damaged');
+      throw new CliError(
+        `the catalog ${ctx.config.catalogPath} is damaged (${(err as Error).message}); rebuild it with: workstation-backup reindex`,
+        EXIT.failed,
+        'catalog_damaged',
+      );
     }
     throw err;
   }
@@ -93,7 +97,11 @@ export async function withDatabaseLock<T>(ctx: CliContext, catalog: Catalog, fn:
     const dbLock = redis ? new DatabaseLock(redis, ctx.config.queuePrefix, catalog, ctx.config.lockTtl) : undefined;
     const held = dbLock ? await dbLock.tryAcquire(holder) : undefined;
     if (dbLock && !held) {
-      throw new CliError(`another backup or restore is running (${(await dbLock.holder()) ?? 'unknown holder'}); try again when it has finished`, EXIT.busy, 'lock_held');
+      throw new CliError(
+        `another backup or restore is running (${(await dbLock.holder()) ?? 'unknown holder'}); try again when it has finished`,
+        EXIT.busy,
+        'lock_held',
+      );
     }
     try {
       // Without Redis, the local lock takes a fencing value of its own.
@@ -106,7 +114,12 @@ export async function withDatabaseLock<T>(ctx: CliContext, catalog: Catalog, fn:
         ctx.out.note(`${err.message}; holding the Redis lock only.`);
         return await fn({ guard: held, via: 'redis+file' });
       }
-      if (!local.lock) throw new CliError(`another backup or restore is running (${local.holder}); try again when it has finished`, EXIT.busy, 'lock_held');
+      if (!local.lock)
+        throw new CliError(
+          `another backup or restore is running (${local.holder}); try again when it has finished`,
+          EXIT.busy,
+          'lock_held',
+        );
       if (!redis) ctx.out.note('Redis is not reachable: holding the local lock only.');
       try {
         return await fn({ guard: held ? allOf(held, local.lock) : local.lock, via: held ? 'redis+file' : 'file' });
@@ -127,7 +140,11 @@ export function findBackup(catalog: Catalog, target: string): BackupRow {
     ? catalog.getBackup(Number(target))
     : (catalog.getBackupByFile(path.resolve(target)) ?? catalog.getBackupByFile(path.basename(target)));
   if (!row) {
-    throw new CliError(`no backup ${JSON.stringify(target)} in the catalog (if the catalog was lost, run: workstation-backup reindex)`, EXIT.notFound, 'backup_not_found');
+    throw new CliError(
+      `no backup ${JSON.stringify(target)} in the catalog (if the catalog was lost, run: workstation-backup reindex)`,
+      EXIT.notFound,
+      'backup_not_found',
+    );
   }
   return row;
 }

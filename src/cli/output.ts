@@ -40,7 +40,8 @@ export class Output {
   }
 
   error(err: CliError): void {
-    if (this.json) process.stdout.write(`${JSON.stringify({ success: false, error: { code: err.code, message: err.message } }, null, 2)}\n`);
+    if (this.json)
+      process.stdout.write(`${JSON.stringify({ success: false, error: { code: err.code, message: err.message } }, null, 2)}\n`);
     else process.stderr.write(`error: ${err.message}\n`);
   }
 
@@ -63,7 +64,14 @@ export class Output {
 export function table(rows: (string | number | null | undefined)[][], header: string[]): string {
   const cells = [header, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function bytes(n: number | null | undefined): string {

@@ -72,7 +72,9 @@ async function statsCommand(ctx: CliContext): Promise<ExitCode> {
     if (storage.primary.sameDeviceAsDatabase) lines.push('Warning:        the backups are on the same disk as the database');
     if (storage.mirror.configured) {
       const m = storage.mirror;
-      lines.push(`Mirror:         ${ctx.config.mirrorDir} (${m.writable ? 'writable' : `NOT writable: ${m.detail}`}), ${m.copies} copies, ${m.missing} missing`);
+      lines.push(
+        `Mirror:         ${ctx.config.mirrorDir} (${m.writable ? 'writable' : `NOT writable: ${m.detail}`}), ${m.copies} copies, ${m.missing} missing`,
+      );
     } else {
       lines.push('Mirror:         not configured (BACKUP_MIRROR_DIR)');
     }
@@ -115,7 +117,8 @@ async function backupCommand(ctx: CliContext, opts: { type: BackupType }): Promi
 async function verifyCommand(ctx: CliContext, target: string, opts: { quick?: boolean }): Promise<ExitCode> {
   return withCatalog(ctx, async (catalog) => {
     const backup = findBackup(catalog, target);
-    if (backup.status !== 'completed') throw new CliError(`backup ${backup.id} is ${backup.status}, not completed`, EXIT.invalid, 'backup_not_completed');
+    if (backup.status !== 'completed')
+      throw new CliError(`backup ${backup.id} is ${backup.status}, not completed`, EXIT.invalid, 'backup_not_completed');
     const mode: VerifyMode = opts.quick ? 'quick' : 'full';
     const holder = runId('verify');
     // Verifying only reads: no database lock, but a lease keeps retention off the file.
@@ -128,7 +131,9 @@ async function verifyCommand(ctx: CliContext, target: string, opts: { quick?: bo
       const human = [
         `Backup ${backup.id}: ${result.valid ? 'VALID' : 'INVALID'} - ${result.message}`,
         ...result.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),
-        ...(result.copies && result.source === 'mirror' ? [`  (read from the mirror; the primary copy: ${result.copies.primary.message})`] : []),
+        ...(result.copies && result.source === 'mirror'
+          ? [`  (read from the mirror; the primary copy: ${result.copies.primary.message})`]
+          : []),
         ...(result.copies && !result.valid ? [`  the mirror copy: ${result.copies.mirror.message}`] : []),
       ].join('\n');
       ctx.out.result(human, {

@@ -12,7 +12,6 @@ import { backupsRouter } from './routes/backups.js';
 import { healthRouter } from './routes/health.js';
 import { jobsRouter } from './routes/jobs.js';
 
-
 export type { ProducerDeps };
 
 /** Builds the HTTP API from its dependencies; `server.ts` only listens. */

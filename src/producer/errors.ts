@@ -6,7 +6,8 @@ export function errorBody(code: string, message: string) {
   return { success: false as const, error: { code, message } };
 }
 
-const REDIS_DOWN = /Connection is closed|enableOfflineQueue|MaxRetriesPerRequest|ECONNREFUSED|Stream isn't writeable|Reached the max retries/i;
+const REDIS_DOWN =
+  /Connection is closed|enableOfflineQueue|MaxRetriesPerRequest|ECONNREFUSED|Stream isn't writeable|Reached the max retries/i;
 
 export const notFoundHandler: RequestHandler = (req, res) => {
   res.status(404).json(errorBody('not_found', `no route for ${req.method} ${req.path}`));

@@ -49,7 +49,9 @@ function resyncAutoBackup(redis: Redis, sync: () => Promise<unknown>, log: Logge
   redis.on('ready', () => {
     if (!lost || stopped) return;
     lost = false;
-    sync().catch((err: unknown) => log.error({ err: (err as Error).message }, 'could not restore the auto-backup schedule after reconnecting'));
+    sync().catch((err: unknown) =>
+      log.error({ err: (err as Error).message }, 'could not restore the auto-backup schedule after reconnecting'),
+    );
   });
   return {
     stop() {
@@ -89,7 +91,16 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
 
   const metrics = createOpsMetrics();
   const alerts = alertSenderFor(config, log, metrics);
-  const deps: ProducerDeps = { config, catalog, queues, redis, log, apiToken: token.token, startedAt: new Date(), ops: { metrics, alerts } };
+  const deps: ProducerDeps = {
+    config,
+    catalog,
+    queues,
+    redis,
+    log,
+    apiToken: token.token,
+    startedAt: new Date(),
+    ops: { metrics, alerts },
+  };
   const app = createApp(deps);
   const watchdog = startWatchdog(deps);
   const server = await new Promise<Server>((resolve) => {

@@ -60,37 +60,44 @@ export class Catalog {
    * Starts the catalog row of a backup job. A job that runs again (a retry, or a rerun after its
    * worker died) takes over its own row instead of adding another.
    */
-  beginBackup(type: BackupType, filePath: string, jobId: string | null, compression: CompressionMode, encryption: string | null = null): number {
+  beginBackup(
+    type: BackupType,
+    filePath: string,
+    jobId: string | null,
+    compression: CompressionMode,
+    encryption: string | null = null,
+  ): number {
     // Immediate: a read-then-write transaction that starts deferred fails at once with
     // SQLITE_BUSY (no busy wait) when another process commits between its read and its write.
-    return this.db.transaction(() => {
-      if (jobId) {
-        const existing = this.db.prepare('SELECT backup_id FROM backup_detail WHERE job_id = ?').get(jobId) as
-          | { backup_id: number }
-          | undefined;
-        if (existing) {
-          this.db
-            .prepare(
-              `UPDATE backup_log SET status = 'in_progress', file_path = ?, started_at = ?, completed_at = NULL,
+    return this.db
+      .transaction(() => {
+        if (jobId) {
+          const existing = this.db.prepare('SELECT backup_id FROM backup_detail WHERE job_id = ?').get(jobId) as
+            { backup_id: number } | undefined;
+          if (existing) {
+            this.db
+              .prepare(
+                `UPDATE backup_log SET status = 'in_progress', file_path = ?, started_at = ?, completed_at = NULL,
                  error_message = NULL, checksum = NULL, file_size_bytes = NULL WHERE id = ?`,
-            )
-            .run(filePath, now(), existing.backup_id);
-          this.db
-            .prepare('UPDATE backup_detail SET compression = ?, encryption = ? WHERE backup_id = ?')
-            .run(compression, encryption, existing.backup_id);
-          return existing.backup_id;
+              )
+              .run(filePath, now(), existing.backup_id);
+            this.db
+              .prepare('UPDATE backup_detail SET compression = ?, encryption = ? WHERE backup_id = ?')
+              .run(compression, encryption, existing.backup_id);
+            return existing.backup_id;
+          }
         }
-      }
-      const id = Number(
+        const id = Number(
+          this.db
+            .prepare(`INSERT INTO backup_log (backup_type, file_path, started_at, status) VALUES (?, ?, ?, 'in_progress')`)
+            .run(type, filePath, now()).lastInsertRowid,
+        );
         this.db
-          .prepare(`INSERT INTO backup_log (backup_type, file_path, started_at, status) VALUES (?, ?, ?, 'in_progress')`)
-          .run(type, filePath, now()).lastInsertRowid,
-      );
-      this.db
-        .prepare('INSERT INTO backup_detail (backup_id, job_id, compression, encryption) VALUES (?, ?, ?, ?)')
-        .run(id, jobId, compression, encryption);
-      return id;
-    }).immediate();
+          .prepare('INSERT INTO backup_detail (backup_id, job_id, compression, encryption) VALUES (?, ?, ?, ?)')
+          .run(id, jobId, compression, encryption);
+        return id;
+      })
+      .immediate();
   }
 
   completeBackup(
@@ -133,9 +140,11 @@ export class Catalog {
     return (
       (this.db.prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.file_path = ?`).get(file) as BackupRow | undefined) ??
       // instr, not LIKE: a file name's `_` would be a wildcard.
-      (this.db
-        .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE instr(l.file_path, ?) > 0 ORDER BY l.id DESC`)
-        .all(file) as BackupRow[]).find((r) => path.basename(r.file_path) === file)
+      (
+        this.db
+          .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE instr(l.file_path, ?) > 0 ORDER BY l.id DESC`)
+          .all(file) as BackupRow[]
+      ).find((r) => path.basename(r.file_path) === file)
     );
   }
 
@@ -144,25 +153,27 @@ export class Catalog {
    * and logs refer to stay valid after a rebuild. Returns false when the id is already taken.
    */
   importBackup(b: ImportedBackup): boolean {
-    return this.db.transaction(() => {
-      const taken = this.db.prepare('SELECT 1 FROM backup_log WHERE id = ?').get(b.id);
-      if (taken) return false;
-      this.db
-        .prepare(
-          `INSERT INTO backup_log (id, backup_type, file_path, file_size_bytes, started_at, completed_at, status, checksum)
+    return this.db
+      .transaction(() => {
+        const taken = this.db.prepare('SELECT 1 FROM backup_log WHERE id = ?').get(b.id);
+        if (taken) return false;
+        this.db
+          .prepare(
+            `INSERT INTO backup_log (id, backup_type, file_path, file_size_bytes, started_at, completed_at, status, checksum)
            VALUES (?, ?, ?, ?, ?, ?, 'completed', ?)`,
-        )
-        .run(b.id, b.type, b.filePath, b.fileSize, b.startedAt, b.completedAt, b.checksum);
-      // A job id seen twice (a manifest copied by hand) must not block the import.
-      const jobFree = b.jobId && !this.db.prepare('SELECT 1 FROM backup_detail WHERE job_id = ?').get(b.jobId);
-      this.db
-        .prepare(
-          `INSERT INTO backup_detail (backup_id, job_id, compression, encryption, page_size, user_version, database_size_bytes)
+          )
+          .run(b.id, b.type, b.filePath, b.fileSize, b.startedAt, b.completedAt, b.checksum);
+        // A job id seen twice (a manifest copied by hand) must not block the import.
+        const jobFree = b.jobId && !this.db.prepare('SELECT 1 FROM backup_detail WHERE job_id = ?').get(b.jobId);
+        this.db
+          .prepare(
+            `INSERT INTO backup_detail (backup_id, job_id, compression, encryption, page_size, user_version, database_size_bytes)
            VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(b.id, jobFree ? b.jobId : null, b.compression, b.encryption, b.pageSize, b.userVersion, b.databaseSize);
-      return true;
-    }).immediate();
+          )
+          .run(b.id, jobFree ? b.jobId : null, b.compression, b.encryption, b.pageSize, b.userVersion, b.databaseSize);
+        return true;
+      })
+      .immediate();
   }
 
   // ---- copies of a backup elsewhere (the mirror) ---------------------------------------------
@@ -197,7 +208,17 @@ export class Catalog {
   }
 
   /** Newest first. `before` is a keyset cursor (an id), which stays fast on deep pages. */
-  listBackups({ limit, offset = 0, before, status }: { limit: number; offset?: number; before?: number; status?: BackupStatus }): BackupRow[] {
+  listBackups({
+    limit,
+    offset = 0,
+    before,
+    status,
+  }: {
+    limit: number;
+    offset?: number;
+    before?: number;
+    status?: BackupStatus;
+  }): BackupRow[] {
     const where: string[] = [];
     const args: (number | string)[] = [];
     if (before !== undefined) {
@@ -279,9 +300,8 @@ export class Catalog {
   }
 
   lastSuccessfulBackup(): BackupRow | undefined {
-    return this.db
-      .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.status = 'completed' ORDER BY l.id DESC LIMIT 1`)
-      .get() as BackupRow | undefined;
+    return this.db.prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.status = 'completed' ORDER BY l.id DESC LIMIT 1`).get() as
+      BackupRow | undefined;
   }
 
   // ---- verification --------------------------------------------------------------------------
@@ -294,9 +314,8 @@ export class Catalog {
   }
 
   lastVerification(backupId: number): VerificationRow | undefined {
-    return this.db
-      .prepare('SELECT * FROM verification WHERE backup_id = ? ORDER BY id DESC LIMIT 1')
-      .get(backupId) as VerificationRow | undefined;
+    return this.db.prepare('SELECT * FROM verification WHERE backup_id = ? ORDER BY id DESC LIMIT 1').get(backupId) as
+      VerificationRow | undefined;
   }
 
   // ---- restores ------------------------------------------------------------------------------
@@ -312,9 +331,7 @@ export class Catalog {
   updateRestore(id: number, fields: Partial<Omit<RestoreRow, 'id' | 'job_id' | 'backup_id' | 'started_at'>>): RestoreRow {
     const keys = Object.keys(fields) as (keyof typeof fields)[];
     if (keys.length) {
-      this.db
-        .prepare(`UPDATE restore_log SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
-        .run({ ...fields, id });
+      this.db.prepare(`UPDATE restore_log SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
     }
     return this.db.prepare('SELECT * FROM restore_log WHERE id = ?').get(id) as RestoreRow;
   }
@@ -354,7 +371,9 @@ export class Catalog {
   }
 
   setSetting(key: string, value: unknown): void {
-    this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+    this.db
+      .prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+      .run(key, JSON.stringify(value));
   }
 
   // ---- fencing -------------------------------------------------------------------------------

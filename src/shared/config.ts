@@ -12,7 +12,13 @@ const int = (min: number, max: number) =>
     .string()
     .regex(/^\d+$/, { message: `expected a whole number from ${min} to ${max}` })
     .transform(Number)
-    .pipe(z.number().int().min(min, { message: `expected at least ${min}` }).max(max, { message: `expected at most ${max}` }));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { message: `expected at least ${min}` })
+        .max(max, { message: `expected at most ${max}` }),
+    );
 
 export const MIN_AUTO_BACKUP_INTERVAL = 1_000;
 export const MAX_AUTO_BACKUP_INTERVAL = 30 * 24 * 3_600_000;
@@ -31,7 +37,12 @@ const isKey = (v: string) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v
 const key = z.string().refine(isKey, { message: `expected ${KEY_BYTES} bytes as base64 (openssl rand -base64 32)` });
 const keyList = z
   .string()
-  .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
+  .transform((v) =>
+    v
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
+  )
   .refine((keys) => keys.every(isKey), { message: `expected a comma-separated list of ${KEY_BYTES}-byte base64 keys` });
 
 const schedule = z.string().transform((v, ctx) => {
@@ -63,15 +74,24 @@ const envSchema = z.object({
   BACKUP_DECRYPTION_KEYS: keyList.optional(),
   BACKUP_MIRROR_DIR: z.string().min(1).optional(),
   CATALOG_PATH: z.string().min(1).optional(),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected letters, digits, _ . or -' }).default('workstation-backup'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' })
+    .default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected letters, digits, _ . or -' })
+    .default('workstation-backup'),
   PORT: int(0, 65_535).default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
   API_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional(),
   API_TOKEN_FILE: z.string().min(1).optional(),
   LOG_LEVEL: logLevel.default('info'),
   REQUEST_TIMEOUT: int(0, 3_600_000).default(30_000),
-  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, { message: 'expected a size such as 16kb' }).default('16kb'),
+  BODY_LIMIT: z
+    .string()
+    .regex(/^\d+(b|kb|mb)$/i, { message: 'expected a size such as 16kb' })
+    .default('16kb'),
   WORKERS: int(0, 64).default(1),
   WORKER_CONCURRENCY: int(1, 64).default(2),
   LOCK_TTL: int(1_000, 600_000).default(30_000),
@@ -181,8 +201,13 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (config.encryptionKey && config.encryptionKeyFile) {
     throw new ConfigError('Invalid BACKUP_ENCRYPTION_KEY_FILE: set either BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE, not both');
   }
-  if (config.mirrorDir && (config.mirrorDir === config.backupDir || isWithin(config.backupDir, config.mirrorDir) || isWithin(config.mirrorDir, config.backupDir))) {
-    throw new ConfigError(`Invalid BACKUP_MIRROR_DIR=${JSON.stringify(cleaned.BACKUP_MIRROR_DIR)}: expected a directory apart from BACKUP_DIR (another disk or mount)`);
+  if (
+    config.mirrorDir &&
+    (config.mirrorDir === config.backupDir || isWithin(config.backupDir, config.mirrorDir) || isWithin(config.mirrorDir, config.backupDir))
+  ) {
+    throw new ConfigError(
+      `Invalid BACKUP_MIRROR_DIR=${JSON.stringify(cleaned.BACKUP_MIRROR_DIR)}: expected a directory apart from BACKUP_DIR (another disk or mount)`,
+    );
   }
   return Object.freeze(config);
 }

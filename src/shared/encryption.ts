@@ -60,7 +60,8 @@ function readKeyFile(file: string): Buffer {
   }
   if (raw.length === 32) return raw;
   const decoded = Buffer.from(raw.toString('utf8').trim(), 'base64');
-  if (decoded.length !== 32) throw new KeyError('key_file_invalid', `BACKUP_ENCRYPTION_KEY_FILE ${file} does not hold a 32-byte key (base64 or raw)`);
+  if (decoded.length !== 32)
+    throw new KeyError('key_file_invalid', `BACKUP_ENCRYPTION_KEY_FILE ${file} does not hold a 32-byte key (base64 or raw)`);
   return decoded;
 }
 
@@ -177,10 +178,7 @@ export class DecryptStream extends Transform {
       this.index++;
       return out;
     } catch {
-      throw new KeyError(
-        'decryption_failed',
-        `chunk ${this.index} failed authentication: the file is damaged, truncated or was altered`,
-      );
+      throw new KeyError('decryption_failed', `chunk ${this.index} failed authentication: the file is damaged, truncated or was altered`);
     }
   }
 
@@ -201,7 +199,8 @@ export class DecryptStream extends Transform {
     }
     const chunkBytes = header.readUInt32BE(MAGIC.length + 16);
     // The header is only authenticated with the first chunk: bound what it can make us buffer.
-    if (chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) throw new KeyError('decryption_failed', `the encrypted file's header is damaged (chunk size ${chunkBytes})`);
+    if (chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES)
+      throw new KeyError('decryption_failed', `the encrypted file's header is damaged (chunk size ${chunkBytes})`);
     this.header = Buffer.from(header);
     this.key = key;
     this.chunkBytes = chunkBytes;

@@ -31,8 +31,18 @@ export function messageOf(err: unknown): string {
 
 /** Error codes of Node and SQLite that another attempt will meet again. */
 const PERMANENT_CODES = new Set([
-  'ENOENT', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'EROFS', 'EINVAL',
-  'SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_PERM',
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'EISDIR',
+  'ENOTDIR',
+  'EROFS',
+  'EINVAL',
+  'SQLITE_CORRUPT',
+  'SQLITE_NOTADB',
+  'SQLITE_CANTOPEN',
+  'SQLITE_READONLY',
+  'SQLITE_PERM',
 ]);
 
 /** Whether an error is worth another attempt (a busy database, a full disk, a lost connection). */

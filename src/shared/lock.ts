@@ -31,14 +31,17 @@ export class HeldLock implements LockGuard {
     private readonly catalog: Catalog,
     ttl: number,
   ) {
-    this.timer = setInterval(() => {
-      redis.eval(RENEW, 1, key, token, ttl).then(
-        (ok) => {
-          if (!ok) this.lost = true;
-        },
-        () => undefined, // Redis away for a moment: the next tick tries again before the TTL runs out.
-      );
-    }, Math.max(200, Math.floor(ttl / 3)));
+    this.timer = setInterval(
+      () => {
+        redis.eval(RENEW, 1, key, token, ttl).then(
+          (ok) => {
+            if (!ok) this.lost = true;
+          },
+          () => undefined, // Redis away for a moment: the next tick tries again before the TTL runs out.
+        );
+      },
+      Math.max(200, Math.floor(ttl / 3)),
+    );
     this.timer.unref();
   }
 

@@ -28,21 +28,27 @@ function watch(client: Redis, log?: Logger): Redis {
  * (a clear 503 instead of a request hanging); workers and queue listeners wait and reconnect.
  */
 export function producerRedis(url: string, log?: Logger, extra: RedisOptions = {}): Redis {
-  return watch(new Redis(url, {
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    connectTimeout: 2_000,
-    retryStrategy: (times) => Math.min(times * 200, 2_000),
-    ...extra,
-  }), log);
+  return watch(
+    new Redis(url, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      connectTimeout: 2_000,
+      retryStrategy: (times) => Math.min(times * 200, 2_000),
+      ...extra,
+    }),
+    log,
+  );
 }
 
 export function workerRedis(url: string, log?: Logger, extra: RedisOptions = {}): Redis {
-  return watch(new Redis(url, {
-    maxRetriesPerRequest: null,
-    retryStrategy: (times) => Math.min(times * 200, 2_000),
-    ...extra,
-  }), log);
+  return watch(
+    new Redis(url, {
+      maxRetriesPerRequest: null,
+      retryStrategy: (times) => Math.min(times * 200, 2_000),
+      ...extra,
+    }),
+    log,
+  );
 }
 
 /** Resolves once Redis answers PING, or rejects with one clear sentence after `timeoutMs`. */

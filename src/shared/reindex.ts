@@ -33,7 +33,12 @@ interface Found {
   onMirror: boolean;
 }
 
-async function scan(store: BackupStorage, report: ReindexReport, found: Map<number, Found>, role: 'primary' | 'mirror'): Promise<Set<string>> {
+async function scan(
+  store: BackupStorage,
+  report: ReindexReport,
+  found: Map<number, Found>,
+  role: 'primary' | 'mirror',
+): Promise<Set<string>> {
   const names = new Set(await store.list());
   for (const name of names) {
     const fileName = backupNameOfManifest(name);

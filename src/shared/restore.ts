@@ -176,10 +176,18 @@ async function rollBack(ctx: BackupContext, restoreId: number, reason: string): 
     const problems = await copyIntoLive(copy.path, config.databasePath, config.restoreBusyTimeout);
     if (problems.length) throw new Error(`integrity_check after rollback: ${problems.join('; ')}`);
   } catch (err) {
-    throw fail(ctx, restoreId, permanentFailure('rollback_failed', `${reason}; rollback to safety backup ${safety.id} also failed: ${messageOf(err)}`));
+    throw fail(
+      ctx,
+      restoreId,
+      permanentFailure('rollback_failed', `${reason}; rollback to safety backup ${safety.id} also failed: ${messageOf(err)}`),
+    );
   } finally {
     await copy.release();
   }
-  catalog.updateRestore(restoreId, { status: 'rolled_back', completed_at: now(), error_message: `${reason}; rolled back to safety backup ${safety.id}` });
+  catalog.updateRestore(restoreId, {
+    status: 'rolled_back',
+    completed_at: now(),
+    error_message: `${reason}; rolled back to safety backup ${safety.id}`,
+  });
   throw permanentFailure('restore_rolled_back', `${reason}; the database was rolled back to safety backup ${safety.id}`);
 }

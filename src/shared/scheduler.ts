@@ -54,7 +54,10 @@ export async function nextScheduledVerification(queue: Queue<VerifyJobData>): Pr
 }
 
 /** Every schedule the settings ask for, in one call (start-up and `PUT /api/backups/config`). */
-export async function syncSchedules(queues: { backup: Queue<BackupJobData>; verify: Queue<VerifyJobData> }, settings: Settings): Promise<void> {
+export async function syncSchedules(
+  queues: { backup: Queue<BackupJobData>; verify: Queue<VerifyJobData> },
+  settings: Settings,
+): Promise<void> {
   await syncAutoBackup(queues.backup, settings);
   await syncVerifySchedule(queues.verify, settings);
 }

@@ -4,14 +4,17 @@ import { MAX_AUTO_BACKUP_INTERVAL, MIN_AUTO_BACKUP_INTERVAL, type Config } from 
 import { formatSchedule, parseSchedule } from './schedule-spec.js';
 
 /** `off`, milliseconds, or a cron pattern; stored in its canonical form. */
-const verifySchedule = z.string().max(200).transform((v, ctx) => {
-  try {
-    return formatSchedule(parseSchedule(v));
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+const verifySchedule = z
+  .string()
+  .max(200)
+  .transform((v, ctx) => {
+    try {
+      return formatSchedule(parseSchedule(v));
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
 
 /** What `PUT /api/backups/config` may change; every field optional, nothing else allowed. */
 export const settingsPatchSchema = z

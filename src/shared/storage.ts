@@ -54,7 +54,8 @@ export class LocalDirStorage implements BackupStorage {
 
   /** Names are plain file names: nothing can point outside the directory. */
   private pathOf(name: string): string {
-    if (!name || name !== path.basename(name) || name === '.' || name === '..') throw new StorageError(`invalid object name ${JSON.stringify(name)}`);
+    if (!name || name !== path.basename(name) || name === '.' || name === '..')
+      throw new StorageError(`invalid object name ${JSON.stringify(name)}`);
     return path.join(this.dir, name);
   }
 

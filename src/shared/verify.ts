@@ -141,12 +141,16 @@ async function checkCopy(config: Config, backup: BackupRow, source: Source, mode
   try {
     copy = await decodedCopy(config, backup, source, keep ? 'restore' : 'read');
   } catch (err) {
-    if (err instanceof KeyError) return fail('opens_as_sqlite', `cannot decrypt: ${err.message}`, `not a readable backup (cannot decrypt: ${err.message})`);
+    if (err instanceof KeyError)
+      return fail('opens_as_sqlite', `cannot decrypt: ${err.message}`, `not a readable backup (cannot decrypt: ${err.message})`);
     return fail('opens_as_sqlite', `cannot decompress: ${messageOf(err)}`, 'not a readable backup (decompression failed)');
   }
   try {
     const { opens, integrity } = await (early ?? sqliteChecks(copy.path, mode));
-    for (const [name, outcome] of [['opens_as_sqlite', opens], ['integrity', integrity]] as const) {
+    for (const [name, outcome] of [
+      ['opens_as_sqlite', opens],
+      ['integrity', integrity],
+    ] as const) {
       if (!outcome) break;
       if (!outcome.ok) return fail(outcome.name, outcome.detail, outcome.message);
       checks.push({ name, ok: true, detail: outcome.detail });

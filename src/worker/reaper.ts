@@ -44,7 +44,9 @@ export class Reaper {
   /** Runs a pass now and then every REAPER_INTERVAL. */
   start(): void {
     const tick = () => {
-      this.pass = this.runOnce().catch((err: unknown) => this.ctx.log.warn({ err: messageOf(err) }, 'reaper pass failed; trying again later'));
+      this.pass = this.runOnce().catch((err: unknown) =>
+        this.ctx.log.warn({ err: messageOf(err) }, 'reaper pass failed; trying again later'),
+      );
       void this.pass.then(() => {
         if (!this.stopped) this.timer = setTimeout(tick, this.ctx.config.reaperInterval).unref();
       });
@@ -73,8 +75,10 @@ export class Reaper {
         if (!owner || !(await this.isGone(owner.queue, owner.jobId))) continue;
         const reason = `abandoned: its job ${row.job_id} is gone (the worker running it died or the job was removed); nothing was kept`;
         const changed = catalog.db
-          .prepare(`UPDATE backup_log SET status = 'failed', completed_at = ?, error_message = ?, file_size_bytes = NULL
-                     WHERE id = ? AND status = 'in_progress'`)
+          .prepare(
+            `UPDATE backup_log SET status = 'failed', completed_at = ?, error_message = ?, file_size_bytes = NULL
+                     WHERE id = ? AND status = 'in_progress'`,
+          )
           .run(new Date().toISOString(), reason, row.id).changes;
         if (!changed) continue;
         await this.removeLeftovers(row);
@@ -95,7 +99,10 @@ export class Reaper {
       await held.release();
     }
     if (result.backups.length || result.restores.length) {
-      log.warn({ backups: result.backups, restores: result.restores, backupDir: config.backupDir }, 'reaper marked abandoned rows as failed');
+      log.warn(
+        { backups: result.backups, restores: result.restores, backupDir: config.backupDir },
+        'reaper marked abandoned rows as failed',
+      );
     }
     return result;
   }

@@ -66,7 +66,11 @@ export function contentOf(file: string): { marker: string; digest: string; integ
 }
 
 export const tempFiles = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'));
-export const backupFiles = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith('workstation-backup-')).sort();
+export const backupFiles = (dir: string) =>
+  fs
+    .readdirSync(dir)
+    .filter((n) => n.startsWith('workstation-backup-'))
+    .sort();
 
 /** SHA-256 of a file, as the catalog stores it. */
 export function sha256(file: string): string {
@@ -123,7 +127,8 @@ export function isWellFormed(status: number, body: unknown): boolean {
   const b = body as { success?: unknown; status?: unknown; error?: { code?: unknown; message?: unknown } } | null;
   if (!b || typeof b !== 'object') return false;
   // /health has its own body, 503 with status "down" included.
-  if (typeof b.status === 'string') return ['ok', 'degraded', 'down'].includes(b.status) && (status === 200 || (status === 503 && b.status === 'down'));
+  if (typeof b.status === 'string')
+    return ['ok', 'degraded', 'down'].includes(b.status) && (status === 200 || (status === 503 && b.status === 'down'));
   if (status < 400) return b.success === true;
   return b.success === false && typeof b.error?.code === 'string' && typeof b.error?.message === 'string';
 }
