@@ -3,14 +3,15 @@ import type { Duplex } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { pathToFileURL } from 'node:url';
 import { resolveApiToken } from '../shared/api-token.js';
-import { ConfigError, loadConfig, type Config } from '../shared/config.js';
+import type { Config } from '../shared/config.js';
 import { ensurePrivateDir } from '../shared/files.js';
-import { createLogger, type Logger } from '../shared/logger.js';
+import type { Logger } from '../shared/logger.js';
 import { openCatalog } from '../shared/reindex.js';
 import { createQueues } from '../shared/queues.js';
 import { producerRedis, waitForRedis, workerRedis } from '../shared/redis.js';
 import { alertSenderFor } from '../shared/alerts.js';
 import { createOpsMetrics } from '../shared/metrics.js';
+import { runService } from '../shared/service-main.js';
 import { syncSchedules } from '../shared/scheduler.js';
 import { currentSettings } from '../shared/settings.js';
 import { createApp, type ProducerDeps } from './app.js';
@@ -120,7 +121,10 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
     close() {
       closing ??= (async () => {
         watchdog.stop();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        // Stop accepting; idle keep-alive sockets go now, requests in flight finish first.
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await closed;
         resync.stop();
         await alerts.flush(Math.min(config.shutdownTimeout, 5_000));
         await queues.close();
@@ -133,39 +137,8 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
   };
 }
 
-async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const log = createLogger(config, 'producer');
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   // BullMQ's waitUntilFinished polls Redis inside a promise executor, so a Redis outage at that
   // moment surfaces as an unhandled rejection: log it instead of letting it end the process.
-  process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.message ?? String(err) }, 'unhandled rejection'));
-  let running: RunningProducer;
-  try {
-    running = await startProducer(config, log);
-  } catch (err) {
-    log.fatal({ err: (err as Error).message }, (err as Error).message);
-    process.exit(1);
-  }
-  let signalled = false;
-  const shutdown = (signal: string) => {
-    if (signalled) process.exit(1);
-    signalled = true;
-    log.info({ signal }, 'shutting down: draining requests');
-    setTimeout(() => process.exit(1), config.shutdownTimeout).unref();
-    running.server.closeIdleConnections();
-    void running.close().then(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  void runService('producer', startProducer, { stopping: 'draining requests', survivesUnhandledRejections: true });
 }
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

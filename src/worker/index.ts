@@ -1,14 +1,15 @@
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'bullmq';
-import { ConfigError, loadConfig, type Config } from '../shared/config.js';
+import type { Config } from '../shared/config.js';
 import { keyringOf } from '../shared/encryption.js';
 import { ensurePrivateDir } from '../shared/files.js';
 import { DatabaseLock } from '../shared/lock.js';
-import { createLogger, type Logger } from '../shared/logger.js';
+import type { Logger } from '../shared/logger.js';
 import { openCatalog } from '../shared/reindex.js';
 import { QUEUE } from '../shared/queues.js';
 import { waitForRedis, workerRedis } from '../shared/redis.js';
+import { runService } from '../shared/service-main.js';
 import { backupProcessor } from './backup-processor.js';
 import type { WorkerContext } from './context.js';
 import { createWorkerOps } from './ops.js';
@@ -88,45 +89,6 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   };
 }
 
-async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const log = createLogger(config, 'worker');
-  let running: RunningWorker;
-  try {
-    running = await startWorker(config, log);
-  } catch (err) {
-    log.fatal({ err: (err as Error).message }, (err as Error).message);
-    process.exit(1);
-  }
-  let signalled = false;
-  const shutdown = (signal: string) => {
-    if (signalled) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    signalled = true;
-    log.info({ signal, timeoutMs: config.shutdownTimeout }, 'shutting down: finishing running jobs');
-    const force = setTimeout(() => {
-      log.error('shutdown timed out; exiting with jobs still running (they will be picked up again)');
-      process.exit(1);
-    }, config.shutdownTimeout);
-    force.unref();
-    void running.close().then(() => {
-      log.info('worker stopped');
-      process.exit(0);
-    });
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void runService('worker', startWorker, { stopping: 'finishing running jobs' });
 }
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();
