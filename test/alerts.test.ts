@@ -3,10 +3,11 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
-import { WebhookReceiver } from './helpers/webhook.js';
+import type { Proc } from './helpers/processes.js';
+import { auth, startTestProducer } from './helpers/producer.js';
+import { startStack, stopStack } from './helpers/stack.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
+import { WebhookReceiver } from './helpers/webhook.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog.js';
 
@@ -21,17 +22,11 @@ beforeAll(async () => {
   box = sandbox('alerts', { JOB_ATTEMPTS: '2' });
   // The catalog lives outside BACKUP_DIR here, so a test can put a file where the directory was.
   Object.assign(box, box.with({ ALERT_WEBHOOK_URL: hook.url, CATALOG_PATH: path.join(box.dir, 'catalog.db') }));
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ worker, producer, catalog } = await startStack(box));
 });
 
 afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
+  await stopStack({ catalog, producer, worker });
   await hook?.close();
   await box?.cleanup();
 });

@@ -4,9 +4,10 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { killAll, spawnTs, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
-import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity } from './helpers/workstation-db.js';
+import { spawnTs, type Proc } from './helpers/processes.js';
+import { auth, startTestProducer } from './helpers/producer.js';
+import { startStack, stopStack } from './helpers/stack.js';
+import { ACCOUNTS, INITIAL_BALANCE, balanceSum, integrity } from './helpers/workstation-db.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog.js';
 
@@ -17,17 +18,11 @@ let catalog: Catalog;
 
 beforeAll(async () => {
   box = sandbox('backup', { MAX_BACKUPS: '3' });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 8 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ worker, producer, catalog } = await startStack(box, 8));
 });
 
 afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
+  await stopStack({ catalog, producer, worker });
   await box?.cleanup();
 });
 

@@ -1,10 +1,10 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_TOKEN, sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
+import { startWorkerProcess, type Proc } from './helpers/processes.js';
+import { auth } from './helpers/producer.js';
+import { startStack, stopStack } from './helpers/stack.js';
 import { PrivateRedis } from './helpers/redis-server.js';
-import { createWorkstationDb } from './helpers/workstation-db.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog.js';
 
@@ -25,17 +25,11 @@ beforeAll(async () => {
     AUTO_BACKUP_INTERVAL: String(HOUR),
     HEARTBEAT_INTERVAL: '300',
   });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ worker, producer, catalog } = await startStack(box));
 });
 
 afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
+  await stopStack({ catalog, producer, worker });
   await redis?.stop();
   await box?.cleanup();
 });

@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
+import type { Proc } from './helpers/processes.js';
+import { auth } from './helpers/producer.js';
+import { startStack, stopStack } from './helpers/stack.js';
 import { parseExposition, type Exposition } from './helpers/prometheus.js';
-import { createWorkstationDb } from './helpers/workstation-db.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog.js';
 import { DatabaseLock } from '../src/shared/lock.js';
@@ -20,17 +20,11 @@ let catalog: Catalog;
 
 beforeAll(async () => {
   box = sandbox('metrics', { METRICS_TOKEN, HEARTBEAT_INTERVAL: '200' });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ worker, producer, catalog } = await startStack(box));
 });
 
 afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
+  await stopStack({ catalog, producer, worker });
   await box?.cleanup();
 });
 

@@ -3,9 +3,9 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
-import { createWorkstationDb } from './helpers/workstation-db.js';
+import type { Proc } from './helpers/processes.js';
+import { auth, startTestProducer } from './helpers/producer.js';
+import { startStack, stopStack } from './helpers/stack.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog.js';
 import { ConfigError, parseConfig } from '../src/shared/config.js';
@@ -20,17 +20,11 @@ beforeAll(async () => {
   box = sandbox('verify-schedule', { VERIFY_AFTER_BACKUP: 'true' });
   logFile = path.join(box.dir, 'logs', 'combined.log');
   Object.assign(box, box.with({ LOG_FILE: logFile }));
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ worker, producer, catalog } = await startStack(box));
 });
 
 afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
+  await stopStack({ catalog, producer, worker });
   await box?.cleanup();
 });
 

@@ -1,4 +1,5 @@
 import cliProgress from 'cli-progress';
+import { formatBytes } from '../shared/format.js';
 
 /** Exit codes a script can branch on. */
 export const EXIT = {
@@ -75,13 +76,5 @@ export function table(rows: (string | number | null | undefined)[][], header: st
 }
 
 export function bytes(n: number | null | undefined): string {
-  if (n === null || n === undefined) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u ? v.toFixed(1) : v} ${units[u]}`;
+  return n === null || n === undefined ? '-' : formatBytes(n);
 }

@@ -1,3 +1,5 @@
+import { formatBytes } from '../shared/format.js';
+
 /** What `/health` and the overdue watchdog decide from; gathered by `health-facts.ts`. */
 export interface HealthFacts {
   now: Date;
@@ -23,17 +25,6 @@ export function formatDuration(ms: number): string {
   if (s < 7_200) return `${Math.round(s / 60)} min`;
   if (s < 172_800) return `${Math.round(s / 3_600)} h`;
   return `${Math.round(s / 86_400)} days`;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
 }
 
 /**
