@@ -15,6 +15,7 @@ const healthy: HealthFacts = {
   watchingSince: hours(100),
   freeBytes: 1_000_000,
   neededBytes: 20_000,
+  databaseDamage: null,
 };
 
 describe('health rules', () => {
@@ -39,6 +40,14 @@ describe('health rules', () => {
     expect(r).toEqual({
       status: 'degraded',
       problems: ['free space in BACKUP_DIR (5.0 MiB) is below what the next backup needs (6.0 MiB)'],
+    });
+  });
+
+  it('are degraded, first of all, while the live database is known to be damaged', () => {
+    const damage = 'the live database is damaged: quick_check of /db reports btreeInitPage() returns error code 11';
+    expect(assessHealth({ ...healthy, workersAlive: 0, databaseDamage: damage })).toEqual({
+      status: 'degraded',
+      problems: [damage, 'no worker process is alive: queued jobs will wait'],
     });
   });
 

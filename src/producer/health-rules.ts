@@ -15,6 +15,8 @@ export interface HealthFacts {
   watchingSince: Date;
   freeBytes: number | null;
   neededBytes: number | null;
+  /** Why the newest backup found the live database damaged, until a backup or restore succeeds after it. */
+  databaseDamage: string | null;
 }
 
 export type HealthStatus = 'ok' | 'degraded' | 'down';
@@ -48,6 +50,8 @@ export function assessHealth(f: HealthFacts): { status: HealthStatus; problems: 
   const problems: string[] = [];
   if (!f.redisUp) problems.push('Redis is unreachable: no backup, verify or restore can be queued');
   if (!f.database.reachable) problems.push('the database file cannot be opened');
+  // Said first: the one problem where the operator must act now, before the good backups age out.
+  if (f.databaseDamage) problems.push(f.databaseDamage);
   if (f.workersAlive === 0) problems.push('no worker process is alive: queued jobs will wait');
   if (overdueBy(f) !== null) {
     const since = f.lastSuccessAt ?? f.watchingSince;

@@ -4,7 +4,14 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { OpsMetrics } from './metrics.js';
 
-export const ALERT_EVENTS = ['backup.failed', 'verify.failed', 'restore.failed', 'verify.invalid', 'backup.overdue'] as const;
+export const ALERT_EVENTS = [
+  'backup.failed',
+  'verify.failed',
+  'restore.failed',
+  'verify.invalid',
+  'backup.overdue',
+  'database.damaged',
+] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 
 /** The JSON body POSTed to ALERT_WEBHOOK_URL. */

@@ -20,6 +20,9 @@ export const notFound = (message: string, code = 'not_found') => new AppError(co
 export const conflict = (message: string, code = 'conflict') => new AppError(code, message, 409, true);
 export const unavailable = (message: string, code = 'unavailable') => new AppError(code, message, 503, false);
 
+/** Starts the failure reason of a backup that found the live database damaged; `/health` looks for it. */
+export const DAMAGED_REASON_PREFIX = 'the live database is damaged';
+
 /** A failure of a job that retrying cannot fix. */
 export const permanentFailure = (code: string, message: string) => new AppError(code, message, 422, true);
 

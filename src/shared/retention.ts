@@ -1,24 +1,48 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Catalog } from './catalog.js';
+import type { BackupRow, Catalog } from './catalog.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { manifestName } from './manifest.js';
 import { deferMirrorRemoval, removeFromMirror } from './mirror.js';
 
+/** Safety backups kept when no configuration says otherwise (MAX_SAFETY_BACKUPS). */
+export const DEFAULT_SAFETY_BACKUPS = 3;
+
 /**
- * Keeps the `maxBackups` newest completed backups and deletes the rest (file, manifest, the
- * mirror's copy, then row). Never deletes the newest backup not known to be invalid, nor one that
- * a running job has leased. Returns the ids deleted. Without `config`, the mirror is left alone.
+ * The backups of one group that retention must keep whatever their age: the newest whose last
+ * full verification passed (with no failed check of any kind after it), and the newest not known
+ * to be invalid, which covers the case where nothing was verified yet. `group` is newest first.
+ */
+function protectedIn(catalog: Catalog, group: BackupRow[]): Set<number> {
+  const keep = new Set<number>();
+  const lastOk = (b: BackupRow) => catalog.lastVerification(b.id)?.valid !== 0;
+  const verifiedValid = group.find((b) => lastOk(b) && catalog.lastFullVerification(b.id)?.valid === 1);
+  const notKnownInvalid = group.find(lastOk);
+  if (verifiedValid) keep.add(verifiedValid.id);
+  if (notKnownInvalid) keep.add(notKnownInvalid.id);
+  return keep;
+}
+
+/**
+ * Retention, in two groups that never count against each other:
+ * - regular backups (`manual`, `scheduled`): the `maxBackups` newest are kept;
+ * - safety backups (`pre-migration`, taken before every restore): the `MAX_SAFETY_BACKUPS` newest.
+ * Older ones are deleted (file, manifest, the mirror's copy, then row), except, in each group, the
+ * newest backup whose last full verification is valid, the newest not known to be invalid, and
+ * any backup a running job has leased. Returns the ids deleted. Without `config`, the mirror is
+ * left alone.
  */
 export async function applyRetention(catalog: Catalog, maxBackups: number, log: Logger, config?: Config): Promise<number[]> {
   const completed = catalog.completedBackups();
-  if (completed.length <= maxBackups) return [];
-  const leased = catalog.leasedBackupIds();
-  const newestValid = completed.find((b) => catalog.lastVerification(b.id)?.valid !== 0);
+  const regular = completed.filter((b) => b.backup_type !== 'pre-migration');
+  const safety = completed.filter((b) => b.backup_type === 'pre-migration');
+  const maxSafety = config?.maxSafetyBackups ?? DEFAULT_SAFETY_BACKUPS;
+  if (regular.length <= maxBackups && safety.length <= maxSafety) return [];
+  const kept = new Set([...catalog.leasedBackupIds(), ...protectedIn(catalog, regular), ...protectedIn(catalog, safety)]);
+  const candidates = [...regular.slice(maxBackups), ...safety.slice(maxSafety)].filter((b) => !kept.has(b.id));
   const deleted: number[] = [];
-  for (const backup of completed.slice(maxBackups)) {
-    if (backup.id === newestValid?.id || leased.has(backup.id)) continue;
+  for (const backup of candidates) {
     try {
       await fs.rm(backup.file_path, { force: true });
       await fs.rm(path.join(path.dirname(backup.file_path), manifestName(path.basename(backup.file_path))), { force: true });
@@ -36,6 +60,6 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
     catalog.deleteBackup(backup.id);
     deleted.push(backup.id);
   }
-  if (deleted.length) log.info({ deleted, maxBackups }, 'retention removed old backups');
+  if (deleted.length) log.info({ deleted, maxBackups, maxSafety }, 'retention removed old backups');
   return deleted;
 }
