@@ -95,7 +95,7 @@ export async function withDatabaseLock<T>(ctx: CliContext, catalog: Catalog, fn:
   const redis = await reachableRedis(ctx.config);
   try {
     const dbLock = redis ? new DatabaseLock(redis, ctx.config.queuePrefix, catalog, ctx.config.lockTtl) : undefined;
-    const held = dbLock ? await dbLock.tryAcquire(holder) : undefined;
+    const held = dbLock ? await dbLock.tryAcquire(holder, { fence: 'later' }) : undefined;
     if (dbLock && !held) {
       throw new CliError(
         `another backup or restore is running (${(await dbLock.holder()) ?? 'unknown holder'}); try again when it has finished`,
@@ -104,7 +104,7 @@ export async function withDatabaseLock<T>(ctx: CliContext, catalog: Catalog, fn:
       );
     }
     try {
-      // Without Redis, the local lock takes a fencing value of its own.
+      // Without Redis, the local lock takes a fencing value of its own as it is granted.
       let local: Awaited<ReturnType<typeof tryFileLock>>;
       try {
         local = await tryFileLock(ctx.config, holder, held ? undefined : catalog);
@@ -112,6 +112,7 @@ export async function withDatabaseLock<T>(ctx: CliContext, catalog: Catalog, fn:
         if (!(err instanceof FileLockUnavailable)) throw err;
         if (!held) throw new CliError(`${err.message}; with Redis down there is no other lock to hold`, EXIT.failed, 'lock_unavailable');
         ctx.out.note(`${err.message}; holding the Redis lock only.`);
+        held.takeFence();
         return await fn({ guard: held, via: 'redis+file' });
       }
       if (!local.lock)
@@ -122,6 +123,8 @@ export async function withDatabaseLock<T>(ctx: CliContext, catalog: Catalog, fn:
         );
       if (!redis) ctx.out.note('Redis is not reachable: holding the local lock only.');
       try {
+        // With Redis, the grant takes its fencing value only now that it holds both locks.
+        held?.takeFence();
         return await fn({ guard: held ? allOf(held, local.lock) : local.lock, via: held ? 'redis+file' : 'file' });
       } finally {
         await local.lock.release();

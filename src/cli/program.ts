@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createBackup } from '../shared/backup.js';
 import { BACKUP_TYPES, Catalog, type BackupRow, type BackupType } from '../shared/catalog.js';
 import { AppError, messageOf } from '../shared/errors.js';
 import { MIRROR, storageHealth } from '../shared/mirror.js';
 import { toBackupBody, toRestoreBody } from '../shared/presenters.js';
+import { cliRunId } from '../shared/process-owner.js';
 import { catalogIsSound, moveCatalogAside, reindex } from '../shared/reindex.js';
 import { restoreBackup } from '../shared/restore.js';
 import { applyRetention } from '../shared/retention.js';
@@ -21,9 +21,6 @@ const positiveInt = (v: string) => {
 };
 
 const encodingLabel = (b: BackupRow) => [b.compression ?? 'none', b.encryption ? 'encrypted' : ''].filter(Boolean).join('+');
-
-/** The id of one CLI run in restore_log and backup_detail, like a job id for the queue. */
-const runId = (what: string) => `cli:${what}:${new Date().toISOString()}:${randomBytes(3).toString('hex')}`;
 
 async function listCommand(ctx: CliContext, opts: { limit: number }): Promise<ExitCode> {
   return withCatalog(ctx, async (catalog) => {
@@ -85,7 +82,7 @@ async function statsCommand(ctx: CliContext): Promise<ExitCode> {
 
 async function backupCommand(ctx: CliContext, opts: { type: BackupType }): Promise<ExitCode> {
   return withCatalog(ctx, (catalog) =>
-    withDatabaseLock(ctx, catalog, async () => {
+    withDatabaseLock(ctx, catalog, async (lock) => {
       let row: BackupRow;
       try {
         row = await ctx.out.progress((update) =>
@@ -93,7 +90,8 @@ async function backupCommand(ctx: CliContext, opts: { type: BackupType }): Promi
             { config: ctx.config, catalog, log: ctx.log },
             {
               type: opts.type,
-              jobId: runId('backup'),
+              jobId: cliRunId('backup'),
+              lock: lock.guard,
               onProgress: (p) => update(p, p < 60 ? 'copying' : p < 75 ? 'packing' : p < 90 ? 'checksum' : 'mirror'),
               onBytes: (done, total) => update(60 + (15 * done) / Math.max(1, total), 'packing'),
             },
@@ -120,7 +118,7 @@ async function verifyCommand(ctx: CliContext, target: string, opts: { quick?: bo
     if (backup.status !== 'completed')
       throw new CliError(`backup ${backup.id} is ${backup.status}, not completed`, EXIT.invalid, 'backup_not_completed');
     const mode: VerifyMode = opts.quick ? 'quick' : 'full';
-    const holder = runId('verify');
+    const holder = cliRunId('verify');
     // Verifying only reads: no database lock, but a lease keeps retention off the file.
     catalog.lease(backup.id, holder, 24 * 3_600_000);
     try {
@@ -170,7 +168,7 @@ async function restoreCommand(ctx: CliContext, target: string | undefined, opts:
               { config: ctx.config, catalog, log: ctx.log },
               {
                 backupId: backup.id,
-                jobId: runId('restore'),
+                jobId: cliRunId('restore'),
                 lock: lock.guard,
                 onProgress: (p) => update(p, p < 25 ? 'verifying' : p < 60 ? 'safety copy' : p < 90 ? 'restoring' : 'checking'),
               },

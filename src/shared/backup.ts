@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { keyringOf } from './encryption.js';
 import { AppError, messageOf, permanentFailure } from './errors.js';
 import { backupBaseName, ensurePrivateDir, publish, removeQuietly, tempPath } from './files.js';
+import type { LockGuard } from './lock.js';
 import type { Logger } from './logger.js';
 import { buildManifest, manifestName } from './manifest.js';
 import { catchUpMirror, copyToMirror } from './mirror.js';
@@ -26,6 +27,8 @@ export interface BackupRequest {
   onProgress?: (percent: number) => Promise<void> | void;
   /** Bytes compressed/encrypted so far out of the database's size, for a progress bar. */
   onBytes?: (done: number, total: number) => void;
+  /** The database lock the caller holds: checked before the file is published and before the row completes. */
+  lock?: LockGuard;
 }
 
 /** Turns the errors a backup meets into messages an operator can act on. */
@@ -98,6 +101,7 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     await progress(75);
 
     const [checksum, stat] = await Promise.all([sha256File(finished), fs.stat(finished)]);
+    await req.lock?.assertHeld();
     finalPath = await publish(finished, config.backupDir, base, ext);
     const completedAt = new Date().toISOString();
     // The manifest is written before the row completes: a completed backup always has one.
@@ -114,6 +118,7 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       key,
     );
     await storesOf(config).primary.putText(manifestName(path.basename(finalPath)), `${JSON.stringify(manifest, null, 2)}\n`);
+    await req.lock?.assertHeld();
     catalog.completeBackup(id, {
       filePath: finalPath,
       fileSize: stat.size,

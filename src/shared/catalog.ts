@@ -22,6 +22,14 @@ const BACKUP_FROM = `backup_log l LEFT JOIN backup_detail d ON d.backup_id = l.i
 
 const now = () => new Date().toISOString();
 
+/** completeBackup found its row no longer `in_progress` (settled as failed meanwhile, or deleted). */
+export class BackupNotInProgress extends Error {
+  override name = 'BackupNotInProgress';
+  constructor(id: number, status: string | undefined) {
+    super(`backup ${id} is ${status ?? 'gone from the catalog'}, not in progress: it was settled while this run was writing it`);
+  }
+}
+
 /**
  * The backup catalog: one SQLite file in BACKUP_DIR, shared by the producer, every worker and the
  * CLI. WAL and a busy timeout let them all write to it without "database is locked" errors.
@@ -113,12 +121,18 @@ export class Catalog {
     },
   ): void {
     this.db.transaction(() => {
-      this.db
+      // Only a row still in progress: one settled meanwhile (the reaper took its run for dead)
+      // must not come back as completed, whatever this run produced.
+      const changed = this.db
         .prepare(
           `UPDATE backup_log SET status = 'completed', file_path = ?, file_size_bytes = ?, checksum = ?, completed_at = ?,
-             error_message = NULL WHERE id = ?`,
+             error_message = NULL WHERE id = ? AND status = 'in_progress'`,
         )
-        .run(done.filePath, done.fileSize, done.checksum, done.completedAt ?? now(), id);
+        .run(done.filePath, done.fileSize, done.checksum, done.completedAt ?? now(), id).changes;
+      if (!changed) {
+        const row = this.db.prepare('SELECT status FROM backup_log WHERE id = ?').get(id) as { status: string } | undefined;
+        throw new BackupNotInProgress(id, row?.status);
+      }
       this.db
         .prepare('UPDATE backup_detail SET page_size = ?, user_version = ?, database_size_bytes = ? WHERE backup_id = ?')
         .run(done.pageSize, done.userVersion, done.databaseSize, id);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Catalog } from './catalog.js';
 import type { Config } from './config.js';
-import { LockLostError, type LockGuard } from './lock.js';
+import { LockLostError, assertFence, type LockGuard } from './lock.js';
 
 /**
  * The database lock's local half: a lock directory in BACKUP_DIR (proper-lockfile: atomic mkdir,
@@ -20,7 +20,9 @@ export class FileLockUnavailable extends Error {
 }
 
 export class FileLock implements LockGuard {
-  compromised: Error | undefined;
+  private readonly lostController = new AbortController();
+  readonly signal = this.lostController.signal;
+  private compromisedBy: Error | undefined;
 
   constructor(
     private readonly releaseFn: () => Promise<void>,
@@ -29,12 +31,19 @@ export class FileLock implements LockGuard {
     readonly fence: number | undefined,
   ) {}
 
+  get compromised(): Error | undefined {
+    return this.compromisedBy;
+  }
+
+  /** proper-lockfile found the lock directory gone or taken over (this holder stalled past `stale`). */
+  set compromised(err: Error | undefined) {
+    this.compromisedBy = err;
+    if (err && !this.signal.aborted) this.lostController.abort(new LockLostError(`the local database lock was lost: ${err.message}`));
+  }
+
   async assertHeld(): Promise<void> {
-    if (this.compromised) throw new LockLostError(`the local database lock was lost: ${this.compromised.message}`);
-    if (this.fence !== undefined && this.catalog) {
-      const fence = this.catalog.currentFence();
-      if (fence !== this.fence) throw new LockLostError(`a newer lock grant exists (fence ${fence} > ${this.fence})`);
-    }
+    if (this.compromisedBy) throw new LockLostError(`the local database lock was lost: ${this.compromisedBy.message}`);
+    if (this.catalog) assertFence(this.catalog, this.fence);
   }
 
   async release(): Promise<void> {
@@ -80,9 +89,17 @@ export async function tryFileLock(
   return { lock: state.lock };
 }
 
-/** A guard that holds while every one of `guards` holds. */
+/**
+ * A guard that holds while every one of `guards` holds: lost as soon as any is, fenced by the
+ * one that took the fencing value.
+ */
 export function allOf(...guards: LockGuard[]): LockGuard {
+  const signals = guards.flatMap((g) => (g.signal ? [g.signal] : []));
   return {
+    get fence() {
+      return guards.find((g) => g.fence !== undefined)?.fence;
+    },
+    signal: signals.length ? AbortSignal.any(signals) : undefined,
     async assertHeld() {
       for (const g of guards) await g.assertHeld();
     },

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { processAlive } from './process-owner.js';
 
 export const BACKUP_PREFIX = 'workstation-backup-';
 const TEMP_PREFIX = '.tmp-';
@@ -55,6 +56,9 @@ export async function publish(temp: string, dir: string, base: string, ext: stri
   }
 }
 
+/** The writer's pid in a temp name (see tempPath), before the random part and any extension. */
+const TEMP_PID = /-(\d+)-[0-9a-f]{12}(?:\.[^-]*)?$/;
+
 /** Readers (verify) run without the lock; a decoded copy of theirs this old belongs to a dead process. */
 const STALE_READ_TEMP_MS = 6 * 3_600_000;
 
@@ -72,6 +76,10 @@ export async function removeAbandonedBackupTemps(dir: string): Promise<void> {
   };
   const doomed: string[] = [];
   for (const n of names.filter(isTempName)) {
+    // A CLI run holding only the local lock may be writing it. Our own pid is not such a writer:
+    // the caller holds the lock, so a temp of ours is a previous process's that had our pid.
+    const pid = Number(TEMP_PID.exec(n)?.[1]);
+    if (pid && pid !== process.pid && processAlive(pid)) continue;
     const locked = n.includes('-backup-') || n.startsWith(`${TEMP_PREFIX}restore-`);
     if (locked || (n.startsWith(`${TEMP_PREFIX}read-`) && (await stale(n)))) doomed.push(path.join(dir, n));
   }

@@ -16,18 +16,30 @@ export class LockLostError extends AppError {
 export interface LockGuard {
   /** Throws unless the lock is still this holder's. */
   assertHeld(): Promise<void>;
+  /** This grant's fencing value, for a check made away from this object (the SQLite thread). */
+  readonly fence?: number;
+  /** Aborted once the lock is known to be lost, so that work in progress under it can stop. */
+  readonly signal?: AbortSignal;
+}
+
+/** Throws when a later grant has taken a higher fencing value than `fence` (unset: nothing to check). */
+export function assertFence(catalog: Catalog, fence: number | undefined): void {
+  if (fence === undefined) return;
+  const current = catalog.currentFence();
+  if (current !== fence) throw new LockLostError(`a newer lock grant exists (fence ${current} > ${fence})`);
 }
 
 /** A granted lock. Renewed in the background until released; `lost` once renewal fails. */
 export class HeldLock implements LockGuard {
   private timer: NodeJS.Timeout;
-  lost = false;
+  private readonly lostController = new AbortController();
+  readonly signal = this.lostController.signal;
+  private fenceValue: number | undefined;
 
   constructor(
     private readonly redis: Redis,
     private readonly key: string,
     readonly token: string,
-    readonly fence: number,
     private readonly catalog: Catalog,
     ttl: number,
   ) {
@@ -35,7 +47,7 @@ export class HeldLock implements LockGuard {
       () => {
         redis.eval(RENEW, 1, key, token, ttl).then(
           (ok) => {
-            if (!ok) this.lost = true;
+            if (!ok) this.markLost('the database lock expired or was taken over');
           },
           () => undefined, // Redis away for a moment: the next tick tries again before the TTL runs out.
         );
@@ -43,6 +55,28 @@ export class HeldLock implements LockGuard {
       Math.max(200, Math.floor(ttl / 3)),
     );
     this.timer.unref();
+  }
+
+  get lost(): boolean {
+    return this.signal.aborted;
+  }
+
+  get fence(): number | undefined {
+    return this.fenceValue;
+  }
+
+  /**
+   * Takes this grant's fencing value. Call it once every lock the holder needs is held: a value
+   * taken before a second lock is granted would fence off whoever holds that lock (a CLI run
+   * holding only the local lock) without this holder ever owning the database.
+   */
+  takeFence(): number {
+    this.fenceValue = this.catalog.nextFence();
+    return this.fenceValue;
+  }
+
+  private markLost(reason: string): void {
+    if (!this.signal.aborted) this.lostController.abort(new LockLostError(reason));
   }
 
   /**
@@ -53,13 +87,14 @@ export class HeldLock implements LockGuard {
     if (this.lost) throw new LockLostError('the database lock was lost (expired or taken over)');
     const current = await this.redis.get(this.key);
     if (current !== this.token) {
-      this.lost = true;
+      this.markLost('the database lock is held by someone else now');
       throw new LockLostError('the database lock is held by someone else now');
     }
-    const fence = this.catalog.currentFence();
-    if (fence !== this.fence) {
-      this.lost = true;
-      throw new LockLostError(`a newer lock grant exists (fence ${fence} > ${this.fence})`);
+    try {
+      assertFence(this.catalog, this.fenceValue);
+    } catch (err) {
+      this.markLost((err as Error).message);
+      throw err;
     }
   }
 
@@ -68,6 +103,9 @@ export class HeldLock implements LockGuard {
     await this.redis.eval(RELEASE, 1, this.key, this.token).catch(() => undefined);
   }
 }
+
+/** A granted lock that has taken its fencing value. */
+export type FencedLock = HeldLock & { readonly fence: number };
 
 /**
  * One backup or restore of the database at a time, across every process on every host: a Redis
@@ -85,13 +123,20 @@ export class DatabaseLock {
     this.key = `${prefix}:lock:database`;
   }
 
-  /** The lock, or null when another holder has it. */
-  async tryAcquire(holder: string): Promise<HeldLock | null> {
+  /**
+   * The lock, or null when another holder has it. It takes its fencing value at once unless
+   * `fence: 'later'`: a holder that goes on to take the local file lock takes it with
+   * `takeFence()` once it holds both.
+   */
+  async tryAcquire(holder: string, opts?: { fence?: 'now' }): Promise<FencedLock | null>;
+  async tryAcquire(holder: string, opts: { fence: 'later' }): Promise<HeldLock | null>;
+  async tryAcquire(holder: string, { fence = 'now' }: { fence?: 'now' | 'later' } = {}): Promise<HeldLock | null> {
     const token = `${holder}:${randomBytes(12).toString('hex')}`;
     const ok = await this.redis.set(this.key, token, 'PX', this.ttl, 'NX');
     if (ok !== 'OK') return null;
-    const fence = this.catalog.nextFence();
-    return new HeldLock(this.redis, this.key, token, fence, this.catalog, this.ttl);
+    const held = new HeldLock(this.redis, this.key, token, this.catalog, this.ttl);
+    if (fence === 'now') held.takeFence();
+    return held;
   }
 
   /** Who holds the lock now, for health and error messages. */

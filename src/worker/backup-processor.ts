@@ -11,12 +11,12 @@ export function backupProcessor(ctx: WorkerContext) {
   return async (job: Job<BackupJobData>, token?: string) => {
     const data = backupJobSchema.parse(job.data);
     const log = jobLogger(ctx, job);
-    return withDatabaseLock(ctx, job, token, async () => {
+    return withDatabaseLock(ctx, job, token, async (lock) => {
       try {
         await removeAbandonedBackupTemps(ctx.config.backupDir);
         const row = await createBackup(
           { config: ctx.config, catalog: ctx.catalog, log },
-          { type: data.type, jobId: String(job.id), onProgress: (p) => job.updateProgress(p) },
+          { type: data.type, jobId: String(job.id), lock, onProgress: (p) => job.updateProgress(p) },
         );
         await applyRetention(ctx.catalog, currentSettings(ctx.config, ctx.catalog).maxBackups, log, ctx.config);
         return toBackupBody(row);

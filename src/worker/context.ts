@@ -41,7 +41,7 @@ export async function withDatabaseLock<T>(
     throw new DelayedError();
   }
   const holder = `${ctx.workerId}:${job.queueName}:${job.id}`;
-  const lock = await ctx.lock.tryAcquire(holder);
+  const lock = await ctx.lock.tryAcquire(holder, { fence: 'later' });
   let local: Awaited<ReturnType<typeof tryFileLock>> | undefined;
   try {
     local = lock ? await tryFileLock(ctx.config, holder) : undefined;
@@ -56,6 +56,7 @@ export async function withDatabaseLock<T>(
   }
   if (lock && !local) {
     try {
+      lock.takeFence();
       return await fn(lock);
     } finally {
       await lock.release();
@@ -72,6 +73,8 @@ export async function withDatabaseLock<T>(
     throw new DelayedError();
   }
   try {
+    // Only now, holding both: a grant that found the file lock taken must not fence off its holder.
+    lock.takeFence();
     return await fn(allOf(lock, local.lock));
   } finally {
     await local.lock.release();

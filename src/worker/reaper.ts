@@ -1,15 +1,17 @@
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { BackupRow, RestoreRow } from '../shared/catalog.js';
 import { messageOf } from '../shared/errors.js';
+import { FileLockUnavailable, tryFileLock } from '../shared/file-lock.js';
 import { removeAbandonedBackupTemps, removeQuietly } from '../shared/files.js';
+import { cliRunOwner, isCliRunId, processAlive } from '../shared/process-owner.js';
 import { QUEUE } from '../shared/queues.js';
 import type { WorkerContext } from './context.js';
 
 /** Job states after which a job will never run again by itself. `unknown`: no such job (removed, or Redis lost it). */
 const GONE = new Set(['completed', 'failed', 'unknown']);
 
-/** The safety backup of a restore is named after the restore's job (see restore.ts). */
 const SAFETY_SUFFIX = ':safety';
 
 export interface ReapResult {
@@ -18,11 +20,21 @@ export interface ReapResult {
 }
 
 /**
- * Settles catalog rows left `in_progress` by a worker that died (kill -9, OOM, a lost container)
- * once their job is gone for good: a job that stalled and will run again takes over its own row,
- * so only rows whose job is finished, failed or missing are marked `failed`, and the temp files
- * of backups and restores removed. It works under the database lock: while it holds the lock no
- * backup or restore runs anywhere, so nothing it removes can belong to a live job.
+ * A CLI row from another host cannot be checked (its pid means nothing here): it is settled only
+ * once this old. Longer than any backup or restore takes; while one runs, its CLI holds the local
+ * lock, so the reaper never looks at it anyway.
+ */
+export const FOREIGN_CLI_ROW_MAX_AGE_MS = 24 * 3_600_000;
+
+/**
+ * Settles catalog rows left `in_progress` by a process that died (kill -9, OOM, a lost container).
+ * A queue job's row is settled once its job is gone for good: a job that stalled and will run again
+ * takes over its own row, so only rows whose job is finished, failed or missing are marked `failed`.
+ * A CLI run's row (`cli:<host>:<pid>:…`, see process-owner.ts) is settled once that process is not
+ * running on this host (or, from another host, once very old): no queue knows it. It works under
+ * the whole database lock, Redis and the local file lock that a CLI run with Redis down holds
+ * alone, so nothing it removes can belong to a backup or restore in progress; and it leaves the
+ * temp files of any live process alone all the same.
  */
 export class Reaper {
   private readonly backupQueue: Queue;
@@ -64,39 +76,39 @@ export class Reaper {
   /** One pass. Returns the ids of the backup and restore rows it marked `failed`. */
   async runOnce(): Promise<ReapResult> {
     const result: ReapResult = { backups: [], restores: [] };
-    const { catalog, lock, workerId, log, config } = this.ctx;
+    const { catalog, config, log } = this.ctx;
     // Cheap check first, so an idle catalog never costs a lock round-trip.
     if (!catalog.inProgressBackups().length && !this.inProgressRestores().length) return result;
-    const held = await lock.tryAcquire(`${workerId}:reaper`);
-    if (!held) return result; // a backup or restore is running; the next pass looks again
+    const release = await this.lockAll();
+    if (!release) return result; // a backup or restore is running; the next pass looks again
     try {
       for (const row of catalog.inProgressBackups()) {
-        const owner = this.ownerOf(row);
-        if (!owner || !(await this.isGone(owner.queue, owner.jobId))) continue;
-        const reason = `abandoned: its job ${row.job_id} is gone (the worker running it died or the job was removed); nothing was kept`;
+        const reason = await this.abandonment(row.job_id, row.started_at, (jobId) => this.backupOwner(jobId));
+        if (!reason) continue;
         const changed = catalog.db
           .prepare(
             `UPDATE backup_log SET status = 'failed', completed_at = ?, error_message = ?, file_size_bytes = NULL
                      WHERE id = ? AND status = 'in_progress'`,
           )
-          .run(new Date().toISOString(), reason, row.id).changes;
+          .run(new Date().toISOString(), `${reason}; nothing was kept`, row.id).changes;
         if (!changed) continue;
         await this.removeLeftovers(row);
         result.backups.push(row.id);
       }
       for (const row of this.inProgressRestores()) {
-        if (!row.job_id || !(await this.isGone(this.restoreQueue, row.job_id))) continue;
-        const reason = row.restored_at
-          ? `abandoned: its job ${row.job_id} is gone; the backup had been copied into the live database before the job was lost`
-          : `abandoned: its job ${row.job_id} is gone before the copy committed; the live database was not changed by it`;
+        const reason = await this.abandonment(row.job_id, row.started_at, (jobId) => ({ queue: this.restoreQueue, jobId }));
+        if (!reason) continue;
+        const outcome = row.restored_at
+          ? 'the backup had been copied into the live database before it was lost'
+          : 'it was lost before the copy committed; the live database was not changed by it';
         const changed = catalog.db
           .prepare(`UPDATE restore_log SET status = 'failed', completed_at = ?, error_message = ? WHERE id = ? AND status = 'in_progress'`)
-          .run(new Date().toISOString(), reason, row.id).changes;
+          .run(new Date().toISOString(), `${reason}; ${outcome}`, row.id).changes;
         if (changed) result.restores.push(row.id);
       }
       if (result.backups.length || result.restores.length) await removeAbandonedBackupTemps(config.backupDir);
     } finally {
-      await held.release();
+      await release();
     }
     if (result.backups.length || result.restores.length) {
       log.warn(
@@ -107,19 +119,69 @@ export class Reaper {
     return result;
   }
 
+  /**
+   * The whole database lock, as a backup takes it: Redis, then the local file lock (a CLI run
+   * with Redis down holds only that one), then a fencing value, so a holder that was paused past
+   * its lock cannot act after this pass. Null when either lock is taken.
+   */
+  private async lockAll(): Promise<(() => Promise<void>) | null> {
+    const { lock, workerId, config, log } = this.ctx;
+    const holder = `${workerId}:reaper`;
+    const held = await lock.tryAcquire(holder, { fence: 'later' });
+    if (!held) return null;
+    let local: Awaited<ReturnType<typeof tryFileLock>> | undefined;
+    try {
+      local = await tryFileLock(config, holder);
+    } catch (err) {
+      if (!(err instanceof FileLockUnavailable)) {
+        await held.release();
+        throw err;
+      }
+      // No one can hold a lock that cannot be created: Redis alone guards the database, as for jobs.
+      log.debug({ err: err.message }, 'local database lock unavailable; the reaper holds the Redis lock only');
+    }
+    if (local && !local.lock) {
+      await held.release();
+      return null;
+    }
+    held.takeFence();
+    return async () => {
+      await local?.lock?.release();
+      await held.release();
+    };
+  }
+
   private inProgressRestores(): RestoreRow[] {
     return this.ctx.catalog.db.prepare(`SELECT * FROM restore_log WHERE status = 'in_progress' ORDER BY id`).all() as RestoreRow[];
   }
 
-  /** The queue and job a backup row belongs to; rows made outside the queue (no job id) are left alone. */
-  private ownerOf(row: BackupRow): { queue: Queue; jobId: string } | null {
-    if (!row.job_id) return null;
-    if (row.job_id.endsWith(SAFETY_SUFFIX)) return { queue: this.restoreQueue, jobId: row.job_id.slice(0, -SAFETY_SUFFIX.length) };
-    return { queue: this.backupQueue, jobId: row.job_id };
+  /** Why a row is abandoned, or null while its owner may still finish it (or no owner is known). */
+  private async abandonment(
+    jobId: string | null,
+    startedAt: string,
+    queueJob: (jobId: string) => { queue: Queue; jobId: string },
+  ): Promise<string | null> {
+    if (!jobId) return null; // made outside the queue and the CLI: nobody to ask
+    if (isCliRunId(jobId)) return this.cliAbandonment(jobId, startedAt);
+    const owner = queueJob(jobId);
+    if (!GONE.has(await owner.queue.getJobState(owner.jobId))) return null;
+    return `abandoned: its job ${jobId} is gone (the worker running it died or the job was removed)`;
   }
 
-  private async isGone(queue: Queue, jobId: string): Promise<boolean> {
-    return GONE.has(await queue.getJobState(jobId));
+  private cliAbandonment(jobId: string, startedAt: string): string | null {
+    const owner = cliRunOwner(jobId);
+    if (owner && owner.host === hostname()) {
+      return processAlive(owner.pid) ? null : `abandoned: the CLI run ${jobId} is gone (process ${owner.pid} is not running)`;
+    }
+    const age = Date.now() - Date.parse(startedAt);
+    if (!(age > FOREIGN_CLI_ROW_MAX_AGE_MS)) return null;
+    return `abandoned: the CLI run ${jobId} (on ${owner?.host ?? 'an unknown host'}) started ${Math.round(age / 3_600_000)} h ago and never finished`;
+  }
+
+  /** The queue and job a backup row belongs to: a restore's safety backup is named after the restore's job (see restore.ts). */
+  private backupOwner(jobId: string): { queue: Queue; jobId: string } {
+    if (jobId.endsWith(SAFETY_SUFFIX)) return { queue: this.restoreQueue, jobId: jobId.slice(0, -SAFETY_SUFFIX.length) };
+    return { queue: this.backupQueue, jobId };
   }
 
   /**
