@@ -100,7 +100,7 @@ describe('the CLI with Redis down and no service running', () => {
     fs.closeSync(live);
     expect(() => integrity(box.config.databasePath)).toThrow();
 
-    const r = await runCli(offline, 'restore', '--latest-valid', '--json');
+    const r = await runCli(offline, 'restore', '--latest-valid', '--yes', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.backupId).toBe(olderId);
     expect(r.json.skipped).toEqual([{ backupId: newerId, reason: expect.stringMatching(/checksum mismatch/) }]);
@@ -132,7 +132,7 @@ describe('the CLI with Redis down and no service running', () => {
   it('restores a healthy live database after a safety backup, found by file name', async () => {
     setMarker('current');
     const target = catalogRows().find((b) => b.id === olderId)!;
-    const r = await runCli(offline, 'restore', path.basename(target.file), '--json');
+    const r = await runCli(offline, 'restore', path.basename(target.file), '--yes', '--json');
     expect(r.code, r.stderr).toBe(0);
     const safetyId = r.json.restore.safetyBackupId as number;
     expect(safetyId).toEqual(expect.any(Number));
@@ -188,7 +188,7 @@ describe('the database lock between the CLI and workers', () => {
     const holder = spawnTs('test/helpers/hold-lock.ts', box.env);
     try {
       await holder.waitFor(/held/);
-      const r = await runCli(box.env, 'restore', String(olderId), '--json');
+      const r = await runCli(box.env, 'restore', String(olderId), '--yes', '--json');
       expect(r.code).toBe(3);
       expect(r.json.error).toMatchObject({ code: 'lock_held', message: expect.stringMatching(/test-holder/) });
     } finally {

@@ -56,7 +56,7 @@ describe('encrypted backups', () => {
     db.close();
     expect(hasNeedle()).toBe(false);
 
-    const r = await runCli(env, 'restore', String(backup.id), '--json');
+    const r = await runCli(env, 'restore', String(backup.id), '--yes', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(hasNeedle()).toBe(true);
     expect(integrity(box.config.databasePath)).toBe('ok');
@@ -69,7 +69,7 @@ describe('encrypted backups', () => {
     expect(v.code).toBe(5);
     expect(v.json.message).toMatch(/cannot decrypt: the backup was encrypted with key [0-9a-f]{16}, which is not configured/);
 
-    const r = await runCli(wrong, 'restore', String(backup.id), '--json');
+    const r = await runCli(wrong, 'restore', String(backup.id), '--yes', '--json');
     expect(r.code).toBe(5);
     expect(r.json.error.message).toMatch(/failed verification: .*not configured/);
 
@@ -120,7 +120,7 @@ describe('encrypted backups', () => {
     expect(again.json.message).toMatch(/cannot decrypt: chunk \d+ failed authentication/);
 
     const before = fs.readFileSync(box.config.databasePath);
-    const r = await runCli(env, 'restore', String(backup.id), '--json');
+    const r = await runCli(env, 'restore', String(backup.id), '--yes', '--json');
     expect(r.code).toBe(5);
     expect(fs.readFileSync(box.config.databasePath).equals(before)).toBe(true);
   });

@@ -86,7 +86,7 @@ describe('the mirror', () => {
     const api = await request(producer.server).post(`/api/backups/${backup.id}/verify`).set(auth);
     expect(api.body.valid).toBe(true);
 
-    const r = await runCli(offline, 'restore', String(backup.id), '--json');
+    const r = await runCli(offline, 'restore', String(backup.id), '--yes', '--json');
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(query<{ v: string }>(box.config.databasePath, 'SELECT v FROM marker').v).toBe('kept');
     expect(integrity(box.config.databasePath)).toBe('ok');

@@ -1,3 +1,4 @@
+import readline from 'node:readline';
 import cliProgress from 'cli-progress';
 import { formatBytes } from '../shared/format.js';
 
@@ -44,6 +45,32 @@ export class Output {
     if (this.json)
       process.stdout.write(`${JSON.stringify({ success: false, error: { code: err.code, message: err.message } }, null, 2)}\n`);
     else process.stderr.write(`error: ${err.message}\n`);
+  }
+
+  /** Whether a person can be asked: a question needs a terminal to answer it on. */
+  get canAsk(): boolean {
+    return Boolean(process.stdin.isTTY);
+  }
+
+  /**
+   * Asks a yes/no question on the terminal (on stderr, so `--json` output stays one document).
+   * Only `y` or `yes` is a yes; Enter, end of input and Ctrl-C are a no.
+   */
+  async confirm(question: string): Promise<boolean> {
+    const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      const answer = await new Promise<string>((resolve) => {
+        rl.once('close', () => resolve(''));
+        rl.once('SIGINT', () => {
+          process.stderr.write('\n');
+          resolve('');
+        });
+        rl.question(question, resolve);
+      });
+      return /^\s*y(es)?\s*$/i.test(answer);
+    } finally {
+      rl.close();
+    }
   }
 
   /** A progress bar on stderr while `fn` runs; `update(percent, stage)` moves it. */

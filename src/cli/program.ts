@@ -151,15 +151,48 @@ async function verifyCommand(ctx: CliContext, target: string, opts: { quick?: bo
   });
 }
 
-async function restoreCommand(ctx: CliContext, target: string | undefined, opts: { latestValid?: boolean }): Promise<ExitCode> {
+/** What `restore` is about to replace, for the person who has to say yes to it. */
+function restoreQuestion(ctx: CliContext, first: BackupRow, latestValid: boolean): string {
+  const live = ctx.config.databasePath;
+  const stat = fs.statSync(live, { throwIfNoEntry: false });
+  const backup =
+    `backup ${first.id} (${first.backup_type}, taken ${first.completed_at ?? first.started_at}, ` +
+    `${bytes(first.file_size_bytes)}, ${path.basename(first.file_path)})`;
+  return [
+    latestValid
+      ? `About to restore the newest backup that passes full verification, starting with ${backup};\n  older ones are tried if it fails.`
+      : `About to restore ${backup}.`,
+    `It replaces the live database ${live} (${stat ? `${bytes(stat.size)}, last modified ${stat.mtime.toISOString()}` : 'missing now'}).`,
+    'Its current contents are kept as a safety backup first, so the restore can be undone.',
+    'Replace the live database? [y/N] ',
+  ].join('\n');
+}
+
+async function restoreCommand(
+  ctx: CliContext,
+  target: string | undefined,
+  opts: { latestValid?: boolean; yes?: boolean },
+): Promise<ExitCode> {
   if (Boolean(target) === Boolean(opts.latestValid)) {
     throw new CliError('name one backup (an id or a file) or pass --latest-valid', EXIT.usage, 'bad_request');
   }
-  return withCatalog(ctx, (catalog) =>
-    withDatabaseLock(ctx, catalog, async (lock) => {
-      // Candidates are fixed before starting: the safety backup a restore takes is never one.
-      const candidates = opts.latestValid ? catalog.completedBackups() : [findBackup(catalog, target!)];
-      if (!candidates.length) throw new CliError('there are no completed backups to restore', EXIT.notFound, 'no_backups');
+  // Checked before anything is opened, so a script that forgot --yes leaves everything as it was.
+  if (!opts.yes && !ctx.out.canAsk) {
+    throw new CliError(
+      'restore replaces the live database and there is no terminal to confirm on: pass --yes to restore without asking',
+      EXIT.usage,
+      'confirmation_required',
+    );
+  }
+  return withCatalog(ctx, async (catalog) => {
+    // Candidates are fixed before starting: the safety backup a restore takes is never one.
+    const candidates = opts.latestValid ? catalog.completedBackups() : [findBackup(catalog, target!)];
+    if (!candidates.length) throw new CliError('there are no completed backups to restore', EXIT.notFound, 'no_backups');
+    // Asked before the lock is taken: a person thinking it over must not hold up the service.
+    if (!opts.yes && !(await ctx.out.confirm(restoreQuestion(ctx, candidates[0]!, Boolean(opts.latestValid))))) {
+      throw new CliError('restore cancelled; nothing was changed', EXIT.failed, 'cancelled');
+    }
+    return withDatabaseLock(ctx, catalog, async (lock) => {
       const skipped: { backupId: number; reason: string }[] = [];
       for (const backup of candidates) {
         try {
@@ -201,11 +234,11 @@ async function restoreCommand(ctx: CliContext, target: string | undefined, opts:
       }
       for (const s of skipped) ctx.out.note(`Skipped backup ${s.backupId}: ${s.reason}`);
       throw err;
-    }),
-  );
+    });
+  });
 }
 
-async function reindexCommand(ctx: CliContext): Promise<ExitCode> {
+async function reindexCommand(ctx: CliContext, opts: ReindexOptions): Promise<ExitCode> {
   const file = ctx.config.catalogPath;
   let movedAside: string | undefined;
   if (fs.existsSync(file)) {
@@ -272,7 +305,10 @@ export function buildProgram(run: (code: ExitCode) => void): Command {
     .description('Verify a backup, keep a safety backup of the database, copy the backup in, check the result')
     .argument('[backup]', 'backup id, file path or file name')
     .option('--latest-valid', 'restore the newest backup that passes full verification')
-    .action(async (target: string | undefined, opts: { latestValid?: boolean }) => run(await restoreCommand(ctx(), target, opts)));
+    .option('-y, --yes', 'restore without asking (required when not run from a terminal)')
+    .action(async (target: string | undefined, opts: { latestValid?: boolean; yes?: boolean }) =>
+      run(await restoreCommand(ctx(), target, opts)),
+    );
 
   program
     .command('reindex')

@@ -400,4 +400,51 @@ export class Catalog {
   currentFence(): number {
     return (this.db.prepare('SELECT value FROM lock_fence WHERE id = 1').get() as { value: number }).value;
   }
+
+  // ---- history -------------------------------------------------------------------------------
+
+  /**
+   * Deletes history older than `before` so the catalog does not grow for ever: failed backup rows,
+   * verifications and finished restores. Kept whatever their age: the newest backup row (an old
+   * failure may be the last word on backups), the last `keep` verifications of each backup and
+   * its last one of each mode (retention trusts a backup by its last full verification), and the
+   * last `keep` restores. Dates are compared with julianday() so rows in SQLite's own
+   * `YYYY-MM-DD HH:MM:SS` format count too; a date it cannot read keeps its row.
+   */
+  pruneHistory(before: Date, keep = HISTORY_KEPT): { backups: number; verifications: number; restores: number } {
+    const cutoff = before.toISOString();
+    return this.db
+      .transaction(() => {
+        const backups = this.db
+          .prepare(
+            `DELETE FROM backup_log WHERE status = 'failed'
+               AND julianday(coalesce(completed_at, started_at)) < julianday(?)
+               AND id != (SELECT max(id) FROM backup_log)`,
+          )
+          .run(cutoff).changes;
+        const verifications = this.db
+          .prepare(
+            `DELETE FROM verification WHERE id IN (
+               SELECT id FROM (
+                 SELECT id, verified_at,
+                   row_number() OVER (PARTITION BY backup_id ORDER BY id DESC) AS newest,
+                   row_number() OVER (PARTITION BY backup_id, mode ORDER BY id DESC) AS newest_of_mode
+                 FROM verification)
+               WHERE newest > ? AND newest_of_mode > 1 AND julianday(verified_at) < julianday(?))`,
+          )
+          .run(keep, cutoff).changes;
+        const restores = this.db
+          .prepare(
+            `DELETE FROM restore_log WHERE status != 'in_progress'
+               AND julianday(coalesce(completed_at, started_at)) < julianday(?)
+               AND id NOT IN (SELECT id FROM restore_log ORDER BY id DESC LIMIT ?)`,
+          )
+          .run(cutoff, keep).changes;
+        return { backups, verifications, restores };
+      })
+      .immediate();
+  }
 }
+
+/** How many of the newest verifications per backup, and restores, history pruning always keeps. */
+export const HISTORY_KEPT = 10;

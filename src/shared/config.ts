@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { formatSchedule, parseSchedule } from './schedule-spec.js';
+import { verifyScheduleSchema } from './schedule-spec.js';
 
 /** Parses "true"/"false"/"1"/"0"/"yes"/"no"; anything else is a configuration error. */
 const bool = z
@@ -44,15 +44,6 @@ const keyList = z
       .filter(Boolean),
   )
   .refine((keys) => keys.every(isKey), { message: `expected a comma-separated list of ${KEY_BYTES}-byte base64 keys` });
-
-const schedule = z.string().transform((v, ctx) => {
-  try {
-    return formatSchedule(parseSchedule(v));
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
 
 const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, { message: 'expected an http:// or https:// URL' });
 
@@ -105,7 +96,7 @@ const envSchema = z.object({
   METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional(),
   HEARTBEAT_INTERVAL: int(100, 600_000).default(5_000),
   VERIFY_AFTER_BACKUP: bool.default(false),
-  VERIFY_SCHEDULE: schedule.default('off'),
+  VERIFY_SCHEDULE: verifyScheduleSchema.default('off'),
   ALERT_WEBHOOK_URL: httpUrl.optional(),
   ALERT_ATTEMPTS: int(1, 50).default(5),
   ALERT_TIMEOUT: int(100, 600_000).default(5_000),
@@ -113,6 +104,8 @@ const envSchema = z.object({
   STALLED_INTERVAL: int(500, 3_600_000).default(30_000),
   REAPER_INTERVAL: int(500, 86_400_000).default(60_000),
   CATALOG_BUSY_TIMEOUT: int(100, 3_600_000).default(10_000),
+  /** Days of history (failed backup rows, verifications, restores) kept; see Catalog.pruneHistory. */
+  HISTORY_RETENTION_DAYS: int(1, 36_500).default(90),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -163,6 +156,7 @@ function build(parsed: z.output<typeof envSchema>) {
     stalledInterval: parsed.STALLED_INTERVAL,
     reaperInterval: parsed.REAPER_INTERVAL,
     catalogBusyTimeout: parsed.CATALOG_BUSY_TIMEOUT,
+    historyRetentionDays: parsed.HISTORY_RETENTION_DAYS,
   };
 }
 

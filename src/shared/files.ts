@@ -86,6 +86,50 @@ export async function removeAbandonedBackupTemps(dir: string): Promise<void> {
   await removeQuietly(...doomed);
 }
 
+/** A write temp untouched this long is abandoned whoever wrote it: a live writer keeps it fresh. */
+export const WRITE_TEMP_STALE_MS = 15 * 60_000;
+/**
+ * How long a write temp of a process that is gone is kept anyway. The pid is only meaningful on
+ * this host: workers in other containers sharing the volume have pids of their own namespace, so a
+ * pid that looks dead here may be writing there; their writes keep the file fresh for this long.
+ */
+export const DEAD_WRITER_GRACE_MS = 60_000;
+
+/** `tempPath(dir, 'put' | 'text')`: the pid of the writer follows the label. */
+const WRITE_TEMP = /^\.tmp-(put|text)-(\d+)-/;
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Removes what a writer killed in the middle of `put` or `putText` (storage.ts) left behind: the
+ * `.tmp-put-` and `.tmp-text-` files of `dir`, once untouched for WRITE_TEMP_STALE_MS, or for
+ * DEAD_WRITER_GRACE_MS when the pid in the name is not running here. Safe without the database
+ * lock: a live writer's file is younger than either bound. Returns the files removed.
+ */
+export async function removeStaleWriteTemps(dir: string, now = Date.now()): Promise<string[]> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const doomed: string[] = [];
+  for (const name of names) {
+    const m = WRITE_TEMP.exec(name);
+    if (!m) continue;
+    const file = path.join(dir, name);
+    const s = await fs.stat(file).catch(() => null);
+    if (!s?.isFile()) continue;
+    const idle = now - s.mtimeMs;
+    const pid = Number(m[2]);
+    if (idle > WRITE_TEMP_STALE_MS || (idle > DEAD_WRITER_GRACE_MS && pid !== process.pid && !isAlive(pid))) doomed.push(file);
+  }
+  await removeQuietly(...doomed);
+  return doomed;
+}
+
 export async function removeQuietly(...files: string[]): Promise<void> {
   await Promise.all(files.map((f) => fs.rm(f, { force: true }).catch(() => undefined)));
 }

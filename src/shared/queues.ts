@@ -20,8 +20,18 @@ export const verifyJobSchema = z
   .strict();
 export type VerifyJobData = z.infer<typeof verifyJobSchema>;
 
+/**
+ * The deduplication id of a verify job: while one for a backup and mode is pending (waiting,
+ * delayed or running), adding another returns it instead. The API, the verification sweep and
+ * the follow-up after a backup all use it, so they share one pending job per backup.
+ */
+export const verifyDedupId = (backupId: number, mode: VerifyJobData['mode']) => `verify-${backupId}-${mode}`;
+
 export const restoreJobSchema = z.object({ backupId: z.number().int().positive() }).strict();
 export type RestoreJobData = z.infer<typeof restoreJobSchema>;
+
+/** One pending restore per backup; a second request for it joins the first. */
+export const restoreDedupId = (backupId: number) => `restore-${backupId}`;
 
 export const JOB_SCHEMAS = {
   [QUEUE.backup]: backupJobSchema,

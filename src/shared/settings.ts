@@ -1,20 +1,7 @@
 import { z } from 'zod';
 import type { Catalog } from './catalog.js';
 import { MAX_AUTO_BACKUP_INTERVAL, MIN_AUTO_BACKUP_INTERVAL, type Config } from './config.js';
-import { formatSchedule, parseSchedule } from './schedule-spec.js';
-
-/** `off`, milliseconds, or a cron pattern; stored in its canonical form. */
-const verifySchedule = z
-  .string()
-  .max(200)
-  .transform((v, ctx) => {
-    try {
-      return formatSchedule(parseSchedule(v));
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      return z.NEVER;
-    }
-  });
+import { verifyScheduleSchema } from './schedule-spec.js';
 
 /** What `PUT /api/backups/config` may change; every field optional, nothing else allowed. */
 export const settingsPatchSchema = z
@@ -25,7 +12,7 @@ export const settingsPatchSchema = z
     /** Queue a full verification of every backup as soon as it completes. */
     verifyAfterBackup: z.boolean(),
     /** When to verify every kept backup (the runbook's weekly check). */
-    verifySchedule,
+    verifySchedule: verifyScheduleSchema,
   })
   .partial()
   .strict();
@@ -40,15 +27,35 @@ const KEY = 'runtime-config';
  * API. They live in the catalog so they survive a restart of every process (Redis keeps nothing).
  */
 export function currentSettings(config: Config, catalog: Catalog): Settings {
-  const stored = settingsPatchSchema.safeParse(catalog.getSetting(KEY) ?? {});
   return {
     autoBackupEnabled: config.autoBackupEnabled,
     autoBackupInterval: config.autoBackupInterval,
     maxBackups: config.maxBackups,
     verifyAfterBackup: config.verifyAfterBackup,
     verifySchedule: config.verifySchedule,
-    ...(stored.success ? stored.data : {}),
+    ...storedPatch(catalog),
   };
+}
+
+/**
+ * What was stored through the API, less any field today's rules reject (a schedule accepted by an
+ * older version that never fires, say): that field falls back to the environment's value, and the
+ * other stored fields stay in force instead of all of them being dropped.
+ */
+function storedPatch(catalog: Catalog): SettingsPatch {
+  const raw = catalog.getSetting<unknown>(KEY) ?? {};
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return {};
+  const kept: Record<string, unknown> = { ...raw };
+  for (let attempt = 0; attempt <= Object.keys(settingsPatchSchema.shape).length; attempt++) {
+    const parsed = settingsPatchSchema.safeParse(kept);
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) {
+      if (issue.code === 'unrecognized_keys') for (const k of issue.keys) delete kept[k];
+      else if (issue.path.length) delete kept[String(issue.path[0])];
+      else return {};
+    }
+  }
+  return {};
 }
 
 export function updateSettings(config: Config, catalog: Catalog, patch: SettingsPatch): Settings {
@@ -56,8 +63,7 @@ export function updateSettings(config: Config, catalog: Catalog, patch: Settings
   // worker commits to the catalog in between (every backup does).
   return catalog.db
     .transaction(() => {
-      const stored = settingsPatchSchema.safeParse(catalog.getSetting(KEY) ?? {});
-      catalog.setSetting(KEY, { ...(stored.success ? stored.data : {}), ...patch });
+      catalog.setSetting(KEY, { ...storedPatch(catalog), ...patch });
       return currentSettings(config, catalog);
     })
     .immediate();

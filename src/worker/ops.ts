@@ -3,7 +3,7 @@ import { Queue, type Job, type Worker } from 'bullmq';
 import { alertSenderFor, type AlertEvent } from '../shared/alerts.js';
 import { messageOf } from '../shared/errors.js';
 import { createOpsMetrics } from '../shared/metrics.js';
-import { QUEUE, backupJobSchema, defaultJobOptions, type QueueName, type VerifyJobData } from '../shared/queues.js';
+import { QUEUE, backupJobSchema, defaultJobOptions, verifyDedupId, type QueueName, type VerifyJobData } from '../shared/queues.js';
 import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/scheduler.js';
 import { currentSettings } from '../shared/settings.js';
 import type { WorkerContext } from './context.js';
@@ -52,14 +52,21 @@ export function createWorkerOps(ctx: WorkerContext) {
     const backupId = (result as { id?: unknown; status?: unknown }).id;
     if (typeof backupId !== 'number' || !currentSettings(config, catalog).verifyAfterBackup) return;
     try {
-      await verifyQueue.add('verify', { backupId, mode: 'full' }, { jobId: derivedId('verify-after', job.id) });
+      await verifyQueue.add(
+        'verify',
+        { backupId, mode: 'full' },
+        { jobId: derivedId('verify-after', job.id), deduplication: { id: verifyDedupId(backupId, 'full') } },
+      );
     } catch (err) {
       // The backup itself is done and recorded; a missed follow-up must not fail it.
       log.warn({ backupId, err: messageOf(err) }, 'could not queue the verification after a backup');
     }
   }
 
-  /** The scheduled verification: one verify job per kept backup, idempotent per run. */
+  /**
+   * The scheduled verification: one verify job per kept backup, idempotent per run. A backup whose
+   * full verify is still pending (a slow earlier sweep, a click in the API) keeps that one job.
+   */
   async function sweep(job: Job): Promise<{ queued: number; backupIds: number[] }> {
     verifySweepJobSchema.parse(job.data);
     const backups = catalog.completedBackups();
@@ -67,7 +74,7 @@ export function createWorkerOps(ctx: WorkerContext) {
       backups.map((b) => ({
         name: 'verify',
         data: { backupId: b.id, mode: 'full' as const },
-        opts: { jobId: derivedId('sweep', job.id, 'backup', b.id) },
+        opts: { jobId: derivedId('sweep', job.id, 'backup', b.id), deduplication: { id: verifyDedupId(b.id, 'full') } },
       })),
     );
     await job.updateProgress(100);

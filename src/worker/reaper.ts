@@ -4,13 +4,16 @@ import { Queue } from 'bullmq';
 import type { BackupRow, RestoreRow } from '../shared/catalog.js';
 import { messageOf } from '../shared/errors.js';
 import { FileLockUnavailable, tryFileLock } from '../shared/file-lock.js';
-import { removeAbandonedBackupTemps, removeQuietly } from '../shared/files.js';
+import { removeAbandonedBackupTemps, removeQuietly, removeStaleWriteTemps } from '../shared/files.js';
 import { cliRunOwner, isCliRunId, processAlive } from '../shared/process-owner.js';
 import { QUEUE } from '../shared/queues.js';
 import type { WorkerContext } from './context.js';
 
 /** Job states after which a job will never run again by itself. `unknown`: no such job (removed, or Redis lost it). */
 const GONE = new Set(['completed', 'failed', 'unknown']);
+
+/** History pruning deletes rows by age in days; once an hour is plenty. */
+const PRUNE_INTERVAL = 3_600_000;
 
 const SAFETY_SUFFIX = ':safety';
 
@@ -42,6 +45,7 @@ export class Reaper {
   private timer: NodeJS.Timeout | undefined;
   private pass: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  private lastPrune = 0;
 
   constructor(private readonly ctx: WorkerContext) {
     const opts = { connection: ctx.redis, prefix: ctx.config.queuePrefix };
@@ -77,6 +81,7 @@ export class Reaper {
   async runOnce(): Promise<ReapResult> {
     const result: ReapResult = { backups: [], restores: [] };
     const { catalog, config, log } = this.ctx;
+    await this.housekeeping();
     // Cheap check first, so an idle catalog never costs a lock round-trip.
     if (!catalog.inProgressBackups().length && !this.inProgressRestores().length) return result;
     const release = await this.lockAll();
@@ -149,6 +154,20 @@ export class Reaper {
       await local?.lock?.release();
       await held.release();
     };
+  }
+
+  /** What needs no database lock: temps of an interrupted storage write, and (hourly) old catalog history. */
+  private async housekeeping(): Promise<void> {
+    const { catalog, config, log } = this.ctx;
+    const removed = [
+      ...(await removeStaleWriteTemps(config.backupDir)),
+      ...(config.mirrorDir ? await removeStaleWriteTemps(config.mirrorDir) : []),
+    ];
+    if (removed.length) log.warn({ files: removed }, 'removed temp files of an interrupted write');
+    if (Date.now() - this.lastPrune < PRUNE_INTERVAL) return;
+    this.lastPrune = Date.now();
+    const pruned = catalog.pruneHistory(new Date(Date.now() - config.historyRetentionDays * 86_400_000));
+    if (pruned.backups || pruned.verifications || pruned.restores) log.info(pruned, 'pruned old catalog history');
   }
 
   private inProgressRestores(): RestoreRow[] {

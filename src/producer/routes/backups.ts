@@ -4,16 +4,29 @@ import type { Job, Queue, QueueEvents } from 'bullmq';
 import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../shared/errors.js';
 import { toBackupBody, toBackupListItem, toRestoreBody } from '../../shared/presenters.js';
-import { backupJobSchema, restoreJobSchema, verifyJobSchema } from '../../shared/queues.js';
+import { backupJobSchema, restoreDedupId, restoreJobSchema, verifyDedupId, verifyJobSchema } from '../../shared/queues.js';
 import { nextScheduledBackup, nextScheduledVerification, syncSchedules } from '../../shared/scheduler.js';
 import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/settings.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody, parseId, parseQuery } from '../validate.js';
 
+/**
+ * Deepest page reachable by `offset`: SQLite walks every skipped row, so deep offsets cost a scan
+ * per request. The keyset `cursor` (the `nextCursor` of the previous page) has no such limit.
+ */
+export const MAX_LIST_OFFSET = 10_000;
+
 const listQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(1000).default(100),
-    offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
+    offset: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_LIST_OFFSET, {
+        message: `at most ${MAX_LIST_OFFSET}; page further with cursor (the nextCursor of the previous page), which has no limit`,
+      })
+      .default(0),
     cursor: z.coerce.number().int().positive().optional(),
     status: z.enum(['in_progress', 'completed', 'failed']).optional(),
   })
@@ -48,12 +61,27 @@ function wantsAsync(req: Request): boolean {
 }
 
 function accepted(res: Response, job: Job, what: string) {
+  const joined = isJoined(job);
   res
     .status(202)
     .location(`/api/jobs/${job.id}`)
-    .json({ success: true, message: `${what} queued`, jobId: job.id, statusUrl: `/api/jobs/${job.id}` });
+    .json({
+      success: true,
+      message: joined ? `${what} already queued; this request joined it` : `${what} queued`,
+      jobId: job.id,
+      statusUrl: `/api/jobs/${job.id}`,
+      ...(joined ? { joined: true } : {}),
+    });
 }
 
+/** Whether `add` handed back a job that was already pending instead of the one asked for. */
+const isJoined = (job: Job) => job.opts.jobId !== undefined && job.opts.jobId !== job.id;
+
+/**
+ * Adds a job, or joins the pending one with the same `dedupId`: BullMQ keeps the id taken until
+ * that job completes or fails for good, so repeated clicks (or a sweep on top of a click) never
+ * pile up copies of the same work, and `add` returns the job already there.
+ */
 async function enqueue<T>(queue: Queue<T>, data: T, dedupId?: string): Promise<Job<T>> {
   const prefix = queue.name;
   return (await queue.add(prefix as never, data as never, {
@@ -133,7 +161,7 @@ export function backupsRouter(deps: ProducerDeps): Router {
     const id = parseId(req.params.id);
     const { mode } = parseBody(verifyBody, req.body ?? {});
     if (!catalog.getBackup(id)) throw notFound(`backup ${id} does not exist`, 'backup_not_found');
-    const job = await enqueue(queues.verify, verifyJobSchema.parse({ backupId: id, mode }));
+    const job = await enqueue(queues.verify, verifyJobSchema.parse({ backupId: id, mode }), verifyDedupId(id, mode));
     if (wantsAsync(req)) return accepted(res, job, 'Verification');
     let outcome: { valid: boolean; message: string; checks: unknown } | typeof TIMED_OUT;
     try {
@@ -152,7 +180,7 @@ export function backupsRouter(deps: ProducerDeps): Router {
     const backup = catalog.getBackup(id);
     if (!backup) throw notFound(`backup ${id} does not exist`, 'backup_not_found');
     if (backup.status !== 'completed') throw badRequest(`backup ${id} is ${backup.status}, not completed`, 'backup_not_restorable');
-    const job = await enqueue(queues.restore, restoreJobSchema.parse({ backupId: id }));
+    const job = await enqueue(queues.restore, restoreJobSchema.parse({ backupId: id }), restoreDedupId(id));
     if (wantsAsync(req)) return accepted(res, job, 'Restore');
     try {
       const outcome = await waitFor(job, queues.events.restore, config.requestTimeout);
