@@ -7,7 +7,7 @@ import { AppError, messageOf } from '../shared/errors.js';
 import { MIRROR, storageHealth } from '../shared/mirror.js';
 import { toBackupBody, toRestoreBody } from '../shared/presenters.js';
 import { cliRunId } from '../shared/process-owner.js';
-import { catalogIsSound, moveCatalogAside, reindex } from '../shared/reindex.js';
+import { catalogIsSound, moveCatalogAside, rebuildCatalog, reindex, type ReindexOptions, type ReindexReport } from '../shared/reindex.js';
 import { restoreBackup } from '../shared/restore.js';
 import { applyRetention } from '../shared/retention.js';
 import { currentSettings } from '../shared/settings.js';
@@ -248,21 +248,29 @@ async function reindexCommand(ctx: CliContext, opts: ReindexOptions): Promise<Ex
       ctx.out.note(`The catalog was damaged (${sound.reason}); moved it to ${movedAside}.`);
     }
   }
-  const catalog = new Catalog(file);
-  try {
-    const report = await reindex(ctx.config, catalog, ctx.log);
-    const lines = [
-      `Catalog ${file}: ${report.imported.length} backup(s) restored from manifests, ${report.known.length} already listed.`,
-      ...report.withoutManifest.map((f) => `No manifest (not imported): ${f}`),
-      ...report.withoutFile.map((f) => `Manifest without its backup file: ${f}`),
-      ...report.unreadable.map((u) => `Unreadable manifest ${u.name}: ${u.error}`),
-      ...report.conflicts.map((c) => `Manifest ${c.name} names id ${c.id}, which the catalog gives to ${c.catalogFile}`),
-    ];
-    ctx.out.result(lines.join('\n'), { success: true, catalog: file, movedAside: movedAside ?? null, ...report });
-    return EXIT.ok;
-  } finally {
-    catalog.close();
+  let report: ReindexReport;
+  if (fs.existsSync(file)) {
+    // A sound catalog keeps its verification and restore history: the manifests are added to it.
+    const catalog = new Catalog(file);
+    try {
+      report = await reindex(ctx.config, catalog, ctx.log, opts);
+    } finally {
+      catalog.close();
+    }
+  } else {
+    report = await rebuildCatalog(ctx.config, ctx.log, opts);
   }
+  const lines = [
+    `Catalog ${file}: ${report.imported.length} backup(s) restored from manifests, ${report.known.length} already listed.`,
+    ...report.withoutManifest.map((f) => `No manifest (not imported): ${f}`),
+    ...report.withoutFile.map((f) => `Manifest without its backup file: ${f}`),
+    ...report.unreadable.map((u) => `Unreadable manifest ${u.name}: ${u.error}`),
+    ...report.refused.map((r) => `Refused manifest ${r.name} (id ${r.id}, not imported): ${r.reason}`),
+    ...report.conflicts.map((c) => `Manifest ${c.name} names id ${c.id}, which the catalog gives to ${c.catalogFile}`),
+    ...(report.mirrorError ? [`The mirror could not be read (its backups were not looked at): ${report.mirrorError}`] : []),
+  ];
+  ctx.out.result(lines.join('\n'), { success: true, catalog: file, movedAside: movedAside ?? null, ...report });
+  return EXIT.ok;
 }
 
 /** Builds the program. Exported for `--help` checks; `runCli` runs it. */
@@ -313,7 +321,8 @@ export function buildProgram(run: (code: ExitCode) => void): Command {
   program
     .command('reindex')
     .description('Rebuild a lost or damaged catalog from the manifests beside the backups (primary and mirror)')
-    .action(async () => run(await reindexCommand(ctx())));
+    .option('--trust-ids', 'import manifests whose id looks implausible (names, duplicates and MACs are still checked)')
+    .action(async (opts: { trustIds?: boolean }) => run(await reindexCommand(ctx(), opts)));
 
   program
     .command('stats')

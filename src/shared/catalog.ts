@@ -164,13 +164,20 @@ export class Catalog {
 
   /**
    * Puts back a completed backup known from its manifest, keeping its id, so ids that operators
-   * and logs refer to stay valid after a rebuild. Returns false when the id is already taken.
+   * and logs refer to stay valid after a rebuild. Refuses an id already taken, and a file that a
+   * completed row already lists under another id (two rows for one file: retention of one would
+   * delete the other's backup).
    */
-  importBackup(b: ImportedBackup): boolean {
+  importBackup(b: ImportedBackup): 'imported' | 'id_taken' | 'file_taken' {
     return this.db
       .transaction(() => {
         const taken = this.db.prepare('SELECT 1 FROM backup_log WHERE id = ?').get(b.id);
-        if (taken) return false;
+        if (taken) return 'id_taken';
+        const name = path.basename(b.filePath);
+        const sameFile = this.db
+          .prepare(`SELECT file_path FROM backup_log WHERE status = 'completed' AND instr(file_path, ?) > 0`)
+          .all(name) as { file_path: string }[];
+        if (sameFile.some((r) => path.basename(r.file_path) === name)) return 'file_taken';
         this.db
           .prepare(
             `INSERT INTO backup_log (id, backup_type, file_path, file_size_bytes, started_at, completed_at, status, checksum)
@@ -185,9 +192,16 @@ export class Catalog {
            VALUES (?, ?, ?, ?, ?, ?, ?)`,
           )
           .run(b.id, jobFree ? b.jobId : null, b.compression, b.encryption, b.pageSize, b.userVersion, b.databaseSize);
-        return true;
+        return 'imported' as const;
       })
       .immediate();
+  }
+
+  /** The highest backup id this catalog has handed out, deleted rows included (AUTOINCREMENT keeps it). */
+  backupIdCeiling(): number {
+    const seq = this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'backup_log'`).get() as { seq: number } | undefined;
+    const max = this.db.prepare('SELECT max(id) AS m FROM backup_log').get() as { m: number | null };
+    return Math.max(seq?.seq ?? 0, max.m ?? 0);
   }
 
   // ---- copies of a backup elsewhere (the mirror) ---------------------------------------------
