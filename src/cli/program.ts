@@ -322,7 +322,8 @@ export function buildProgram(run: (code: ExitCode) => void): Command {
     .command('reindex')
     .description('Rebuild a lost or damaged catalog from the manifests beside the backups (primary and mirror)')
     .option('--trust-ids', 'import manifests whose id looks implausible (names, duplicates and MACs are still checked)')
-    .action(async (opts: { trustIds?: boolean }) => run(await reindexCommand(ctx(), opts)));
+    .option('--accept-unsigned', 'with encryption on, import manifests that carry no MAC (written before manifests were signed)')
+    .action(async (opts: ReindexOptions) => run(await reindexCommand(ctx(), opts)));
 
   program
     .command('stats')

@@ -48,7 +48,7 @@ export interface Refusal {
  * Reads every manifest in one store. Throws only when the store cannot be listed; a manifest that
  * cannot be read, does not parse or is not trusted goes to the report and the scan goes on.
  */
-export async function scanManifests(store: BackupStorage, ring: Keyring): Promise<Scanned> {
+export async function scanManifests(store: BackupStorage, ring: Keyring, { acceptUnsigned = false } = {}): Promise<Scanned> {
   const names = new Set(await store.list());
   const out: Scanned = { names, candidates: [], unreadable: [], refused: [] };
   for (const name of names) {
@@ -73,16 +73,20 @@ export async function scanManifests(store: BackupStorage, ring: Keyring): Promis
       refuse(`it names ${JSON.stringify(manifest.fileName)}, which is not a backup file name (workstation-backup-….db[.gz|.zst][.enc])`);
       continue;
     }
-    if (ring.write && !manifest.encryption) {
-      refuse('it is not encrypted while BACKUP_ENCRYPTION_KEY is set: manifests written with a key are encrypted and carry a MAC');
+    // The operator vouches for manifests without a MAC (written before encryption was turned on,
+    // or by a version that did not sign them); they still face every other check.
+    const waived = acceptUnsigned && !manifest.mac;
+    const hint = manifest.mac ? '' : '; if it predates signed manifests, run: workstation-backup reindex --accept-unsigned';
+    if (ring.write && !manifest.encryption && !waived) {
+      refuse(`it is not encrypted while BACKUP_ENCRYPTION_KEY is set: manifests written with a key are encrypted and carry a MAC${hint}`);
       continue;
     }
     const auth = ring.write || manifest.mac ? manifestAuthenticity(text, ring) : undefined;
     // Without a write key, a MAC under a key that is not configured cannot be checked: such a
     // manifest is treated like one without a MAC. A MAC that can be checked and fails never passes.
     const checkable = Boolean(ring.write || (manifest.mac && ring.read.has(manifest.mac.keyId)));
-    if (auth && !auth.ok && checkable) {
-      refuse(auth.reason);
+    if (auth && !auth.ok && checkable && !waived) {
+      refuse(`${auth.reason}${hint}`);
       continue;
     }
     out.candidates.push({ manifest, location, authenticated: auth?.ok === true });

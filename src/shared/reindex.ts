@@ -39,6 +39,11 @@ export interface ReindexOptions {
    * for ids that a restored old catalog or a long run of failed backups made look far off.
    */
   trustIds?: boolean;
+  /**
+   * With encryption on, import manifests that carry no MAC (written before encryption was turned
+   * on, or before manifests were signed). A MAC that is there and fails is still refused.
+   */
+  acceptUnsigned?: boolean;
 }
 
 interface Entry {
@@ -71,11 +76,11 @@ export async function reindex(config: Config, catalog: Catalog, log: Logger, opt
   };
   const { primary, mirror } = storesOf(config);
   const ring = keyringOf(config);
-  const onPrimary = await scanManifests(primary, ring);
+  const onPrimary = await scanManifests(primary, ring, opts);
   let onMirror: Scanned = { names: new Set(), candidates: [], unreadable: [], refused: [] };
   if (mirror) {
     try {
-      onMirror = await scanManifests(mirror, ring);
+      onMirror = await scanManifests(mirror, ring, opts);
     } catch (err) {
       report.mirrorError = `${mirror.location}: ${messageOf(err)}`;
     }
