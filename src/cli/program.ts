@@ -285,7 +285,7 @@ export function buildProgram(run: (code: ExitCode) => void): Command {
     .showHelpAfterError()
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 another backup or restore is running, 4 no such backup, 5 backup invalid.',
+      '\nExit codes: 0 ok, 1 failed (or restore declined), 2 bad usage or configuration (or restore with no terminal and no --yes), 3 another backup or restore is running, 4 no such backup, 5 backup invalid.',
     );
   const ctx = () => cliContext(program.opts<GlobalOptions>());
 

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { createBackup, type BackupContext } from './backup.js';
 import type { BackupRow, RestoreRow } from './catalog.js';
 import { AppError, messageOf, notFound, permanentFailure } from './errors.js';
-import type { LockGuard } from './lock.js';
+import { LockLostError, type LockGuard } from './lock.js';
 import { copyIntoLive, describeDatabase } from './sqlite-ops.js';
 import { readableCopy, verifyAndRecord } from './verify.js';
 
@@ -83,7 +83,10 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
           const earlier = catalog.getBackupByJob(safetyJob);
           let safety: BackupRow | undefined;
           try {
-            safety = earlier?.status === 'completed' ? earlier : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob });
+            safety =
+              earlier?.status === 'completed'
+                ? earlier
+                : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob, lock: req.lock });
           } catch (err) {
             // Pages too damaged to copy: keep the file itself instead, as it is.
             if (!(err instanceof AppError && err.code === 'database_unreadable')) throw err;
@@ -98,25 +101,54 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
       await req.lock.assertHeld();
       let problems: string[];
       try {
-        problems = await copyIntoLive(source.path, config.databasePath, config.restoreBusyTimeout);
+        // The thread checks the fence again right before it writes, and is stopped if the lock is lost.
+        problems = await copyIntoLive(source.path, config.databasePath, config.restoreBusyTimeout, copyGuard(ctx, req.lock));
       } catch (err) {
+        if (err instanceof LockLostError) throw err;
         // A busy live database refuses the one-step copy before it writes a page: nothing changed.
         if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
           catalog.updateRestore(row.id, { status: 'failed', error_message: messageOf(err) });
           throw err;
         }
-        return rollBack(ctx, row.id, `copy failed: ${messageOf(err)}`);
+        return rollBack(ctx, req.lock, row.id, `copy failed: ${messageOf(err)}`);
       }
       catalog.updateRestore(row.id, { restored_at: now() });
       await progress(90);
-      if (problems.length) return rollBack(ctx, row.id, `integrity_check after restore: ${problems.slice(0, 5).join('; ')}`);
+      if (problems.length) return rollBack(ctx, req.lock, row.id, `integrity_check after restore: ${problems.slice(0, 5).join('; ')}`);
       return finish(ctx, row.id, problems);
     } finally {
       await source.release();
     }
+  } catch (err) {
+    throw err instanceof LockLostError ? lockLost(ctx, row.id, err) : err;
   } finally {
     catalog.unlease(backup.id, holder);
   }
+}
+
+const copyGuard = (ctx: BackupContext, lock: LockGuard) => ({
+  catalogPath: ctx.config.catalogPath,
+  fence: lock.fence,
+  signal: lock.signal,
+});
+
+/**
+ * The lock was lost before the copy committed (this holder was paused past it, or its Redis or
+ * file lock was taken over): the live database was not changed by this restore, and someone else
+ * may have changed it since. Not worth a retry: replaying the restore later could undo their
+ * work; whoever still wants it starts it again.
+ */
+function lockLost(ctx: BackupContext, restoreId: number, err: LockLostError): Error {
+  const note = ctx.catalog.getRestore(restoreId)?.error_message;
+  return fail(
+    ctx,
+    restoreId,
+    permanentFailure(
+      'lock_lost',
+      `lock lost: ${err.message}; the live database was not changed by this restore, which is not retried (start it again if it is still wanted)` +
+        (note ? `; ${note}` : ''),
+    ),
+  );
 }
 
 /** A live database that does not open as SQLite: the emergency case, where no safety backup can be taken. */
@@ -162,7 +194,7 @@ async function finish(ctx: BackupContext, restoreId: number, problems: string[])
 }
 
 /** Puts the safety backup back after a failed restore and reports both errors. */
-async function rollBack(ctx: BackupContext, restoreId: number, reason: string): Promise<never> {
+async function rollBack(ctx: BackupContext, lock: LockGuard, restoreId: number, reason: string): Promise<never> {
   const { config, catalog, log } = ctx;
   const row = catalog.getRestore(restoreId)!;
   const safety = row.safety_backup_id ? catalog.getBackup(row.safety_backup_id) : undefined;
@@ -173,7 +205,9 @@ async function rollBack(ctx: BackupContext, restoreId: number, reason: string): 
   log.error({ restoreId, reason }, 'restore failed; putting the safety backup back');
   const copy = await readableCopy(config, safety, 'restore');
   try {
-    const problems = await copyIntoLive(copy.path, config.databasePath, config.restoreBusyTimeout);
+    // Another holder may own the database by now: then this copy would overwrite its work.
+    await lock.assertHeld();
+    const problems = await copyIntoLive(copy.path, config.databasePath, config.restoreBusyTimeout, copyGuard(ctx, lock));
     if (problems.length) throw new Error(`integrity_check after rollback: ${problems.join('; ')}`);
   } catch (err) {
     throw fail(

@@ -1,10 +1,18 @@
 import { Worker } from 'node:worker_threads';
+import { LockLostError } from './lock.js';
 
 export type ThreadRequest =
   | { op: 'snapshot'; source: string; destination: string; timeoutMs: number }
   | { op: 'integrity'; file: string; mode: 'full' | 'quick' }
   | { op: 'describe'; file: string }
-  | { op: 'restore'; source: string; destination: string; timeoutMs: number };
+  | {
+      op: 'restore';
+      source: string;
+      destination: string;
+      timeoutMs: number;
+      /** The holder's fencing value, compared with the catalog's in the thread right before the copy writes. */
+      fence?: { catalogPath: string; value: number };
+    };
 
 export interface SqliteInfo {
   pageSize: number;
@@ -32,26 +40,50 @@ export class SqliteOpError extends Error {
 // Plain JavaScript, so the same file runs from sources (tsx, vitest) and from dist/ without a loader.
 const threadUrl = new URL('./sqlite-thread.js', import.meta.url);
 
-function runInThread<R extends ThreadResult>(request: ThreadRequest): Promise<R> {
+type ThreadMessage<R> = { ok: true; result: R } | { ok: false; error: { message: string; code?: string } } | { copied: true };
+
+/**
+ * Runs one request in a thread of its own. When `signal` aborts (the lock the work runs under is
+ * lost), the thread is terminated and the promise rejects with the signal's reason; a restore
+ * that has already committed its copy is left to finish, so its outcome is known.
+ */
+function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: AbortSignal): Promise<R> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
     // execArgv: [] — the thread is plain JavaScript; inheriting `--import tsx` would make every
     // thread load the TypeScript loader first, which costs more than the work of a small job.
     const worker = new Worker(threadUrl, { workerData: request, execArgv: [] });
     let settled = false;
-    worker.once('message', (msg: { ok: true; result: R } | { ok: false; error: { message: string; code?: string } }) => {
+    let copied = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
       settled = true;
-      if (msg.ok) resolve(msg.result);
-      else reject(new SqliteOpError(msg.error.message, msg.error.code));
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const onAbort = () => {
+      if (copied) return;
+      settle(() => reject(signal!.reason as Error));
+      void worker.terminate();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    worker.on('message', (msg: ThreadMessage<R>) => {
+      if ('copied' in msg) {
+        copied = true;
+        return;
+      }
+      settle(() => {
+        if (msg.ok) resolve(msg.result);
+        else if (msg.error.code === 'LOCK_LOST') reject(new LockLostError(msg.error.message));
+        else reject(new SqliteOpError(msg.error.message, msg.error.code));
+      });
       void worker.terminate();
     });
-    worker.once('error', (err) => {
-      if (!settled) reject(err);
-      settled = true;
-    });
-    worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`SQLite thread exited with code ${code} before answering`));
-      settled = true;
-    });
+    worker.once('error', (err) => settle(() => reject(err)));
+    worker.once('exit', (code) => settle(() => reject(new Error(`SQLite thread exited with code ${code} before answering`))));
   });
 }
 
@@ -68,10 +100,32 @@ export const integrityProblems = async (file: string, mode: 'full' | 'quick') =>
 
 export const describeDatabase = (file: string) => runInThread<Extract<ThreadResult, { op: 'describe' }>>({ op: 'describe', file });
 
+/** The lock a copy into the live database runs under, as the thread can check it. */
+export interface CopyGuard {
+  /** The catalog that holds the fencing value. */
+  catalogPath: string;
+  /** The holder's fencing value: the copy is refused when the catalog's has moved on. */
+  fence?: number;
+  /** Aborted when the lock is lost: a copy that has not committed yet is stopped. */
+  signal?: AbortSignal;
+}
+
 /**
  * Copies a backup into the live database through SQLite's backup API, so connections that hold
  * it open see the restored data on their next transaction instead of a file swapped under them.
- * Returns the live database's integrity problems afterwards.
+ * Returns the live database's integrity problems afterwards. With `guard`, a lock lost before the
+ * copy commits rejects with LockLostError and leaves the live database as it was.
  */
-export const copyIntoLive = async (source: string, destination: string, timeoutMs: number) =>
-  (await runInThread<Extract<ThreadResult, { op: 'restore' }>>({ op: 'restore', source, destination, timeoutMs })).problems;
+export const copyIntoLive = async (source: string, destination: string, timeoutMs: number, guard?: CopyGuard) =>
+  (
+    await runInThread<Extract<ThreadResult, { op: 'restore' }>>(
+      {
+        op: 'restore',
+        source,
+        destination,
+        timeoutMs,
+        ...(guard?.fence !== undefined ? { fence: { catalogPath: guard.catalogPath, value: guard.fence } } : {}),
+      },
+      guard?.signal,
+    )
+  ).problems;

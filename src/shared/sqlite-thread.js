@@ -28,9 +28,10 @@ const busy = () =>
 
 /**
  * Copies `source` over `destination` with SQLite's backup API in one step.
- * @param {string} source @param {string} destination @param {number} deadline
+ * `beforeWrite` runs once the destination is locked for writing and before any page is written.
+ * @param {string} source @param {string} destination @param {number} deadline @param {() => void} [beforeWrite]
  */
-async function copy(source, destination, deadline) {
+async function copy(source, destination, deadline, beforeWrite) {
   const src = new Database(source, { readonly: true, fileMustExist: true });
   try {
     for (;;) {
@@ -38,6 +39,7 @@ async function copy(source, destination, deadline) {
         progress: () => {
           // better-sqlite3 retries a busy destination forever; give up at the deadline instead.
           if (Date.now() > deadline) throw busy();
+          beforeWrite?.();
           return ALL_PAGES;
         },
       });
@@ -66,6 +68,29 @@ function integrity(file, mode, busyTimeout = 0) {
 }
 
 /**
+ * The restoring holder's fencing value against the catalog's, read here right before the copy
+ * writes: a holder paused past its lock (SIGSTOP, a long GC) after its last check in the main
+ * thread must not copy over what a later holder has done since.
+ * @param {{ catalogPath: string; value: number }} fence
+ */
+function fenceCheck({ catalogPath, value }) {
+  const catalog = new Database(catalogPath, { readonly: true, fileMustExist: true });
+  catalog.pragma('busy_timeout = 5000');
+  const current = catalog.prepare('SELECT value FROM lock_fence WHERE id = 1').pluck();
+  return {
+    check() {
+      const now = Number(current.get());
+      if (now !== value) {
+        throw Object.assign(new Error(`a newer lock grant exists (fence ${now} > ${value}); the copy was not made`), {
+          code: 'LOCK_LOST',
+        });
+      }
+    },
+    close: () => catalog.close(),
+  };
+}
+
+/**
  * @param {import('./sqlite-ops.js').ThreadRequest} req
  * @returns {Promise<import('./sqlite-ops.js').ThreadResult>}
  */
@@ -89,7 +114,15 @@ async function run(req) {
     case 'describe':
       return { op: 'describe', ...describe(req.file) };
     case 'restore': {
-      await copy(req.source, req.destination, Date.now() + req.timeoutMs);
+      const fence = req.fence ? fenceCheck(req.fence) : undefined;
+      try {
+        fence?.check();
+        await copy(req.source, req.destination, Date.now() + req.timeoutMs, fence?.check);
+      } finally {
+        fence?.close();
+      }
+      // From here the live database holds the backup: stopping the thread would only hide that.
+      parentPort?.postMessage({ copied: true });
       const live = new Database(req.destination, { fileMustExist: true });
       try {
         live.pragma(`busy_timeout = ${req.timeoutMs}`);
