@@ -45,6 +45,22 @@ describe('retention', () => {
     for (const b of made) expect(fs.existsSync(b.file_path)).toBe(left.includes(b.id));
   });
 
+  it('never deletes a file that is not named like a backup, whatever a row says', async () => {
+    const token = `${box.config.backupDir}/.api-token`;
+    fs.writeFileSync(token, 'a-token-of-the-service-0123456789\n');
+    catalog.db
+      .prepare(
+        `INSERT INTO backup_log (id, backup_type, file_path, file_size_bytes, started_at, completed_at, status, checksum)
+         VALUES (1, 'manual', ?, 33, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:01.000Z', 'completed', 'x')`,
+      )
+      .run(token);
+    catalog.recordVerification(1, 'full', false, 'checksum mismatch', []);
+    const deleted = await applyRetention(catalog, 1, log, box.config);
+    expect(deleted).not.toContain(1);
+    expect(fs.readFileSync(token, 'utf8')).toBe('a-token-of-the-service-0123456789\n');
+    catalog.deleteBackup(1);
+  });
+
   it('deletes nothing while the count is within the limit', async () => {
     const before = catalog.completedBackups().length;
     expect(await applyRetention(catalog, before, log)).toEqual([]);

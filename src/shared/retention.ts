@@ -1,7 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { BackupRow, Catalog } from './catalog.js';
+import { BACKUP_FILE_PATTERN } from './codec.js';
 import type { Config } from './config.js';
+import { isInside } from './files.js';
 import type { Logger } from './logger.js';
 import { manifestName } from './manifest.js';
 import { deferMirrorRemoval, removeFromMirror } from './mirror.js';
@@ -43,6 +45,14 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
   const candidates = [...regular.slice(maxBackups), ...safety.slice(maxSafety)].filter((b) => !kept.has(b.id));
   const deleted: number[] = [];
   for (const backup of candidates) {
+    // A second line behind reindex's checks: retention only ever deletes a file named like a backup.
+    if (!BACKUP_FILE_PATTERN.test(path.basename(backup.file_path)) || (config && !isInside(config.backupDir, backup.file_path))) {
+      log.error(
+        { backupId: backup.id, file: backup.file_path },
+        'retention refused to delete a file that is not a backup; keeping its row',
+      );
+      continue;
+    }
     try {
       await fs.rm(backup.file_path, { force: true });
       await fs.rm(path.join(path.dirname(backup.file_path), manifestName(path.basename(backup.file_path))), { force: true });
