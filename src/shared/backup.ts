@@ -5,13 +5,13 @@ import { sha256File } from './checksum.js';
 import { encodeFile, extensionOf } from './codec.js';
 import type { Config } from './config.js';
 import { keyringOf } from './encryption.js';
-import { AppError, messageOf, permanentFailure } from './errors.js';
-import { backupBaseName, ensurePrivateDir, publish, removeQuietly, tempPath } from './files.js';
+import { AppError, DAMAGED_REASON_PREFIX, messageOf, permanentFailure } from './errors.js';
+import { BACKUP_PREFIX, backupBaseName, ensurePrivateDir, publish, removeQuietly, tempPath } from './files.js';
 import type { LockGuard } from './lock.js';
 import type { Logger } from './logger.js';
 import { buildManifest, manifestName } from './manifest.js';
 import { catchUpMirror, copyToMirror } from './mirror.js';
-import { snapshot } from './sqlite-ops.js';
+import { integrityProblems, snapshot } from './sqlite-ops.js';
 import { storesOf } from './storage.js';
 
 export interface BackupContext {
@@ -27,8 +27,58 @@ export interface BackupRequest {
   onProgress?: (percent: number) => Promise<void> | void;
   /** Bytes compressed/encrypted so far out of the database's size, for a progress bar. */
   onBytes?: (done: number, total: number) => void;
+  /**
+   * When the live database turns out damaged, keep the snapshot of it (`DamagedDatabase.keptAt`)
+   * instead of removing it: a restore replacing a damaged database keeps its pages this way.
+   */
+  keepDamaged?: boolean;
   /** The database lock the caller holds: checked before the file is published and before the row completes. */
   lock?: LockGuard;
+}
+
+/** The live database failed quick_check: nothing was recorded as a good backup. */
+export class DamagedDatabase extends AppError {
+  constructor(
+    message: string,
+    readonly problems: string[],
+    readonly keptAt: string | undefined,
+  ) {
+    super('database_damaged', message, 422, true);
+  }
+}
+
+/** quick_check's problems, or the reason it could not run. */
+const quickCheck = (file: string): Promise<string[]> =>
+  integrityProblems(file, 'quick').catch((err: unknown) => [`quick_check could not run: ${messageOf(err)}`]);
+
+/**
+ * A snapshot that fails quick_check never counts as a backup. When the live database fails it too,
+ * the database itself is damaged: that is the operator's moment to act, and the backups taken
+ * before the damage are what they will restore from. When only the copy fails, the copy went
+ * wrong; the attempt is retried.
+ */
+async function refuseDamaged(ctx: BackupContext, req: BackupRequest, problems: string[], snapshotFile: string, base: string) {
+  if (!problems.length) return;
+  const { config, log } = ctx;
+  const copyProblems = problems.slice(0, 3).join('; ');
+  const live = await integrityProblems(config.databasePath, 'quick').catch((err: unknown) => {
+    const code = (err as { code?: string }).code ?? '';
+    if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return [messageOf(err)];
+    // Busy or unreadable for a moment: no verdict on the database, so no alarm; try again later.
+    throw new Error(`the snapshot failed quick_check (${copyProblems}) and the live database could not be checked: ${messageOf(err)}`);
+  });
+  if (!live.length) throw new Error(`the snapshot failed quick_check although the live database passes it: ${copyProblems}`);
+  let keptAt: string | undefined;
+  if (req.keepDamaged) {
+    keptAt = path.join(config.backupDir, `damaged-database-${base.slice(BACKUP_PREFIX.length)}.db`);
+    await fs.rename(snapshotFile, keptAt);
+  }
+  const message =
+    `${DAMAGED_REASON_PREFIX}: quick_check of ${config.databasePath} reports ${live.slice(0, 3).join('; ')}` +
+    (live.length > 3 ? ` (and ${live.length - 3} more)` : '') +
+    '. Nothing was recorded as a good backup and retention deleted nothing: restore the newest valid backup or repair the database now.';
+  log.error({ problems: live.slice(0, 10), keptAt }, message);
+  throw new DamagedDatabase(message, live, keptAt);
 }
 
 /** Turns the errors a backup meets into messages an operator can act on. */
@@ -46,7 +96,10 @@ function explain(err: unknown, config: Config): Error {
     return permanentFailure('backup_dir_not_writable', `cannot write into ${config.backupDir}: ${message}`);
   }
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-    return permanentFailure('database_unreadable', `database ${config.databasePath} is not a readable SQLite database: ${message}`);
+    return permanentFailure(
+      'database_unreadable',
+      `${DAMAGED_REASON_PREFIX}: ${config.databasePath} is not a readable SQLite database (${message}); restore the newest valid backup now`,
+    );
   }
   return err instanceof Error ? err : new Error(message);
 }
@@ -82,7 +135,10 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     await progress(5);
 
     // The destination is our own new file, so it is never busy; the bound is only a backstop.
-    const info = await snapshot(config.databasePath, rawTemp, 60_000);
+    const info = await snapshot(config.databasePath, rawTemp, 60_000).catch((err: unknown) => {
+      if ((err as { code?: string }).code === 'SNAPSHOT_SHORT') throw new Error(`the snapshot is unusable: ${messageOf(err)}`);
+      throw err;
+    });
     if (info.journalMode !== 'wal') {
       log.warn(
         { journalMode: info.journalMode },
@@ -92,15 +148,26 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     const databaseSize = (await fs.stat(rawTemp)).size;
     await progress(60);
 
+    // The copy is checked before it can count as good: quick_check of the snapshot runs in its
+    // SQLite thread on one core while this process packs and hashes on the other.
+    const checked = quickCheck(rawTemp);
     let finished = rawTemp;
-    if (config.compression !== 'none' || key) {
-      await encodeFile(rawTemp, packedTemp, config.compression, key, (n) => req.onBytes?.(n, databaseSize));
-      await removeQuietly(rawTemp);
-      finished = packedTemp;
+    let checksum: string;
+    try {
+      if (config.compression !== 'none' || key) {
+        await encodeFile(rawTemp, packedTemp, config.compression, key, (n) => req.onBytes?.(n, databaseSize));
+        finished = packedTemp;
+      }
+      checksum = await sha256File(finished);
+    } finally {
+      // The snapshot is being read by the check: wait for it before anything is removed.
+      await checked.catch(() => undefined);
     }
+    await refuseDamaged(ctx, req, await checked, rawTemp, base);
+    if (finished !== rawTemp) await removeQuietly(rawTemp);
     await progress(75);
 
-    const [checksum, stat] = await Promise.all([sha256File(finished), fs.stat(finished)]);
+    const stat = await fs.stat(finished);
     await req.lock?.assertHeld();
     finalPath = await publish(finished, config.backupDir, base, ext);
     const completedAt = new Date().toISOString();

@@ -13,6 +13,7 @@ import {
   type VerificationRow,
 } from './catalog-schema.js';
 import type { CompressionMode } from './config.js';
+import { DAMAGED_REASON_PREFIX } from './errors.js';
 
 export { BACKUP_TYPES } from './catalog-schema.js';
 export type * from './catalog-schema.js';
@@ -332,6 +333,24 @@ export class Catalog {
       BackupRow | undefined;
   }
 
+  /**
+   * The newest backup that found the live database damaged, while nothing since shows it sound
+   * again: no backup completed after it, and no restore completed after it.
+   */
+  databaseDamage(): { backupId: number; at: string; message: string } | undefined {
+    const row = this.db
+      .prepare(
+        `SELECT id, completed_at, error_message FROM backup_log
+         WHERE status = 'failed' AND substr(error_message, 1, length(?)) = ? ORDER BY id DESC LIMIT 1`,
+      )
+      .get(DAMAGED_REASON_PREFIX, DAMAGED_REASON_PREFIX) as { id: number; completed_at: string; error_message: string } | undefined;
+    if (!row) return undefined;
+    const since =
+      this.db.prepare(`SELECT 1 FROM backup_log WHERE status = 'completed' AND id > ? LIMIT 1`).get(row.id) ??
+      this.db.prepare(`SELECT 1 FROM restore_log WHERE status = 'completed' AND completed_at > ? LIMIT 1`).get(row.completed_at);
+    return since ? undefined : { backupId: row.id, at: row.completed_at, message: row.error_message };
+  }
+
   // ---- verification --------------------------------------------------------------------------
 
   recordVerification(backupId: number, mode: 'full' | 'quick', valid: boolean, message: string, checks: unknown): VerificationRow {
@@ -339,6 +358,12 @@ export class Catalog {
       .prepare('INSERT INTO verification (backup_id, mode, verified_at, valid, message, checks) VALUES (?, ?, ?, ?, ?, ?)')
       .run(backupId, mode, now(), valid ? 1 : 0, message, JSON.stringify(checks)).lastInsertRowid;
     return this.db.prepare('SELECT * FROM verification WHERE id = ?').get(id) as VerificationRow;
+  }
+
+  /** The last `full` verification: the one retention trusts, since a quick one skips the checksum's partner checks. */
+  lastFullVerification(backupId: number): VerificationRow | undefined {
+    return this.db.prepare(`SELECT * FROM verification WHERE backup_id = ? AND mode = 'full' ORDER BY id DESC LIMIT 1`).get(backupId) as
+      VerificationRow | undefined;
   }
 
   lastVerification(backupId: number): VerificationRow | undefined {

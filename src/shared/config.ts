@@ -56,6 +56,8 @@ const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'si
 const envSchema = z.object({
   BACKUP_DIR: z.string().min(1).default('./backups'),
   MAX_BACKUPS: int(1, 100_000).default(10),
+  /** Safety backups (`pre-migration`) kept, counted apart from MAX_BACKUPS. */
+  MAX_SAFETY_BACKUPS: int(1, 100_000).default(3),
   AUTO_BACKUP_ENABLED: bool.default(false),
   AUTO_BACKUP_INTERVAL: int(MIN_AUTO_BACKUP_INTERVAL, MAX_AUTO_BACKUP_INTERVAL).default(86_400_000),
   BACKUP_COMPRESSION: compression.default('none'),
@@ -115,6 +117,7 @@ function build(parsed: z.output<typeof envSchema>) {
   return {
     backupDir,
     maxBackups: parsed.MAX_BACKUPS,
+    maxSafetyBackups: parsed.MAX_SAFETY_BACKUPS,
     autoBackupEnabled: parsed.AUTO_BACKUP_ENABLED,
     autoBackupInterval: parsed.AUTO_BACKUP_INTERVAL,
     compression: parsed.BACKUP_COMPRESSION,

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { createBackup, type BackupContext } from './backup.js';
+import { DamagedDatabase, createBackup, type BackupContext } from './backup.js';
 import type { BackupRow, RestoreRow } from './catalog.js';
 import { AppError, messageOf, notFound, permanentFailure } from './errors.js';
 import { LockLostError, type LockGuard } from './lock.js';
@@ -15,6 +15,9 @@ export interface RestoreRequest {
 }
 
 const now = () => new Date().toISOString();
+
+/** Starts the restore row's note saying where the damaged database it replaced was kept. */
+const DAMAGED_NOTE = 'the damaged database was';
 
 /**
  * Restores a backup into the live database while the application keeps running:
@@ -61,6 +64,7 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
       );
       const backupInfo = await describeDatabase(source.path);
       let damagedAside: string | undefined;
+      let damagedCopy: string | undefined;
       const liveInfo = liveExists ? await describeDatabase(config.databasePath).catch(unlessDamaged) : undefined;
       if (liveExists && !liveInfo) {
         damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
@@ -86,16 +90,23 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
             safety =
               earlier?.status === 'completed'
                 ? earlier
-                : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob, lock: req.lock });
+                : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob, keepDamaged: true, lock: req.lock });
           } catch (err) {
-            // Pages too damaged to copy: keep the file itself instead, as it is.
-            if (!(err instanceof AppError && err.code === 'database_unreadable')) throw err;
-            damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
+            if (err instanceof DamagedDatabase && err.keptAt) {
+              // The database this restore replaces is damaged (the usual reason to restore): its
+              // snapshot is no backup to list as good, but its pages are kept, as they were.
+              damagedCopy = err.keptAt;
+            } else {
+              // Pages too damaged to copy: keep the file itself instead, as it is.
+              if (!(err instanceof AppError && err.code === 'database_unreadable')) throw err;
+              damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
+            }
           }
           if (safety) row = catalog.updateRestore(row.id, { safety_backup_id: safety.id });
         }
       }
-      if (damagedAside) catalog.updateRestore(row.id, { error_message: `the damaged database was moved to ${damagedAside}` });
+      if (damagedAside) catalog.updateRestore(row.id, { error_message: `${DAMAGED_NOTE} moved to ${damagedAside}` });
+      if (damagedCopy) catalog.updateRestore(row.id, { error_message: `${DAMAGED_NOTE} copied to ${damagedCopy}` });
       await progress(60);
 
       await req.lock.assertHeld();
@@ -187,7 +198,7 @@ async function finish(ctx: BackupContext, restoreId: number, problems: string[])
   const row = ctx.catalog.updateRestore(restoreId, {
     status: 'completed',
     completed_at: now(),
-    error_message: note?.startsWith('the damaged database was moved to') ? note : null,
+    error_message: note?.startsWith(DAMAGED_NOTE) ? note : null,
   });
   ctx.log.info({ restoreId, backupId: row.backup_id, safetyBackupId: row.safety_backup_id }, 'restore completed');
   return row;
@@ -199,7 +210,7 @@ async function rollBack(ctx: BackupContext, lock: LockGuard, restoreId: number, 
   const row = catalog.getRestore(restoreId)!;
   const safety = row.safety_backup_id ? catalog.getBackup(row.safety_backup_id) : undefined;
   if (!safety) {
-    const kept = row.error_message?.startsWith('the damaged database was moved to') ? `; ${row.error_message}` : '';
+    const kept = row.error_message?.startsWith(DAMAGED_NOTE) ? `; ${row.error_message}` : '';
     throw fail(ctx, restoreId, permanentFailure('restore_failed', `${reason}; no safety backup to roll back to${kept}`));
   }
   log.error({ restoreId, reason }, 'restore failed; putting the safety backup back');

@@ -21,7 +21,7 @@ export interface SqliteInfo {
 }
 
 export type ThreadResult =
-  | ({ op: 'snapshot' } & SqliteInfo)
+  | ({ op: 'snapshot'; pageCount: number } & SqliteInfo)
   | ({ op: 'describe' } & SqliteInfo)
   | { op: 'integrity'; problems: string[] }
   | { op: 'restore'; problems: string[] };

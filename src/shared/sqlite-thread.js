@@ -3,6 +3,7 @@
  * consistent copy, an integrity check, a restore), so the process's event loop keeps renewing
  * BullMQ and Redis locks and answering health checks meanwhile.
  */
+import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
@@ -27,9 +28,11 @@ const busy = () =>
   Object.assign(new Error('database stayed busy; the copy was abandoned before it started writing'), { code: 'SQLITE_BUSY' });
 
 /**
- * Copies `source` over `destination` with SQLite's backup API in one step.
+ * Copies `source` over `destination` with SQLite's backup API in one step. Returns the source's
+ * page count at the moment of the copy.
  * `beforeWrite` runs once the destination is locked for writing and before any page is written.
  * @param {string} source @param {string} destination @param {number} deadline @param {() => void} [beforeWrite]
+ * @returns {Promise<number>}
  */
 async function copy(source, destination, deadline, beforeWrite) {
   const src = new Database(source, { readonly: true, fileMustExist: true });
@@ -46,7 +49,7 @@ async function copy(source, destination, deadline, beforeWrite) {
       // When the very first step is refused as busy, SQLite reports 0 pages remaining (it has
       // not counted them yet) and better-sqlite3 resolves as if the copy were done. Every real
       // database has at least one page, so 0 in total means nothing was copied: try again.
-      if (result.totalPages > 0) return;
+      if (result.totalPages > 0) return result.totalPages;
       if (Date.now() > deadline) throw busy();
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -60,8 +63,22 @@ function integrity(file, mode, busyTimeout = 0) {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     if (busyTimeout) db.pragma(`busy_timeout = ${busyTimeout}`);
-    const rows = /** @type {Record<string, string>[]} */ (db.pragma(mode === 'full' ? 'integrity_check' : 'quick_check'));
-    return rows.map((r) => String(Object.values(r)[0]));
+    /** @type {string[]} */
+    const found = [];
+    try {
+      for (const row of db.prepare(`PRAGMA ${mode === 'full' ? 'integrity_check' : 'quick_check'}`).iterate()) {
+        // One problem a line; the "*** in database main ***" heading says nothing here.
+        const text = String(Object.values(/** @type {Record<string, unknown>} */ (row))[0]);
+        found.push(...text.split('\n').filter((line) => line && !/^\*\*\* in database \w+ \*\*\*$/.test(line)));
+      }
+    } catch (err) {
+      // On some damage the check lists what it found and then stops with SQLITE_CORRUPT: the list
+      // is the useful part, so it is kept, with the error after it.
+      const code = /** @type {{ code?: string }} */ (err).code ?? '';
+      if (!found.length || !code.startsWith('SQLITE_CORRUPT')) throw err;
+      found.push(/** @type {Error} */ (err).message);
+    }
+    return found;
   } finally {
     db.close();
   }
@@ -98,16 +115,29 @@ async function run(req) {
   switch (req.op) {
     case 'snapshot': {
       const source = describe(req.source);
-      await copy(req.source, req.destination, Date.now() + req.timeoutMs);
-      // A backup of a WAL database is itself marked WAL; make it a self-contained file that
-      // opens read-only anywhere without -wal/-shm companions.
-      const dest = new Database(req.destination);
+      const sourcePages = await copy(req.source, req.destination, Date.now() + req.timeoutMs);
+      // fileMustExist: a destination removed under the copy must fail here, not come back as a
+      // new empty database that would pass every later check.
+      const dest = new Database(req.destination, { fileMustExist: true });
+      let pageCount;
       try {
+        // A backup of a WAL database is itself marked WAL; make it a self-contained file that
+        // opens read-only anywhere without -wal/-shm companions.
         dest.pragma('journal_mode = DELETE');
+        pageCount = Number(dest.pragma('page_count', { simple: true }));
       } finally {
         dest.close();
       }
-      return { op: 'snapshot', ...source };
+      const bytes = fs.statSync(req.destination).size;
+      if (pageCount !== sourcePages || bytes !== pageCount * source.pageSize) {
+        throw Object.assign(
+          new Error(
+            `the copy is incomplete: ${pageCount} of ${sourcePages} pages, ${bytes} bytes where ${sourcePages * source.pageSize} were expected`,
+          ),
+          { code: 'SNAPSHOT_SHORT' },
+        );
+      }
+      return { op: 'snapshot', ...source, pageCount };
     }
     case 'integrity':
       return { op: 'integrity', problems: integrity(req.file, req.mode).filter((m) => m !== 'ok') };

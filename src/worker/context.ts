@@ -85,6 +85,7 @@ export async function withDatabaseLock<T>(
 /** Permanent failures become UnrecoverableError so BullMQ does not spend retries on them. */
 export function classify(err: unknown): Error {
   if (err instanceof DelayedError || err instanceof UnrecoverableError) return err;
-  if (!isTransient(err)) return new UnrecoverableError(messageOf(err));
+  // The code goes along, so what watches jobs can tell one permanent failure from another.
+  if (!isTransient(err)) return Object.assign(new UnrecoverableError(messageOf(err)), { code: (err as { code?: unknown }).code });
   return err instanceof Error ? err : new Error(messageOf(err));
 }

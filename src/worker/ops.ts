@@ -14,6 +14,9 @@ type Processor<J extends Job, R> = (job: J, token?: string) => Promise<R>;
 /** A job id of ours made from another (a scheduler's ids contain `:`, which custom ids may not). */
 const derivedId = (...parts: (string | number | undefined)[]) => parts.map((p) => String(p).replace(/[^A-Za-z0-9_-]/g, '-')).join('-');
 
+/** Failures of a backup that mean the live database itself is damaged. */
+const DAMAGE_CODES = new Set(['database_damaged', 'database_unreadable']);
+
 const isDelayed = (err: unknown) => (err as Error | null)?.name === 'DelayedError';
 
 /**
@@ -124,6 +127,16 @@ export function createWorkerOps(ctx: WorkerContext) {
         } catch (err) {
           if (isDelayed(err)) metrics.lockWaits.inc({ queue });
           else record(queue, job, 'failed', undefined, seconds());
+          if (queue === QUEUE.backup && DAMAGE_CODES.has(String((err as { code?: unknown }).code))) {
+            alerts.send({
+              event: 'database.damaged',
+              summary: `the live database ${config.databasePath} is damaged; the backup was refused and older backups are kept`,
+              reason: messageOf(err),
+              queue,
+              jobId: String(job.id),
+              lastSuccessfulBackup: catalog.lastSuccessfulBackup()?.completed_at ?? null,
+            });
+          }
           throw err;
         }
         record(queue, job, 'completed', result, seconds());
