@@ -159,15 +159,20 @@ export class Reaper {
   /** What needs no database lock: temps of an interrupted storage write, and (hourly) old catalog history. */
   private async housekeeping(): Promise<void> {
     const { catalog, config, log } = this.ctx;
-    const removed = [
-      ...(await removeStaleWriteTemps(config.backupDir)),
-      ...(config.mirrorDir ? await removeStaleWriteTemps(config.mirrorDir) : []),
-    ];
-    if (removed.length) log.warn({ files: removed }, 'removed temp files of an interrupted write');
-    if (Date.now() - this.lastPrune < PRUNE_INTERVAL) return;
-    this.lastPrune = Date.now();
-    const pruned = catalog.pruneHistory(new Date(Date.now() - config.historyRetentionDays * 86_400_000));
-    if (pruned.backups || pruned.verifications || pruned.restores) log.info(pruned, 'pruned old catalog history');
+    // A busy catalog or an unreadable directory here must not keep the pass from settling rows.
+    try {
+      const removed = [
+        ...(await removeStaleWriteTemps(config.backupDir)),
+        ...(config.mirrorDir ? await removeStaleWriteTemps(config.mirrorDir) : []),
+      ];
+      if (removed.length) log.warn({ files: removed }, 'removed temp files of an interrupted write');
+      if (Date.now() - this.lastPrune < PRUNE_INTERVAL) return;
+      this.lastPrune = Date.now();
+      const pruned = catalog.pruneHistory(new Date(Date.now() - config.historyRetentionDays * 86_400_000));
+      if (pruned.backups || pruned.verifications || pruned.restores) log.info(pruned, 'pruned old catalog history');
+    } catch (err) {
+      log.warn({ err: messageOf(err) }, 'housekeeping failed; trying again on the next pass');
+    }
   }
 
   private inProgressRestores(): RestoreRow[] {
