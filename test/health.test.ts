@@ -34,7 +34,8 @@ afterAll(async () => {
   await box?.cleanup();
 });
 
-const health = () => request(producer.server).get('/health');
+// The details (problems, sizes, workers, backups) are for the token holder; anyone gets states only.
+const health = () => request(producer.server).get('/health').set(auth);
 
 describe('GET /health', () => {
   it('is ok with Redis, the database, a live worker and a recent backup, and says so without a token or secrets', async () => {
@@ -63,6 +64,19 @@ describe('GET /health', () => {
     expect(text).not.toContain(TEST_TOKEN);
     expect(text).not.toContain(box.dir);
     expect(text).not.toContain(redis.url);
+
+    const open = await request(producer.server).get('/health');
+    expect(open.status).toBe(200);
+    expect(open.body).toMatchObject({
+      status: 'ok',
+      redis: { reachable: true },
+      database: { reachable: true },
+      workers: { anyAlive: true },
+    });
+    const openText = JSON.stringify(open.body);
+    expect(openText).not.toContain(TEST_TOKEN);
+    expect(openText).not.toContain(box.dir);
+    expect(openText).not.toContain(redis.url);
   });
 
   it('is degraded (still 200) when the last successful backup is older than twice the interval', async () => {

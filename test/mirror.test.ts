@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
-import { sandbox, type Sandbox } from './helpers/env.js';
+import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, startTestProducer } from './helpers/producer.js';
 import { createWorkstationDb, integrity, query } from './helpers/workstation-db.js';
@@ -66,7 +66,8 @@ describe('the mirror', () => {
     expect(primary).not.toContain(made[0]!.fileName);
     expect(fs.existsSync(path.join(mirrorDir, `.${made[0]!.fileName}.manifest.json`))).toBe(false);
 
-    const health = await request(producer.server).get('/health');
+    // The storage details need the token.
+    const health = await request(producer.server).get('/health').set(auth);
     expect(health.body.storage.mirror).toMatchObject({ configured: true, writable: true, copies: 2, missing: 0, failed: [] });
   });
 
@@ -105,7 +106,11 @@ describe('the mirror', () => {
     let missed: { id: number; fileName: string };
     try {
       missed = await backupNow();
-      const health = await request(producer.server).get('/health');
+      // /health reuses a probe for a few seconds: wait for one made after the mirror broke.
+      const health = await waitUntil('/health to probe the mirror again', async () => {
+        const r = await request(producer.server).get('/health').set(auth);
+        return r.body.storage.mirror.writable === false ? r : null;
+      });
       expect(health.body.storage.mirror.writable).toBe(false);
       expect(health.body.storage.mirror.missing).toBeGreaterThanOrEqual(1);
       expect(health.body.storage.mirror.failed.map((f: { backupId: number }) => f.backupId)).toContain(missed.id);
@@ -113,7 +118,10 @@ describe('the mirror', () => {
       execFileSync('chattr', ['-i', mirrorDir]);
     }
     await backupNow();
-    const health = await request(producer.server).get('/health');
+    const health = await waitUntil('/health to probe the mirror again', async () => {
+      const r = await request(producer.server).get('/health').set(auth);
+      return r.body.storage.mirror.writable === true ? r : null;
+    });
     expect(health.body.storage.mirror).toMatchObject({ writable: true, missing: 0, failed: [] });
     expect(backupFiles(mirrorDir)).toEqual(backupFiles(box.config.backupDir));
   });

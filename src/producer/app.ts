@@ -11,6 +11,7 @@ import { metricsRouter } from './metrics.js';
 import { backupsRouter } from './routes/backups.js';
 import { healthRouter } from './routes/health.js';
 import { jobsRouter } from './routes/jobs.js';
+import { readBodyBeforeAnswering } from './unread-body.js';
 
 export type { ProducerDeps };
 
@@ -20,6 +21,7 @@ export function createApp(deps: ProducerDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.set('query parser', 'simple');
+  app.use(readBodyBeforeAnswering());
   app.use(helmet());
   app.use(
     pinoHttp({
@@ -41,6 +43,8 @@ export function createApp(deps: ProducerDeps): Express {
   app.use('/health', healthRouter(deps));
   app.use('/metrics', metricsRouter(deps));
   app.use(BOARD_PATH, boardRouter(deps));
+  // The token is checked before a body is parsed: a stranger's JSON is never read into memory.
+  app.use('/api', requireBearer(deps.apiToken));
 
   // Bodies must be JSON; an empty body is fine (most POSTs take none).
   app.use((req, _res, next) => {
@@ -54,7 +58,6 @@ export function createApp(deps: ProducerDeps): Express {
   app.use(express.json({ limit: deps.config.bodyLimit, strict: false }));
 
   const api = express.Router();
-  api.use(requireBearer(deps.apiToken));
   api.use('/backups', backupsRouter(deps));
   api.use('/jobs', jobsRouter(deps));
   app.use('/api', api);

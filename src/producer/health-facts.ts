@@ -6,6 +6,7 @@ import type { Config } from '../shared/config.js';
 import { liveWorkers, type Heartbeat } from '../shared/heartbeats.js';
 import { currentSettings } from '../shared/settings.js';
 import type { HealthFacts } from './health-rules.js';
+import { cachedProbe } from './probe-cache.js';
 
 export interface Observed {
   facts: HealthFacts;
@@ -49,6 +50,19 @@ async function sizeOf(file: string): Promise<number> {
   );
 }
 
+/** The disk facts: cached and bounded (see probe-cache.ts), as the disk may hang or be asked in a flood. */
+async function diskFacts(config: Config): Promise<{ databaseBytes: number | null; freeBytes: number | null }> {
+  const probed = await cachedProbe(`disk\0${config.databasePath}\0${config.backupDir}`, async () => {
+    const [main, wal, free] = await Promise.all([
+      sizeOf(config.databasePath),
+      sizeOf(`${config.databasePath}-wal`),
+      fs.statfs(config.backupDir).catch(() => null),
+    ]);
+    return { databaseBytes: main + wal, freeBytes: free ? free.bavail * free.bsize : null };
+  }).read();
+  return probed.answered ? probed.value : { databaseBytes: null, freeBytes: null };
+}
+
 /**
  * Looks at everything `/health`, `/metrics` and the watchdog judge by. Each probe is bounded, so
  * a hung Redis or a locked database makes the answer worse, never late.
@@ -61,16 +75,14 @@ export async function observe(deps: { config: Config; catalog: Catalog; redis: R
     false,
   );
   const described = probeDatabase(config.databasePath);
-  const [workers, mainSize, walSize, free] = await Promise.all([
+  const [workers, disk] = await Promise.all([
     redisUp ? within(1_000, liveWorkers(redis, config.queuePrefix), null) : Promise.resolve(null),
-    sizeOf(config.databasePath),
-    sizeOf(`${config.databasePath}-wal`),
-    within(1_000, fs.statfs(config.backupDir), null),
+    diskFacts(config),
   ]);
   const settings = currentSettings(config, catalog);
   const lastBackup = catalog.lastSuccessfulBackup();
   const lastSuccessAt = lastBackup?.completed_at ? new Date(lastBackup.completed_at) : null;
-  const databaseSize = described.reachable ? mainSize + walSize : null;
+  const databaseSize = described.reachable ? disk.databaseBytes : null;
   const facts: HealthFacts = {
     now: new Date(),
     redisUp,
@@ -80,9 +92,10 @@ export async function observe(deps: { config: Config; catalog: Catalog; redis: R
     autoBackupInterval: settings.autoBackupInterval,
     lastSuccessAt,
     watchingSince: deps.startedAt,
-    freeBytes: free ? free.bavail * free.bsize : null,
+    freeBytes: disk.freeBytes,
     // The snapshot is written whole first; compressing keeps it beside the packed file until done.
     neededBytes: databaseSize === null ? null : databaseSize * (config.compression === 'none' ? 1 : 2),
+    databaseDamage: catalog.databaseDamage()?.message ?? null,
   };
   return { facts, workers: workers ?? [], lastBackup, statistics: catalog.statistics() };
 }

@@ -71,6 +71,10 @@ export interface RunningProducer {
 /** Connects, brings the auto-backup schedule in line with the stored settings, and listens. */
 export async function startProducer(config: Config, log: Logger): Promise<RunningProducer> {
   await ensurePrivateDir(config.backupDir);
+  // Before anything connects: an unusable token file stops the start with one line naming it.
+  const token = resolveApiToken(config);
+  if (token.source !== 'env') log.info({ tokenFile: token.file }, `API token read from ${token.file} (API_TOKEN is not set)`);
+  for (const warning of token.warnings) log.warn({ tokenFile: token.file }, warning);
   const redis = producerRedis(config.redisUrl, log);
   const events = workerRedis(config.redisUrl, log);
   try {
@@ -86,9 +90,6 @@ export async function startProducer(config: Config, log: Logger): Promise<Runnin
   await Promise.all(Object.values(queues.events).map((e) => e.waitUntilReady()));
   await syncSchedules(queues, currentSettings(config, catalog));
   const resync = resyncAutoBackup(redis, () => syncSchedules(queues, currentSettings(config, catalog)), log);
-
-  const token = resolveApiToken(config);
-  if (token.source !== 'env') log.info({ tokenFile: token.file }, `API token read from ${token.file} (API_TOKEN is not set)`);
 
   const metrics = createOpsMetrics();
   const alerts = alertSenderFor(config, log, metrics);

@@ -5,7 +5,7 @@ import type { Config } from './config.js';
 import { messageOf } from './errors.js';
 import type { Logger } from './logger.js';
 import { manifestName } from './manifest.js';
-import { storesOf } from './storage.js';
+import { storesOf, type BackupStorage } from './storage.js';
 
 export const MIRROR = 'mirror';
 
@@ -108,21 +108,26 @@ async function device(file: string): Promise<number | null> {
 /**
  * The state of the places backups are kept: whether each can be written, whether the primary
  * shares a disk with the database (the runbook's "don't"), and how many backups the mirror lacks.
- * No paths: `/health` answers without a token.
+ * A probe's detail is the error as the system gave it (paths included): `/health` shows it only with the token.
  */
-export async function storageHealth(config: Config, catalog?: Catalog): Promise<StorageHealth> {
+export async function storageHealth(
+  config: Config,
+  catalog?: Catalog,
+  // `/health` passes a cached, time-bounded probe: it answers anyone, often, and must not hang.
+  probe: (store: BackupStorage) => Promise<{ ok: boolean; detail: string }> = (store) => store.probe(),
+): Promise<StorageHealth> {
   const { primary, mirror } = storesOf(config);
-  const [probe, backupDev, databaseDev] = await Promise.all([primary.probe(), device(config.backupDir), device(config.databasePath)]);
+  const [primaryProbe, backupDev, databaseDev] = await Promise.all([probe(primary), device(config.backupDir), device(config.databasePath)]);
   const result: StorageHealth = {
     primary: {
-      writable: probe.ok,
-      detail: probe.detail,
+      writable: primaryProbe.ok,
+      detail: primaryProbe.detail,
       sameDeviceAsDatabase: backupDev === null || databaseDev === null ? null : backupDev === databaseDev,
     },
     mirror: { configured: false },
   };
   if (!mirror) return result;
-  const mirrorProbe = await mirror.probe();
+  const mirrorProbe = await probe(mirror);
   const copies = catalog?.copies(MIRROR) ?? [];
   const missing = catalog?.backupsWithoutCopy(MIRROR).length ?? 0;
   result.mirror = {

@@ -1,21 +1,117 @@
 import { Router } from 'express';
-import { storageHealth } from '../../shared/mirror.js';
+import type { Config } from '../../shared/config.js';
+import { AppError } from '../../shared/errors.js';
+import { storageHealth, type StorageHealth } from '../../shared/mirror.js';
+import type { BackupStorage } from '../../shared/storage.js';
+import { bearerOutcome } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';
 import { observe } from '../health-facts.js';
 import { assessHealth, overdueBy } from '../health-rules.js';
+import { cachedProbe, CachedProbe, PROBE_LIMITS } from '../probe-cache.js';
+
+/** A store whose probe did not answer in time: neither writable nor not, as far as anyone knows. */
+type StorageState = {
+  primary: Omit<StorageHealth['primary'], 'writable'> & { writable: boolean | null };
+  mirror:
+    | { configured: false }
+    | (Omit<Extract<StorageHealth['mirror'], { configured: true }>, 'writable' | 'copies' | 'missing' | 'failed'> & {
+        writable: boolean | null;
+        copies: number | null;
+        missing: number | null;
+        failed: Extract<StorageHealth['mirror'], { configured: true }>['failed'];
+      });
+};
+
+const noAnswer = (ms: number) => `no answer within ${ms} ms`;
 
 /**
- * `GET /health`: no token, no secrets (no paths, URLs or tokens). 503 only when `down`, so a
- * container healthcheck restarts the producer for a lost Redis but not for a late backup, which
- * a restart would not fix; `degraded` says what needs a person.
+ * Each store's probe on its own, so a hung mirror is told apart from the primary; around them all,
+ * the device lookups, which hang too when BACKUP_DIR's disk does.
+ */
+const storageProbes = new WeakMap<Config, CachedProbe<StorageState>>();
+
+function storageProbe(deps: ProducerDeps): CachedProbe<StorageState> {
+  let probe = storageProbes.get(deps.config);
+  if (!probe) {
+    probe = new CachedProbe(
+      async () => {
+        const unanswered = new Set<string>();
+        const health = await storageHealth(deps.config, deps.catalog, async (store: BackupStorage) => {
+          const probed = await cachedProbe(`store\0${store.role}\0${store.location}`, () => store.probe()).read();
+          if (probed.answered) return probed.value;
+          unanswered.add(store.role);
+          return { ok: false, detail: noAnswer(probed.limitMs) };
+        });
+        const m = health.mirror;
+        return {
+          primary: { ...health.primary, writable: unanswered.has('primary') ? null : health.primary.writable },
+          mirror: m.configured ? { ...m, writable: unanswered.has('mirror') ? null : m.writable } : m,
+        };
+      },
+      // Longer than each store's own limit, so that a hung store is reported as such.
+      { ttlMs: PROBE_LIMITS.ttlMs, timeoutMs: PROBE_LIMITS.timeoutMs + 500 },
+    );
+    storageProbes.set(deps.config, probe);
+  }
+  return probe;
+}
+
+async function storageState(deps: ProducerDeps): Promise<StorageState> {
+  const probed = await storageProbe(deps).read();
+  if (probed.answered) return probed.value;
+  const detail = noAnswer(probed.limitMs);
+  return {
+    primary: { writable: null, detail, sameDeviceAsDatabase: null },
+    mirror: deps.config.mirrorDir
+      ? { configured: true, writable: null, detail, copies: null, missing: null, failed: [] }
+      : { configured: false },
+  };
+}
+
+/**
+ * `GET /health`. Without a token, states only — what a load balancer or an uptime check needs,
+ * and nothing about the machine's layout: no paths, error messages, sizes or counts. With the API
+ * token (`Authorization: Bearer`), everything an operator needs: the problems as sentences, sizes,
+ * free space, the last backup, the statistics and each store's probe detail (errors with paths).
+ * A wrong token is a 401, not the short answer: an operator who sent one would otherwise wonder
+ * where the details went.
+ *
+ * 503 only when `down`, so a container healthcheck restarts the producer for a lost Redis but not
+ * for a late backup, which a restart would not fix; `degraded` says what needs a person. The disk
+ * probes are cached and bounded (probe-cache.ts): a flood of requests writes one probe file, and
+ * a hung disk makes the answer "unknown" within seconds instead of never.
  */
 export function healthRouter(deps: ProducerDeps): Router {
   const router = Router();
-  router.get('/', async (_req, res) => {
-    const { facts, lastBackup, statistics } = await observe(deps);
+  router.get('/', async (req, res, next) => {
+    const who = bearerOutcome([deps.apiToken], req.headers.authorization);
+    if (who === 'invalid') {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="workstation-backup"');
+      next(new AppError('unauthorized', 'invalid API token', 401, true));
+      return;
+    }
+    const [{ facts, lastBackup, statistics }, storage] = await Promise.all([observe(deps), storageState(deps)]);
     const { status, problems } = assessHealth(facts);
     const late = overdueBy(facts);
-    res.status(status === 'down' ? 503 : 200).json({
+    res.status(status === 'down' ? 503 : 200);
+    if (who === 'missing') {
+      const m = storage.mirror;
+      res.json({
+        status,
+        timestamp: facts.now.toISOString(),
+        redis: { reachable: facts.redisUp },
+        database: { reachable: facts.database.reachable },
+        workers: { anyAlive: facts.workersAlive === null ? null : facts.workersAlive > 0 },
+        backups: { overdue: late !== null },
+        disk: { enoughForNextBackup: facts.freeBytes === null || facts.neededBytes === null ? null : facts.freeBytes >= facts.neededBytes },
+        storage: {
+          primary: { writable: storage.primary.writable },
+          mirror: m.configured ? { configured: true, writable: m.writable, upToDate: m.missing === null ? null : m.missing === 0 } : m,
+        },
+      });
+      return;
+    }
+    res.json({
       status,
       problems,
       timestamp: facts.now.toISOString(),
@@ -35,7 +131,7 @@ export function healthRouter(deps: ProducerDeps): Router {
         failedBackups: statistics.failedBackups,
         statistics,
       },
-      storage: await storageHealth(deps.config, deps.catalog),
+      storage,
     });
   });
   return router;
