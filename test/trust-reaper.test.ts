@@ -3,14 +3,18 @@
  * local file lock) while a worker's reaper passes every 500 ms. Real worker process, real CLI
  * processes, real Redis for the worker, real SQLite files.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createBackup } from '../src/shared/backup.js';
 import { Catalog } from '../src/shared/catalog.js';
+import { DatabaseLock } from '../src/shared/lock.js';
 import { createLogger } from '../src/shared/logger.js';
+import { workerRedis } from '../src/shared/redis.js';
+import { Reaper } from '../src/worker/reaper.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { backupFiles, catalogMatchesFiles, createBulkyDb, sha256, startWorker, tempFiles } from './helpers/faults.js';
@@ -183,5 +187,63 @@ describe('completing a backup', () => {
     expect(catalog.completedBackups().some((b) => b.id === rowId)).toBe(false);
     expect(backupFiles(dir())).toEqual(before);
     expect(tempFiles(dir())).toEqual([]);
+  }, 60_000);
+});
+
+describe('the reaper and rows that no queue job stands for', () => {
+  it("settles a CLI run only when its process is gone (or, from another host, very old), and keeps live processes' temps", async () => {
+    const redis = workerRedis(box.config.redisUrl);
+    const log = createLogger({ logLevel: 'silent' }, 'test');
+    const reaper = new Reaper({
+      config: box.config,
+      catalog,
+      redis,
+      lock: new DatabaseLock(redis, box.config.queuePrefix, catalog, box.config.lockTtl),
+      log,
+      workerId: 'test-reaper',
+      stopping: false,
+    });
+    const live = spawn('sleep', ['60']);
+    const deadPid = spawnSync('true').pid;
+    const host = hostname();
+    const at = new Date().toISOString();
+    const row = (jobId: string) => catalog.beginBackup('manual', path.join(dir(), `never-${jobId.replace(/\W/g, '-')}.db`), jobId, 'none');
+    try {
+      const dead = row(`cli:${host}:${deadPid}:backup:${at}:aaaaaa`);
+      const alive = row(`cli:${host}:${live.pid}:backup:${at}:bbbbbb`);
+      const foreign = row(`cli:elsewhere:${live.pid}:backup:${at}:cccccc`);
+      const foreignOld = row(`cli:elsewhere:${deadPid}:backup:${at}:dddddd`);
+      catalog.db
+        .prepare('UPDATE backup_log SET started_at = ? WHERE id = ?')
+        .run(new Date(Date.now() - 25 * 3_600_000).toISOString(), foreignOld);
+      const older = row(`cli:backup:${at}:eeeeee`); // written before run ids named their process
+      const deadRestore = catalog.beginRestore(`cli:${host}:${deadPid}:restore:${at}:ffffff`, dead).id;
+      const aliveRestore = catalog.beginRestore(`cli:${host}:${live.pid}:restore:${at}:999999`, dead).id;
+      const liveTemp = path.join(dir(), `.tmp-backup-${alive}-${live.pid}-0123456789ab`);
+      const deadTemp = path.join(dir(), `.tmp-backup-${dead}-${deadPid}-ba9876543210.db.gz`);
+      fs.writeFileSync(liveTemp, 'being written');
+      fs.writeFileSync(deadTemp, 'left behind');
+
+      const result = await reaper.runOnce();
+      expect(result.backups.sort()).toEqual([dead, foreignOld].sort());
+      expect(result.restores).toEqual([deadRestore]);
+      for (const id of [alive, foreign, older]) expect(catalog.getBackup(id)!.status).toBe('in_progress');
+      expect(catalog.getRestore(aliveRestore)!.status).toBe('in_progress');
+      expect(catalog.getBackup(dead)!.error_message).toMatch(new RegExp(`process ${deadPid} is not running`));
+      expect(catalog.getRestore(deadRestore)!.error_message).toMatch(/live database was not changed/);
+      expect(fs.existsSync(liveTemp)).toBe(true);
+      expect(fs.existsSync(deadTemp)).toBe(false);
+
+      live.kill();
+      await new Promise((r) => live.once('exit', r));
+      const later = await reaper.runOnce();
+      expect(later.backups).toEqual([alive]);
+      expect(later.restores).toEqual([aliveRestore]);
+      expect(fs.existsSync(liveTemp)).toBe(false);
+    } finally {
+      live.kill();
+      await reaper.stop();
+      redis.disconnect();
+    }
   }, 60_000);
 });
