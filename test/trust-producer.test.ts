@@ -10,6 +10,7 @@ import { Queue } from 'bullmq';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireAnyBearer, requireBasic, requireBearer } from '../src/producer/auth.js';
+import { CachedProbe } from '../src/producer/probe-cache.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import { DRAIN_LIMIT } from '../src/producer/unread-body.js';
 import { resolveApiToken } from '../src/shared/api-token.js';
@@ -292,6 +293,16 @@ describe('disk probes behind /health', () => {
         if (i === 3) await new Promise((r) => setTimeout(r, 5_500));
       }
       expect((await request(producer.server).get('/health').set(auth)).body.disk.freeBytes).toBeGreaterThan(0);
+
+      // However often a hung disk is asked about, one call waits on it: libuv has four threads for
+      // every file operation of the process, and the others must stay free.
+      const hung = new CachedProbe(() => fs.promises.stat(path.join(mirror, 'x')).then(() => 'answered'), { ttlMs: 0, timeoutMs: 50 });
+      for (let i = 0; i < 10; i++) expect(await hung.read()).toEqual({ answered: false, limitMs: 50 });
+      const elsewhere = await Promise.race([
+        fs.promises.stat(box.config.databasePath).then(() => 'answered'),
+        new Promise((r) => setTimeout(() => r('stalled'), 3_000)),
+      ]);
+      expect(elsewhere).toBe('answered');
     } finally {
       unmount?.();
     }

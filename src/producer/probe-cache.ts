@@ -1,7 +1,7 @@
 /** How long a probe's result is reused, and how long a request waits for a probe at most. */
 export const PROBE_LIMITS = { ttlMs: 5_000, timeoutMs: 1_500 } as const;
 
-export type Probed<T> = { answered: true; value: T; at: Date } | { answered: false; limitMs: number };
+export type Probed<T> = { answered: true; value: T } | { answered: false; limitMs: number };
 
 /**
  * A look at a disk (a probe file written, a statfs) made at most once per `ttlMs` however often it
@@ -21,7 +21,7 @@ export class CachedProbe<T> {
 
   async read(): Promise<Probed<T>> {
     const now = Date.now();
-    if (this.last && now - this.last.at < this.limits.ttlMs) return { answered: true, value: this.last.value, at: new Date(this.last.at) };
+    if (this.last && now - this.last.at < this.limits.ttlMs) return { answered: true, value: this.last.value };
     this.inFlight ??= this.start(now);
     const { since, result } = this.inFlight;
     const left = since + this.limits.timeoutMs - now;
@@ -31,7 +31,7 @@ export class CachedProbe<T> {
     });
     try {
       const settled = await Promise.race([result.then((value) => ({ value })), late]);
-      if (settled) return { answered: true, value: settled.value, at: new Date(this.last?.at ?? Date.now()) };
+      if (settled) return { answered: true, value: settled.value };
       return { answered: false, limitMs: this.limits.timeoutMs };
     } finally {
       clearTimeout(timer);
