@@ -35,6 +35,8 @@ export class HeldLock implements LockGuard {
   private readonly lostController = new AbortController();
   readonly signal = this.lostController.signal;
   private fenceValue: number | undefined;
+  /** When the last renewal that Redis confirmed was sent (the grant counts as one). */
+  private renewedAt = Date.now();
 
   constructor(
     private readonly redis: Redis,
@@ -45,9 +47,14 @@ export class HeldLock implements LockGuard {
   ) {
     this.timer = setInterval(
       () => {
+        // Unconfirmed for longer than the TTL (this process was paused, or Redis was out of
+        // reach): the key may have expired and been granted to someone else meanwhile.
+        if (Date.now() - this.renewedAt > ttl) this.markLost(`the database lock was not renewed within its TTL (${ttl} ms)`);
+        const sentAt = Date.now();
         redis.eval(RENEW, 1, key, token, ttl).then(
           (ok) => {
             if (!ok) this.markLost('the database lock expired or was taken over');
+            else this.renewedAt = sentAt;
           },
           () => undefined, // Redis away for a moment: the next tick tries again before the TTL runs out.
         );
