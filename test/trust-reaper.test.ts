@@ -184,6 +184,8 @@ describe('completing a backup', () => {
     ).rejects.toThrow();
     const row = catalog.getBackup(rowId!)!;
     expect(row.status).toBe('failed');
+    // The reason whoever settled it gave stays: the run that lost its row does not overwrite it.
+    expect(row.error_message).toBe('abandoned: settled by someone else');
     expect(catalog.completedBackups().some((b) => b.id === rowId)).toBe(false);
     expect(backupFiles(dir())).toEqual(before);
     expect(tempFiles(dir())).toEqual([]);

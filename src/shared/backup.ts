@@ -209,7 +209,9 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     }
     return row;
   } catch (err) {
-    if (finalPath && catalog.getBackup(id)?.status !== 'completed') {
+    // Unless the row records this very file: a rerun that took the row over has its own file.
+    const kept = catalog.getBackup(id);
+    if (finalPath && !(kept?.status === 'completed' && kept.file_path === finalPath)) {
       await removeQuietly(finalPath, path.join(config.backupDir, manifestName(path.basename(finalPath))));
     }
     await removeQuietly(rawTemp, packedTemp);

@@ -140,9 +140,16 @@ export class Catalog {
     })();
   }
 
+  /**
+   * Only a row still in progress: a run that lost its lock must not overwrite the outcome of the
+   * run that took its row over (a rerun of its job), nor the reason the reaper recorded.
+   */
   failBackup(id: number, message: string): void {
     this.db
-      .prepare(`UPDATE backup_log SET status = 'failed', completed_at = ?, error_message = ?, file_size_bytes = NULL WHERE id = ?`)
+      .prepare(
+        `UPDATE backup_log SET status = 'failed', completed_at = ?, error_message = ?, file_size_bytes = NULL
+           WHERE id = ? AND status = 'in_progress'`,
+      )
       .run(now(), message, id);
   }
 
@@ -379,6 +386,15 @@ export class Catalog {
       .prepare(`INSERT OR IGNORE INTO restore_log (job_id, backup_id, started_at, status) VALUES (?, ?, ?, 'in_progress')`)
       .run(jobId, backupId, now());
     return this.db.prepare('SELECT * FROM restore_log WHERE job_id = ?').get(jobId) as RestoreRow;
+  }
+
+  /** Marks a restore failed unless it has finished meanwhile (see failBackup); false when it had. */
+  failRestoreInProgress(id: number, message: string): boolean {
+    return (
+      this.db
+        .prepare(`UPDATE restore_log SET status = 'failed', completed_at = ?, error_message = ? WHERE id = ? AND status = 'in_progress'`)
+        .run(now(), message, id).changes > 0
+    );
   }
 
   updateRestore(id: number, fields: Partial<Omit<RestoreRow, 'id' | 'job_id' | 'backup_id' | 'started_at'>>): RestoreRow {

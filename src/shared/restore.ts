@@ -151,15 +151,15 @@ const copyGuard = (ctx: BackupContext, lock: LockGuard) => ({
  */
 function lockLost(ctx: BackupContext, restoreId: number, err: LockLostError): Error {
   const note = ctx.catalog.getRestore(restoreId)?.error_message;
-  return fail(
-    ctx,
-    restoreId,
-    permanentFailure(
-      'lock_lost',
-      `lock lost: ${err.message}; the live database was not changed by this restore, which is not retried (start it again if it is still wanted)` +
-        (note ? `; ${note}` : ''),
-    ),
+  const failure = permanentFailure(
+    'lock_lost',
+    `lock lost: ${err.message}; the live database was not changed by this restore, which is not retried (start it again if it is still wanted)` +
+      (note ? `; ${note}` : ''),
   );
+  // Only while in progress: a rerun of this job on another worker (this one stalled past
+  // JOB_LOCK_DURATION) may own the row by now, and may have finished it.
+  ctx.catalog.failRestoreInProgress(restoreId, failure.message);
+  return failure;
 }
 
 /** A live database that does not open as SQLite: the emergency case, where no safety backup can be taken. */
