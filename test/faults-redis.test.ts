@@ -174,6 +174,16 @@ describe('Redis restarted under load', () => {
 
       // Jobs that Redis forgot leave no row in progress for long: the reaper settles them.
       await waitUntil('no backup row in progress', () => catalog.inProgressBackups().length === 0, 30_000);
+      // Backups still queued by the clients run (and apply retention) after they stopped: the
+      // catalog is compared with the files once the queue is idle.
+      await waitUntil(
+        'the backup queue to be idle',
+        async () => {
+          const counts = await q.backup.getJobCounts('waiting', 'active', 'prioritized');
+          return Object.values(counts).every((n) => n === 0) && catalog.inProgressBackups().length === 0;
+        },
+        60_000,
+      );
       await waitUntil('no temp files', () => tempFiles(box.config.backupDir).length === 0, 30_000);
       catalogMatchesFiles(box.config.backupDir, catalog.completedBackups());
     } finally {

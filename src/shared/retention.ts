@@ -53,12 +53,18 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
       );
       continue;
     }
+    // The row goes first: a backup is never listed while its file is being removed, and a crash
+    // in between leaves a file the catalog no longer lists (its manifest lets reindex bring it
+    // back), never a listed backup without a file.
+    catalog.deleteBackup(backup.id);
     try {
       await fs.rm(backup.file_path, { force: true });
       await fs.rm(path.join(path.dirname(backup.file_path), manifestName(path.basename(backup.file_path))), { force: true });
     } catch (err) {
-      log.warn({ err, backupId: backup.id }, 'retention could not delete a backup file; keeping its row');
-      continue;
+      log.error(
+        { err, backupId: backup.id, file: backup.file_path },
+        'retention removed a backup from the catalog but could not delete its file',
+      );
     }
     if (config) {
       // A mirror that is away must not make the primary keep growing: its copy is removed later.
@@ -67,7 +73,6 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
         log.warn({ err, backupId: backup.id }, 'retention could not delete the mirror copy of a backup; will retry');
       });
     }
-    catalog.deleteBackup(backup.id);
     deleted.push(backup.id);
   }
   if (deleted.length) log.info({ deleted, maxBackups, maxSafety }, 'retention removed old backups');
