@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
-import { createWorkstationDb, query } from './helpers/workstation-db.js';
+import { createWorkstationDb, query, writeMarker } from './helpers/workstation-db.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -30,16 +30,7 @@ afterAll(async () => {
   await box?.cleanup();
 });
 
-function setMarker(value: string): void {
-  const db = new Database(box.config.databasePath);
-  try {
-    db.exec('CREATE TABLE IF NOT EXISTS marker (v TEXT)');
-    db.exec('DELETE FROM marker');
-    db.prepare('INSERT INTO marker (v) VALUES (?)').run(value);
-  } finally {
-    db.close();
-  }
-}
+const setMarker = (value: string) => writeMarker(box.config.databasePath, value);
 
 const marker = () => query<{ v: string }>(box.config.databasePath, 'SELECT v FROM marker').v;
 

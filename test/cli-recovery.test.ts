@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/cli/program.js';
@@ -10,7 +9,7 @@ import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { killAll, spawnTs, startWorkerProcess } from './helpers/processes.js';
 import { auth, startTestProducer } from './helpers/producer.js';
-import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query } from './helpers/workstation-db.js';
+import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query, writeMarker } from './helpers/workstation-db.js';
 
 let box: Sandbox;
 /** The CLI's environment with Redis down: nothing listens on its port. */
@@ -29,16 +28,7 @@ afterAll(async () => {
   await box?.cleanup();
 });
 
-function setMarker(value: string): void {
-  const db = new Database(box.config.databasePath);
-  try {
-    db.exec('CREATE TABLE IF NOT EXISTS marker (v TEXT)');
-    db.exec('DELETE FROM marker');
-    db.prepare('INSERT INTO marker (v) VALUES (?)').run(value);
-  } finally {
-    db.close();
-  }
-}
+const setMarker = (value: string) => writeMarker(box.config.databasePath, value);
 
 const marker = (file = box.config.databasePath) => query<{ v: string }>(file, 'SELECT v FROM marker').v;
 

@@ -1,14 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, startTestProducer } from './helpers/producer.js';
-import { createWorkstationDb, integrity, query } from './helpers/workstation-db.js';
+import { createWorkstationDb, integrity, query, writeMarker } from './helpers/workstation-db.js';
 import type { RunningProducer } from '../src/producer/server.js';
 
 let box: Sandbox;
@@ -39,12 +38,7 @@ const backupFiles = (dir: string) =>
     .filter((n) => n.startsWith('workstation-backup-'))
     .sort();
 
-function setMarker(value: string): void {
-  const db = new Database(box.config.databasePath);
-  db.exec('CREATE TABLE IF NOT EXISTS marker (v TEXT); DELETE FROM marker;');
-  db.prepare('INSERT INTO marker (v) VALUES (?)').run(value);
-  db.close();
-}
+const setMarker = (value: string) => writeMarker(box.config.databasePath, value);
 
 async function backupNow() {
   const res = await request(producer.server).post('/api/backups').set(auth);

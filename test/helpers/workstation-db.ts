@@ -55,3 +55,15 @@ export function integrity(file: string): string {
     db.close();
   }
 }
+
+/** Sets the one row of a `marker` table (made if missing), so a test can tell two versions of a database apart. */
+export function writeMarker(file: string, value: string): void {
+  const db = new Database(file);
+  try {
+    db.exec('CREATE TABLE IF NOT EXISTS marker (v TEXT)');
+    db.exec('DELETE FROM marker');
+    db.prepare('INSERT INTO marker (v) VALUES (?)').run(value);
+  } finally {
+    db.close();
+  }
+}
