@@ -22,10 +22,10 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      // process.env is read in one place only: src/shared/config.ts.
+      // process.env is read in one place only: src/shared/runtime/config.ts.
       'no-restricted-properties': [
         'error',
-        { object: 'process', property: 'env', message: 'read configuration through src/shared/config.ts' },
+        { object: 'process', property: 'env', message: 'read configuration through src/shared/runtime/config.ts' },
       ],
     },
   },
@@ -46,7 +46,7 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/producer/**', '**/worker/**', '**/cli/**'] }] },
   },
   {
-    files: ['src/shared/config.ts', 'test/**', 'bench/**', 'vitest.config.ts'],
+    files: ['src/shared/runtime/config.ts', 'test/**', 'bench/**', 'vitest.config.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { decodeStream, encodeFile } from '../src/shared/codec.js';
-import { COMPRESSION_MODES } from '../src/shared/config.js';
-import { keyId } from '../src/shared/encryption.js';
+import { decodeStream, encodeFile } from '../src/shared/codec/codec.js';
+import { COMPRESSION_MODES } from '../src/shared/runtime/config.js';
+import { keyId } from '../src/shared/codec/encryption.js';
 import Database from 'better-sqlite3';
 
 export interface CompressionRow {

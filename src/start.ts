@@ -4,8 +4,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from './shared/config.js';
-import { createLogger } from './shared/logger.js';
+import { loadConfig } from './shared/runtime/config.js';
+import { createLogger } from './shared/observability/logger.js';
 
 const config = loadConfig();
 const log = createLogger(config, 'launcher');

@@ -9,7 +9,7 @@ import { startStack, stopStack } from './helpers/stack.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
 import { WebhookReceiver } from './helpers/webhook.js';
 import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog } from '../src/shared/catalog.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
 
 let hook: WebhookReceiver;
 let box: Sandbox;

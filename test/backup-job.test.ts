@@ -9,7 +9,7 @@ import { auth, startTestProducer } from './helpers/producer.js';
 import { startStack, stopStack } from './helpers/stack.js';
 import { ACCOUNTS, INITIAL_BALANCE, balanceSum, integrity } from './helpers/workstation-db.js';
 import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog } from '../src/shared/catalog.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
 
 let box: Sandbox;
 let producer: RunningProducer;

@@ -6,7 +6,7 @@ import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
 import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog } from '../src/shared/catalog.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
 
 let box: Sandbox;
 let producer: RunningProducer;

@@ -6,9 +6,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeStream, encodeFile } from '../src/shared/codec.js';
-import { COMPRESSION_MODES } from '../src/shared/config.js';
-import { DecryptStream, EncryptStream, keyId, type Keyring } from '../src/shared/encryption.js';
+import { decodeStream, encodeFile } from '../src/shared/codec/codec.js';
+import { COMPRESSION_MODES } from '../src/shared/runtime/config.js';
+import { DecryptStream, EncryptStream, keyId, type Keyring } from '../src/shared/codec/encryption.js';
 
 let dir: string;
 let source: string;

@@ -148,7 +148,7 @@ describe('what compose starts, as plain processes', () => {
         cwd: ROOT,
       },
     );
-    expect(fs.existsSync(path.join(outDir, 'shared/sqlite-thread.js'))).toBe(true);
+    expect(fs.existsSync(path.join(outDir, 'shared/sqlite/sqlite-thread.js'))).toBe(true);
 
     const { services } = composeConfig();
     const port = await freePort();

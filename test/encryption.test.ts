@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../src/shared/catalog.js';
+import { Catalog } from '../src/shared/catalog/catalog.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
 import { createWorkstationDb, integrity, query } from './helpers/workstation-db.js';

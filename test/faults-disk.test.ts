@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../src/shared/catalog.js';
+import { Catalog } from '../src/shared/catalog/catalog.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { backupFiles, catalogMatchesFiles, inspectQueues, sha256, startWorker, tempFiles } from './helpers/faults.js';

@@ -4,7 +4,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../src/shared/catalog.js';
+import { Catalog } from '../src/shared/catalog/catalog.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { catalogMatchesFiles, inspectQueues, isWellFormed, startProducerProcess, startWorker, tempFiles } from './helpers/faults.js';
 import { killAll, type Proc } from './helpers/processes.js';

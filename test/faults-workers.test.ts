@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../src/shared/catalog.js';
+import { Catalog } from '../src/shared/catalog/catalog.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import {
   backupFiles,

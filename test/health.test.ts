@@ -6,7 +6,7 @@ import { auth } from './helpers/producer.js';
 import { startStack, stopStack } from './helpers/stack.js';
 import { PrivateRedis } from './helpers/redis-server.js';
 import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog } from '../src/shared/catalog.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
 
 // This file stops Redis, so it brings its own: the shared one on 6379 stays up for other tests.
 let redis: PrivateRedis;

@@ -7,9 +7,9 @@ import { auth } from './helpers/producer.js';
 import { startStack, stopStack } from './helpers/stack.js';
 import { parseExposition, type Exposition } from './helpers/prometheus.js';
 import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog } from '../src/shared/catalog.js';
-import { DatabaseLock } from '../src/shared/lock.js';
-import { producerRedis, waitForRedis } from '../src/shared/redis.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
+import { DatabaseLock } from '../src/shared/locking/lock.js';
+import { producerRedis, waitForRedis } from '../src/shared/runtime/redis.js';
 
 const METRICS_TOKEN = 'metrics-only-token-0123456789';
 

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackup } from '../src/shared/backup.js';
-import type { Catalog } from '../src/shared/catalog.js';
-import { createLogger } from '../src/shared/logger.js';
-import { applyRetention } from '../src/shared/retention.js';
+import { createBackup } from '../src/shared/backup/backup.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
+import { createLogger } from '../src/shared/observability/logger.js';
+import { applyRetention } from '../src/shared/backup/retention.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
 import { openCatalog } from './helpers/producer.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';

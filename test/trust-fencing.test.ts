@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningProducer } from '../src/producer/server.js';
-import { Catalog } from '../src/shared/catalog.js';
+import { Catalog } from '../src/shared/catalog/catalog.js';
 import { runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { contentOf, createBulkyDb, inspectQueues, setMarker, startWorker } from './helpers/faults.js';

@@ -8,9 +8,9 @@ import { spawnTs, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth } from './helpers/producer.js';
 import { startStack, stopStack } from './helpers/stack.js';
 import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog } from '../src/shared/catalog.js';
-import { ConfigError, parseConfig } from '../src/shared/config.js';
-import { verifyDedupId } from '../src/shared/queues.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
+import { ConfigError, parseConfig } from '../src/shared/runtime/config.js';
+import { verifyDedupId } from '../src/shared/jobs/queues.js';
 
 let box: Sandbox;
 let producer: RunningProducer;

@@ -13,7 +13,7 @@ import { requireAnyBearer, requireBasic, requireBearer } from '../src/producer/a
 import { CachedProbe } from '../src/producer/probe-cache.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import { DRAIN_LIMIT } from '../src/producer/unread-body.js';
-import { resolveApiToken } from '../src/shared/api-token.js';
+import { resolveApiToken } from '../src/shared/runtime/api-token.js';
 import { REDIS_URL, sandbox, TEST_TOKEN, waitUntil, type Sandbox } from './helpers/env.js';
 import { killAll, spawnTs } from './helpers/processes.js';
 import { auth, startTestProducer } from './helpers/producer.js';

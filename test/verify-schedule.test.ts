@@ -7,8 +7,8 @@ import type { Proc } from './helpers/processes.js';
 import { auth, startTestProducer } from './helpers/producer.js';
 import { startStack, stopStack } from './helpers/stack.js';
 import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog } from '../src/shared/catalog.js';
-import { ConfigError, parseConfig } from '../src/shared/config.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
+import { ConfigError, parseConfig } from '../src/shared/runtime/config.js';
 
 let box: Sandbox;
 let producer: RunningProducer;

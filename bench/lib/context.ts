@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseConfig, type Config } from '../../src/shared/config.js';
+import { parseConfig, type Config } from '../../src/shared/runtime/config.js';
 import type { Row } from './table.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789abcdef';

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { createBackup } from '../../src/shared/backup.js';
-import type { BackupRow, Catalog } from '../../src/shared/catalog.js';
-import type { CompressionMode, Config } from '../../src/shared/config.js';
-import type { Logger } from '../../src/shared/logger.js';
+import { createBackup } from '../../src/shared/backup/backup.js';
+import type { BackupRow, Catalog } from '../../src/shared/catalog/catalog.js';
+import type { CompressionMode, Config } from '../../src/shared/runtime/config.js';
+import type { Logger } from '../../src/shared/observability/logger.js';
 import type { Bench } from '../lib/context.js';
 import { api, expectStatus } from '../lib/http.js';
 import { LoopMonitor, runShell, type WorkerProcess } from '../lib/procs.js';

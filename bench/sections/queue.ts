@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Job } from 'bullmq';
-import { createBackup } from '../../src/shared/backup.js';
-import { Catalog } from '../../src/shared/catalog.js';
-import { createLogger } from '../../src/shared/logger.js';
+import { createBackup } from '../../src/shared/backup/backup.js';
+import { Catalog } from '../../src/shared/catalog/catalog.js';
+import { createLogger } from '../../src/shared/observability/logger.js';
 import { startProducer, type RunningProducer } from '../../src/producer/server.js';
 import type { Bench, ServiceEnv } from '../lib/context.js';
 import { generateDatabase } from '../lib/dbgen.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BackupRow, Catalog } from '../../src/shared/catalog.js';
-import type { Config } from '../../src/shared/config.js';
+import type { BackupRow, Catalog } from '../../src/shared/catalog/catalog.js';
+import type { Config } from '../../src/shared/runtime/config.js';
 import type { Bench } from '../lib/context.js';
 import { api, expectStatus } from '../lib/http.js';
 import { LoopMonitor, runShell, type WorkerProcess } from '../lib/procs.js';

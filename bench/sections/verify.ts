@@ -1,7 +1,7 @@
-import { sha256File } from '../../src/shared/checksum.js';
-import type { BackupRow } from '../../src/shared/catalog.js';
-import type { Config } from '../../src/shared/config.js';
-import { verifyBackup } from '../../src/shared/verify.js';
+import { sha256File } from '../../src/shared/codec/checksum.js';
+import type { BackupRow } from '../../src/shared/catalog/catalog.js';
+import type { Config } from '../../src/shared/runtime/config.js';
+import { verifyBackup } from '../../src/shared/verify/verify.js';
 import type { Bench } from '../lib/context.js';
 import { runShell } from '../lib/procs.js';
 import { median, timed } from '../lib/stats.js';

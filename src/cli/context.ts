@@ -1,13 +1,13 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import type { BackupRow, Catalog } from '../shared/catalog.js';
-import { ConfigError, loadConfig, type Config } from '../shared/config.js';
-import { FileLockUnavailable, allOf, tryFileLock } from '../shared/file-lock.js';
-import { DatabaseLock, type LockGuard } from '../shared/lock.js';
-import { createLogger, type Logger } from '../shared/logger.js';
-import { producerRedis } from '../shared/redis.js';
-import { openCatalog, type ReindexReport } from '../shared/reindex.js';
+import type { BackupRow, Catalog } from '../shared/catalog/catalog.js';
+import { ConfigError, loadConfig, type Config } from '../shared/runtime/config.js';
+import { FileLockUnavailable, allOf, tryFileLock } from '../shared/locking/file-lock.js';
+import { DatabaseLock, type LockGuard } from '../shared/locking/lock.js';
+import { createLogger, type Logger } from '../shared/observability/logger.js';
+import { producerRedis } from '../shared/runtime/redis.js';
+import { openCatalog, type ReindexReport } from '../shared/catalog/reindex.js';
 import { CliError, EXIT, Output } from './output.js';
 
 export interface GlobalOptions {

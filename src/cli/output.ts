@@ -1,6 +1,6 @@
 import readline from 'node:readline';
 import cliProgress from 'cli-progress';
-import { formatBytes } from '../shared/format.js';
+import { formatBytes } from '../shared/domain/format.js';
 
 /** Exit codes a script can branch on. */
 export const EXIT = {

@@ -1,17 +1,24 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { createBackup } from '../shared/backup.js';
-import { BACKUP_TYPES, Catalog, type BackupRow, type BackupType } from '../shared/catalog.js';
-import { AppError, messageOf } from '../shared/errors.js';
-import { MIRROR, storageHealth } from '../shared/mirror.js';
-import { toBackupBody, toRestoreBody } from '../shared/presenters.js';
-import { cliRunId } from '../shared/process-owner.js';
-import { catalogIsSound, moveCatalogAside, rebuildCatalog, reindex, type ReindexOptions, type ReindexReport } from '../shared/reindex.js';
-import { restoreBackup } from '../shared/restore.js';
-import { applyRetention } from '../shared/retention.js';
-import { currentSettings } from '../shared/settings.js';
-import { verifyAndRecord, type VerifyMode } from '../shared/verify.js';
+import { createBackup } from '../shared/backup/backup.js';
+import { BACKUP_TYPES, Catalog, type BackupRow, type BackupType } from '../shared/catalog/catalog.js';
+import { AppError, messageOf } from '../shared/domain/errors.js';
+import { MIRROR, storageHealth } from '../shared/storage/mirror.js';
+import { toBackupBody, toRestoreBody } from '../shared/domain/presenters.js';
+import { cliRunId } from '../shared/locking/process-owner.js';
+import {
+  catalogIsSound,
+  moveCatalogAside,
+  rebuildCatalog,
+  reindex,
+  type ReindexOptions,
+  type ReindexReport,
+} from '../shared/catalog/reindex.js';
+import { restoreBackup } from '../shared/restore/restore.js';
+import { applyRetention } from '../shared/backup/retention.js';
+import { currentSettings } from '../shared/catalog/settings.js';
+import { verifyAndRecord, type VerifyMode } from '../shared/verify/verify.js';
 import { cliContext, findBackup, withCatalog, withDatabaseLock, type CliContext, type GlobalOptions } from './context.js';
 import { CliError, EXIT, Output, bytes, table, type ExitCode } from './output.js';
 

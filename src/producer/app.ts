@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import { AppError } from '../shared/errors.js';
+import { AppError } from '../shared/domain/errors.js';
 import { requireBearer } from './auth.js';
 import { BOARD_PATH, boardRouter } from './board.js';
 import type { ProducerDeps } from './deps.js';

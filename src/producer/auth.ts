@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { MIN_TOKEN_LENGTH } from '../shared/api-token.js';
-import { AppError } from '../shared/errors.js';
+import { MIN_TOKEN_LENGTH } from '../shared/runtime/api-token.js';
+import { AppError } from '../shared/domain/errors.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 

@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
-import type { AlertSender } from '../shared/alerts.js';
-import type { Catalog } from '../shared/catalog.js';
-import type { Config } from '../shared/config.js';
-import type { Logger } from '../shared/logger.js';
-import type { OpsMetrics } from '../shared/metrics.js';
-import type { Queues } from '../shared/queues.js';
+import type { AlertSender } from '../shared/observability/alerts.js';
+import type { Catalog } from '../shared/catalog/catalog.js';
+import type { Config } from '../shared/runtime/config.js';
+import type { Logger } from '../shared/observability/logger.js';
+import type { OpsMetrics } from '../shared/observability/metrics.js';
+import type { Queues } from '../shared/jobs/queues.js';
 
 /** What the HTTP side is built from; tests pass real ones. */
 export interface ProducerDeps {

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError } from '../shared/errors.js';
+import { AppError } from '../shared/domain/errors.js';
 
 /** The one error shape of the API. */
 export function errorBody(code: string, message: string) {

@@ -1,10 +1,10 @@
 import fs from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import type { Redis } from 'ioredis';
-import type { BackupRow, Catalog, Statistics } from '../shared/catalog.js';
-import type { Config } from '../shared/config.js';
-import { liveWorkers, type Heartbeat } from '../shared/heartbeats.js';
-import { currentSettings } from '../shared/settings.js';
+import type { BackupRow, Catalog, Statistics } from '../shared/catalog/catalog.js';
+import type { Config } from '../shared/runtime/config.js';
+import { liveWorkers, type Heartbeat } from '../shared/observability/heartbeats.js';
+import { currentSettings } from '../shared/catalog/settings.js';
 import type { HealthFacts } from './health-rules.js';
 import { cachedProbe } from './probe-cache.js';
 

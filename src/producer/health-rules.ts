@@ -1,4 +1,4 @@
-import { formatBytes } from '../shared/format.js';
+import { formatBytes } from '../shared/domain/format.js';
 
 /** What `/health` and the overdue watchdog decide from; gathered by `health-facts.ts`. */
 export interface HealthFacts {

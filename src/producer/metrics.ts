@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { Gauge, Registry } from 'prom-client';
-import { BACKUP_TYPES } from '../shared/catalog.js';
-import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../shared/metrics.js';
+import { BACKUP_TYPES } from '../shared/catalog/catalog.js';
+import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../shared/observability/metrics.js';
 import type { ProducerDeps } from './deps.js';
 import { requireAnyBearer } from './auth.js';
 import { observe, type Observed } from './health-facts.js';

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { badRequest } from '../shared/errors.js';
+import { badRequest } from '../shared/domain/errors.js';
 
 function describe(error: z.ZodError): string {
   const issue = error.issues[0]!;

@@ -1,10 +1,10 @@
 import type { Job } from 'bullmq';
-import { createBackup } from '../shared/backup.js';
-import { toBackupBody } from '../shared/presenters.js';
-import { backupJobSchema, type BackupJobData } from '../shared/queues.js';
-import { applyRetention } from '../shared/retention.js';
-import { currentSettings } from '../shared/settings.js';
-import { removeAbandonedBackupTemps } from '../shared/files.js';
+import { createBackup } from '../shared/backup/backup.js';
+import { toBackupBody } from '../shared/domain/presenters.js';
+import { backupJobSchema, type BackupJobData } from '../shared/jobs/queues.js';
+import { applyRetention } from '../shared/backup/retention.js';
+import { currentSettings } from '../shared/catalog/settings.js';
+import { removeAbandonedBackupTemps } from '../shared/runtime/files.js';
 import { classify, jobLogger, withDatabaseLock, type WorkerContext } from './context.js';
 
 export function backupProcessor(ctx: WorkerContext) {

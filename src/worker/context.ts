@@ -1,11 +1,11 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Catalog } from '../shared/catalog.js';
-import type { Config } from '../shared/config.js';
-import { isTransient, messageOf } from '../shared/errors.js';
-import { FileLockUnavailable, allOf, tryFileLock } from '../shared/file-lock.js';
-import type { DatabaseLock, LockGuard } from '../shared/lock.js';
-import type { Logger } from '../shared/logger.js';
+import type { Catalog } from '../shared/catalog/catalog.js';
+import type { Config } from '../shared/runtime/config.js';
+import { isTransient, messageOf } from '../shared/domain/errors.js';
+import { FileLockUnavailable, allOf, tryFileLock } from '../shared/locking/file-lock.js';
+import type { DatabaseLock, LockGuard } from '../shared/locking/lock.js';
+import type { Logger } from '../shared/observability/logger.js';
 
 /** What every processor gets from the worker process. */
 export interface WorkerContext {

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { removeHeartbeat, writeHeartbeat, type Heartbeat } from '../shared/heartbeats.js';
-import type { Logger } from '../shared/logger.js';
-import type { MetricsSnapshot } from '../shared/metrics.js';
+import { removeHeartbeat, writeHeartbeat, type Heartbeat } from '../shared/observability/heartbeats.js';
+import type { Logger } from '../shared/observability/logger.js';
+import type { MetricsSnapshot } from '../shared/observability/metrics.js';
 
 export interface HeartbeatOptions {
   redis: Redis;

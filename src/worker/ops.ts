@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { Queue, type Job, type Worker } from 'bullmq';
-import { alertSenderFor, type AlertEvent } from '../shared/alerts.js';
-import { messageOf } from '../shared/errors.js';
-import { createOpsMetrics } from '../shared/metrics.js';
-import { QUEUE, backupJobSchema, defaultJobOptions, verifyDedupId, type QueueName, type VerifyJobData } from '../shared/queues.js';
-import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/scheduler.js';
-import { currentSettings } from '../shared/settings.js';
+import { alertSenderFor, type AlertEvent } from '../shared/observability/alerts.js';
+import { messageOf } from '../shared/domain/errors.js';
+import { createOpsMetrics } from '../shared/observability/metrics.js';
+import { QUEUE, backupJobSchema, defaultJobOptions, verifyDedupId, type QueueName, type VerifyJobData } from '../shared/jobs/queues.js';
+import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/jobs/scheduler.js';
+import { currentSettings } from '../shared/catalog/settings.js';
 import type { WorkerContext } from './context.js';
 import { startHeartbeat } from './heartbeat.js';
 

@@ -1,12 +1,12 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import type { BackupRow, RestoreRow } from '../shared/catalog.js';
-import { messageOf } from '../shared/errors.js';
-import { FileLockUnavailable, tryFileLock } from '../shared/file-lock.js';
-import { removeAbandonedBackupTemps, removeQuietly, removeStaleWriteTemps } from '../shared/files.js';
-import { cliRunOwner, isCliRunId, processAlive } from '../shared/process-owner.js';
-import { QUEUE } from '../shared/queues.js';
+import type { BackupRow, RestoreRow } from '../shared/catalog/catalog.js';
+import { messageOf } from '../shared/domain/errors.js';
+import { FileLockUnavailable, tryFileLock } from '../shared/locking/file-lock.js';
+import { removeAbandonedBackupTemps, removeQuietly, removeStaleWriteTemps } from '../shared/runtime/files.js';
+import { cliRunOwner, isCliRunId, processAlive } from '../shared/locking/process-owner.js';
+import { QUEUE } from '../shared/jobs/queues.js';
 import type { WorkerContext } from './context.js';
 
 /** Job states after which a job will never run again by itself. `unknown`: no such job (removed, or Redis lost it). */

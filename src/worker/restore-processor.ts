@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
-import { removeAbandonedBackupTemps } from '../shared/files.js';
-import { toRestoreBody } from '../shared/presenters.js';
-import { restoreJobSchema, type RestoreJobData } from '../shared/queues.js';
-import { restoreBackup } from '../shared/restore.js';
+import { removeAbandonedBackupTemps } from '../shared/runtime/files.js';
+import { toRestoreBody } from '../shared/domain/presenters.js';
+import { restoreJobSchema, type RestoreJobData } from '../shared/jobs/queues.js';
+import { restoreBackup } from '../shared/restore/restore.js';
 import { classify, jobLogger, withDatabaseLock, type WorkerContext } from './context.js';
 
 export function restoreProcessor(ctx: WorkerContext) {

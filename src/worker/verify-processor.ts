@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq';
-import { notFound } from '../shared/errors.js';
-import { verifyJobSchema, type VerifyJobData } from '../shared/queues.js';
-import { verifyAndRecord } from '../shared/verify.js';
+import { notFound } from '../shared/domain/errors.js';
+import { verifyJobSchema, type VerifyJobData } from '../shared/jobs/queues.js';
+import { verifyAndRecord } from '../shared/verify/verify.js';
 import { classify, jobLogger, type WorkerContext } from './context.js';
 
 /**

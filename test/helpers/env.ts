@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { parseConfig, type Config } from '../../src/shared/config.js';
+import { parseConfig, type Config } from '../../src/shared/runtime/config.js';
 
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 export const TEST_TOKEN = 'test-token-0123456789abcdef';

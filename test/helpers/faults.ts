@@ -4,8 +4,8 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
-import type { Config } from '../../src/shared/config.js';
-import { QUEUE } from '../../src/shared/queues.js';
+import type { Config } from '../../src/shared/runtime/config.js';
+import { QUEUE } from '../../src/shared/jobs/queues.js';
 import { spawnTs, type Proc } from './processes.js';
 import { ACCOUNTS, INITIAL_BALANCE } from './workstation-db.js';
 

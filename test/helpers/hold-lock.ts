@@ -1,8 +1,8 @@
 /** Takes the database lock the way a worker does, prints "held", and keeps it until killed. */
-import { Catalog } from '../../src/shared/catalog.js';
-import { loadConfig } from '../../src/shared/config.js';
-import { DatabaseLock } from '../../src/shared/lock.js';
-import { workerRedis } from '../../src/shared/redis.js';
+import { Catalog } from '../../src/shared/catalog/catalog.js';
+import { loadConfig } from '../../src/shared/runtime/config.js';
+import { DatabaseLock } from '../../src/shared/locking/lock.js';
+import { workerRedis } from '../../src/shared/runtime/redis.js';
 
 const config = loadConfig();
 const redis = workerRedis(config.redisUrl);

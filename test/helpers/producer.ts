@@ -1,6 +1,6 @@
-import { Catalog } from '../../src/shared/catalog.js';
-import type { Config } from '../../src/shared/config.js';
-import { createLogger } from '../../src/shared/logger.js';
+import { Catalog } from '../../src/shared/catalog/catalog.js';
+import type { Config } from '../../src/shared/runtime/config.js';
+import { createLogger } from '../../src/shared/observability/logger.js';
 import { startProducer, type RunningProducer } from '../../src/producer/server.js';
 import { TEST_TOKEN } from './env.js';
 

@@ -1,5 +1,5 @@
 import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog.js';
+import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import type { Sandbox } from './env.js';
 import { killAll, startWorkerProcess, type Proc } from './processes.js';
 import { openCatalog, startTestProducer } from './producer.js';

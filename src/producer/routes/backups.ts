@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import type { Job, Queue, QueueEvents } from 'bullmq';
 import { z } from 'zod';
-import { AppError, badRequest, notFound } from '../../shared/errors.js';
-import { toBackupBody, toBackupListItem, toRestoreBody } from '../../shared/presenters.js';
-import { backupJobSchema, restoreDedupId, restoreJobSchema, verifyDedupId, verifyJobSchema } from '../../shared/queues.js';
-import { nextScheduledBackup, nextScheduledVerification, syncSchedules } from '../../shared/scheduler.js';
-import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/settings.js';
+import { AppError, badRequest, notFound } from '../../shared/domain/errors.js';
+import { toBackupBody, toBackupListItem, toRestoreBody } from '../../shared/domain/presenters.js';
+import { backupJobSchema, restoreDedupId, restoreJobSchema, verifyDedupId, verifyJobSchema } from '../../shared/jobs/queues.js';
+import { nextScheduledBackup, nextScheduledVerification, syncSchedules } from '../../shared/jobs/scheduler.js';
+import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/catalog/settings.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody, parseId, parseQuery } from '../validate.js';
 

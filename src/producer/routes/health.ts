@@ -1,8 +1,8 @@
 import { Router } from 'express';
-import type { Config } from '../../shared/config.js';
-import { AppError } from '../../shared/errors.js';
-import { storageHealth, type StorageHealth } from '../../shared/mirror.js';
-import type { BackupStorage } from '../../shared/storage.js';
+import type { Config } from '../../shared/runtime/config.js';
+import { AppError } from '../../shared/domain/errors.js';
+import { storageHealth, type StorageHealth } from '../../shared/storage/mirror.js';
+import type { BackupStorage } from '../../shared/storage/storage.js';
 import { bearerOutcome } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';
 import { observe } from '../health-facts.js';

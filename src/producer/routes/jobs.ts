@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { badRequest, notFound } from '../../shared/errors.js';
+import { badRequest, notFound } from '../../shared/domain/errors.js';
 import type { ProducerDeps } from '../deps.js';
 
 /** `GET /api/jobs/:id`: where a queued backup, verify or restore job stands. */

@@ -1,0 +1,223 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { BackupRow, BackupType, Catalog } from '../catalog/catalog.js';
+import { sha256File } from '../codec/checksum.js';
+import { encodeFile, extensionOf } from '../codec/codec.js';
+import type { Config } from '../runtime/config.js';
+import { keyringOf } from '../codec/encryption.js';
+import { AppError, DAMAGED_REASON_PREFIX, messageOf, permanentFailure } from '../domain/errors.js';
+import { BACKUP_PREFIX, backupBaseName, ensurePrivateDir, publish, removeQuietly, tempPath } from '../runtime/files.js';
+import type { LockGuard } from '../locking/lock.js';
+import type { Logger } from '../observability/logger.js';
+import { buildManifest, manifestName } from '../catalog/manifest.js';
+import { catchUpMirror, copyToMirror } from '../storage/mirror.js';
+import { integrityProblems, snapshot } from '../sqlite/sqlite-ops.js';
+import { storesOf } from '../storage/storage.js';
+
+export interface BackupContext {
+  config: Config;
+  catalog: Catalog;
+  log: Logger;
+}
+
+export interface BackupRequest {
+  type: BackupType;
+  /** The job that asked for it; a rerun of the same job reuses its catalog row. */
+  jobId: string | null;
+  onProgress?: (percent: number) => Promise<void> | void;
+  /** Bytes compressed/encrypted so far out of the database's size, for a progress bar. */
+  onBytes?: (done: number, total: number) => void;
+  /**
+   * When the live database turns out damaged, keep the snapshot of it (`DamagedDatabase.keptAt`)
+   * instead of removing it: a restore replacing a damaged database keeps its pages this way.
+   */
+  keepDamaged?: boolean;
+  /** The database lock the caller holds: checked before the file is published and before the row completes. */
+  lock?: LockGuard;
+}
+
+/** The live database failed quick_check: nothing was recorded as a good backup. */
+export class DamagedDatabase extends AppError {
+  constructor(
+    message: string,
+    readonly problems: string[],
+    readonly keptAt: string | undefined,
+  ) {
+    super('database_damaged', message, 422, true);
+  }
+}
+
+/** quick_check's problems, or the reason it could not run. */
+const quickCheck = (file: string): Promise<string[]> =>
+  integrityProblems(file, 'quick').catch((err: unknown) => [`quick_check could not run: ${messageOf(err)}`]);
+
+/**
+ * A snapshot that fails quick_check never counts as a backup. When the live database fails it too,
+ * the database itself is damaged: that is the operator's moment to act, and the backups taken
+ * before the damage are what they will restore from. When only the copy fails, the copy went
+ * wrong; the attempt is retried.
+ */
+async function refuseDamaged(ctx: BackupContext, req: BackupRequest, problems: string[], snapshotFile: string, base: string) {
+  if (!problems.length) return;
+  const { config, log } = ctx;
+  const copyProblems = problems.slice(0, 3).join('; ');
+  const live = await integrityProblems(config.databasePath, 'quick').catch((err: unknown) => {
+    const code = (err as { code?: string }).code ?? '';
+    if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return [messageOf(err)];
+    // Busy or unreadable for a moment: no verdict on the database, so no alarm; try again later.
+    throw new Error(`the snapshot failed quick_check (${copyProblems}) and the live database could not be checked: ${messageOf(err)}`);
+  });
+  if (!live.length) throw new Error(`the snapshot failed quick_check although the live database passes it: ${copyProblems}`);
+  let keptAt: string | undefined;
+  if (req.keepDamaged) {
+    keptAt = path.join(config.backupDir, `damaged-database-${base.slice(BACKUP_PREFIX.length)}.db`);
+    await fs.rename(snapshotFile, keptAt);
+  }
+  const message =
+    `${DAMAGED_REASON_PREFIX}: quick_check of ${config.databasePath} reports ${live.slice(0, 3).join('; ')}` +
+    (live.length > 3 ? ` (and ${live.length - 3} more)` : '') +
+    '. Nothing was recorded as a good backup and retention deleted nothing: restore the newest valid backup or repair the database now.';
+  log.error({ problems: live.slice(0, 10), keptAt }, message);
+  throw new DamagedDatabase(message, live, keptAt);
+}
+
+/** Turns the errors a backup meets into messages an operator can act on. */
+function explain(err: unknown, config: Config): Error {
+  if (err instanceof AppError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const message = messageOf(err);
+  if (code === 'ENOSPC' || /SQLITE_FULL|database or disk is full/i.test(message)) {
+    return Object.assign(new Error(`no space left in ${config.backupDir}`), { code: 'ENOSPC' });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return permanentFailure('backup_dir_not_writable', `backup directory ${config.backupDir} is not writable (${code})`);
+  }
+  if (code === 'SQLITE_CANTOPEN' && /unable to open|cannot open/i.test(message)) {
+    return permanentFailure('backup_dir_not_writable', `cannot write into ${config.backupDir}: ${message}`);
+  }
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+    return permanentFailure(
+      'database_unreadable',
+      `${DAMAGED_REASON_PREFIX}: ${config.databasePath} is not a readable SQLite database (${message}); restore the newest valid backup now`,
+    );
+  }
+  return err instanceof Error ? err : new Error(message);
+}
+
+/**
+ * Takes one backup of the live database: a consistent snapshot into a temp file in BACKUP_DIR,
+ * optional compression and encryption, fsync, a no-clobber rename to the runbook's file name,
+ * SHA-256, its manifest beside it, and the catalog row moved from `in_progress` to `completed`;
+ * then a copy to the mirror, when one is configured. On any failure before completion the temp
+ * files are removed and the row is `failed` with the reason. A mirror that cannot take the copy
+ * does not fail the backup: the copy is recorded as failed (see `/health`) and retried by the
+ * next backup. The caller holds the database lock.
+ */
+export async function createBackup(ctx: BackupContext, req: BackupRequest): Promise<BackupRow> {
+  const { config, catalog, log } = ctx;
+  const startedAt = new Date();
+  const key = keyringOf(config).write;
+  const ext = extensionOf({ compression: config.compression, encrypted: Boolean(key) });
+  const base = backupBaseName(startedAt);
+  const id = catalog.beginBackup(req.type, path.join(config.backupDir, base + ext), req.jobId, config.compression, key?.id ?? null);
+  const rawTemp = tempPath(config.backupDir, `backup-${id}`);
+  const packedTemp = `${rawTemp}${ext}`;
+  let finalPath: string | undefined;
+  const progress = async (p: number) => {
+    await req.onProgress?.(p);
+  };
+
+  try {
+    await fs.access(config.databasePath).catch(() => {
+      throw permanentFailure('database_missing', `database file ${config.databasePath} does not exist`);
+    });
+    await ensurePrivateDir(config.backupDir);
+    await progress(5);
+
+    // The destination is our own new file, so it is never busy; the bound is only a backstop.
+    const info = await snapshot(config.databasePath, rawTemp, 60_000).catch((err: unknown) => {
+      if ((err as { code?: string }).code === 'SNAPSHOT_SHORT') throw new Error(`the snapshot is unusable: ${messageOf(err)}`);
+      throw err;
+    });
+    if (info.journalMode !== 'wal') {
+      log.warn(
+        { journalMode: info.journalMode },
+        'the database is not in WAL mode: writers were blocked while the backup copied it; switch it to WAL (PRAGMA journal_mode=WAL)',
+      );
+    }
+    const databaseSize = (await fs.stat(rawTemp)).size;
+    await progress(60);
+
+    // The copy is checked before it can count as good: quick_check of the snapshot runs in its
+    // SQLite thread on one core while this process packs and hashes on the other.
+    const checked = quickCheck(rawTemp);
+    let finished = rawTemp;
+    let checksum: string;
+    try {
+      if (config.compression !== 'none' || key) {
+        await encodeFile(rawTemp, packedTemp, config.compression, key, (n) => req.onBytes?.(n, databaseSize));
+        finished = packedTemp;
+      }
+      checksum = await sha256File(finished);
+    } finally {
+      // The snapshot is being read by the check: wait for it before anything is removed.
+      await checked.catch(() => undefined);
+    }
+    await refuseDamaged(ctx, req, await checked, rawTemp, base);
+    if (finished !== rawTemp) await removeQuietly(rawTemp);
+    await progress(75);
+
+    const stat = await fs.stat(finished);
+    await req.lock?.assertHeld();
+    finalPath = await publish(finished, config.backupDir, base, ext);
+    const completedAt = new Date().toISOString();
+    // The manifest is written before the row completes: a completed backup always has one.
+    const manifest = buildManifest(
+      {
+        ...catalog.getBackup(id)!,
+        file_path: finalPath,
+        file_size_bytes: stat.size,
+        checksum,
+        completed_at: completedAt,
+        status: 'completed',
+      },
+      { sourcePath: config.databasePath, pageSize: info.pageSize, userVersion: info.userVersion, sizeBytes: databaseSize },
+      key,
+    );
+    await storesOf(config).primary.putText(manifestName(path.basename(finalPath)), `${JSON.stringify(manifest, null, 2)}\n`);
+    await req.lock?.assertHeld();
+    catalog.completeBackup(id, {
+      filePath: finalPath,
+      fileSize: stat.size,
+      checksum,
+      pageSize: info.pageSize,
+      userVersion: info.userVersion,
+      databaseSize,
+      completedAt,
+    });
+    const row = catalog.getBackup(id)!;
+    log.info({ backupId: id, file: finalPath, bytes: stat.size, ms: Date.now() - startedAt.getTime() }, 'backup completed');
+    try {
+      await progress(90);
+      // A mirror that was away gets the backups it missed once it takes copies again.
+      if (await copyToMirror(ctx, row)) await catchUpMirror(ctx);
+      await progress(100);
+    } catch (err) {
+      // The backup is complete and recorded: a later step failing (its job lost when Redis
+      // restarted empty, a mirror) must not mark it failed and strand its file.
+      log.warn({ backupId: id, err: (err as Error).message }, 'backup completed; a step after it failed');
+    }
+    return row;
+  } catch (err) {
+    // Unless the row records this very file: a rerun that took the row over has its own file.
+    const kept = catalog.getBackup(id);
+    if (finalPath && !(kept?.status === 'completed' && kept.file_path === finalPath)) {
+      await removeQuietly(finalPath, path.join(config.backupDir, manifestName(path.basename(finalPath))));
+    }
+    await removeQuietly(rawTemp, packedTemp);
+    const reason = explain(err, config);
+    catalog.failBackup(id, reason.message);
+    log.error({ backupId: id, err: reason }, 'backup failed');
+    throw reason;
+  }
+}

@@ -1,0 +1,158 @@
+import type { CompressionMode } from '../runtime/config.js';
+
+export const BACKUP_TYPES = ['manual', 'scheduled', 'pre-migration'] as const;
+export type BackupType = (typeof BACKUP_TYPES)[number];
+export type BackupStatus = 'in_progress' | 'completed' | 'failed';
+
+/**
+ * The runbook's `backup_log` table, column for column. Everything this service adds lives in
+ * tables beside it, so tools written against the runbook keep working.
+ */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS backup_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  backup_type TEXT CHECK(backup_type IN ('manual', 'scheduled', 'pre-migration')) NOT NULL,
+  file_path TEXT NOT NULL,
+  file_size_bytes INTEGER,
+  started_at DATETIME NOT NULL,
+  completed_at DATETIME,
+  status TEXT CHECK(status IN ('in_progress', 'completed', 'failed')) NOT NULL,
+  error_message TEXT,
+  checksum TEXT
+);
+CREATE INDEX IF NOT EXISTS backup_log_status ON backup_log(status, id);
+
+CREATE TABLE IF NOT EXISTS backup_detail (
+  backup_id INTEGER PRIMARY KEY REFERENCES backup_log(id) ON DELETE CASCADE,
+  job_id TEXT UNIQUE,
+  compression TEXT NOT NULL DEFAULT 'none',
+  encryption TEXT,
+  page_size INTEGER,
+  user_version INTEGER,
+  database_size_bytes INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS backup_copy (
+  backup_id INTEGER NOT NULL REFERENCES backup_log(id) ON DELETE CASCADE,
+  location TEXT NOT NULL,
+  status TEXT CHECK(status IN ('ok', 'failed')) NOT NULL,
+  checked_at DATETIME NOT NULL,
+  error_message TEXT,
+  PRIMARY KEY (backup_id, location)
+);
+
+CREATE TABLE IF NOT EXISTS verification (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  backup_id INTEGER NOT NULL REFERENCES backup_log(id) ON DELETE CASCADE,
+  mode TEXT CHECK(mode IN ('full', 'quick')) NOT NULL,
+  verified_at DATETIME NOT NULL,
+  valid INTEGER NOT NULL,
+  message TEXT NOT NULL,
+  checks TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verification_backup ON verification(backup_id, id);
+
+CREATE TABLE IF NOT EXISTS restore_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT UNIQUE,
+  backup_id INTEGER NOT NULL,
+  safety_backup_id INTEGER,
+  started_at DATETIME NOT NULL,
+  restored_at DATETIME,
+  completed_at DATETIME,
+  status TEXT CHECK(status IN ('in_progress', 'completed', 'failed', 'rolled_back')) NOT NULL,
+  error_message TEXT
+);
+
+CREATE TABLE IF NOT EXISTS backup_lease (
+  backup_id INTEGER NOT NULL,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (backup_id, holder)
+);
+
+CREATE TABLE IF NOT EXISTS settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS lock_fence (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO lock_fence (id, value) VALUES (1, 0);
+`;
+
+export interface BackupRow {
+  id: number;
+  backup_type: BackupType;
+  file_path: string;
+  file_size_bytes: number | null;
+  started_at: string;
+  completed_at: string | null;
+  status: BackupStatus;
+  error_message: string | null;
+  checksum: string | null;
+  compression: CompressionMode | null;
+  /** Id of the key the file is encrypted with; null when it is not encrypted. */
+  encryption: string | null;
+  page_size: number | null;
+  user_version: number | null;
+  database_size_bytes: number | null;
+  job_id: string | null;
+}
+
+export interface CopyRow {
+  backup_id: number;
+  location: string;
+  status: 'ok' | 'failed';
+  checked_at: string;
+  error_message: string | null;
+}
+
+/** What a manifest knows about a backup: enough to put its rows back. */
+export interface ImportedBackup {
+  id: number;
+  type: BackupType;
+  filePath: string;
+  fileSize: number;
+  startedAt: string;
+  completedAt: string;
+  checksum: string;
+  jobId: string | null;
+  compression: CompressionMode;
+  encryption: string | null;
+  pageSize: number | null;
+  userVersion: number | null;
+  databaseSize: number | null;
+}
+
+export interface VerificationRow {
+  id: number;
+  backup_id: number;
+  mode: 'full' | 'quick';
+  verified_at: string;
+  valid: number;
+  message: string;
+  checks: string;
+}
+
+export interface RestoreRow {
+  id: number;
+  job_id: string | null;
+  backup_id: number;
+  safety_backup_id: number | null;
+  started_at: string;
+  restored_at: string | null;
+  completed_at: string | null;
+  status: 'in_progress' | 'completed' | 'failed' | 'rolled_back';
+  error_message: string | null;
+}
+
+export interface Statistics {
+  totalBackups: number;
+  totalSize: number;
+  oldestBackup: string | null;
+  newestBackup: string | null;
+  failedBackups: number;
+}

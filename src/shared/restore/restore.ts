@@ -1,0 +1,238 @@
+import fs from 'node:fs/promises';
+import { DamagedDatabase, createBackup, type BackupContext } from '../backup/backup.js';
+import type { BackupRow, RestoreRow } from '../catalog/catalog.js';
+import { AppError, messageOf, notFound, permanentFailure } from '../domain/errors.js';
+import { LockLostError, type LockGuard } from '../locking/lock.js';
+import { copyIntoLive, describeDatabase } from '../sqlite/sqlite-ops.js';
+import { readableCopy, verifyAndRecord } from '../verify/verify.js';
+
+export interface RestoreRequest {
+  backupId: number;
+  /** Names the restore: a rerun of the same job finds its row and does not restore twice. */
+  jobId: string;
+  lock: LockGuard;
+  onProgress?: (percent: number) => Promise<void> | void;
+}
+
+const now = () => new Date().toISOString();
+
+/** Starts the restore row's note saying where the damaged database it replaced was kept. */
+const DAMAGED_NOTE = 'the damaged database was';
+
+/**
+ * Restores a backup into the live database while the application keeps running:
+ * verify → safety backup (`pre-migration`) → copy through SQLite's backup API → integrity check,
+ * and on a failure after the safety backup, the safety backup is put back the same way. The
+ * caller holds the database lock; the destructive step checks that it still does.
+ */
+export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Promise<RestoreRow> {
+  const { config, catalog, log } = ctx;
+  const progress = async (p: number) => {
+    await req.onProgress?.(p);
+  };
+  let row = catalog.beginRestore(req.jobId, req.backupId);
+  if (row.status === 'completed' || row.status === 'rolled_back') {
+    log.info({ restoreId: row.id }, 'restore already finished by an earlier run of this job');
+    return row;
+  }
+  if (row.restored_at) {
+    // An earlier run copied the backup in and died before recording the end: copying again would
+    // throw away whatever the application wrote since, so only check and record.
+    return finish(ctx, row.id, []);
+  }
+  row = catalog.updateRestore(row.id, { status: 'in_progress', error_message: null });
+
+  const backup = catalog.getBackup(req.backupId);
+  if (!backup) throw notFound(`backup ${req.backupId} does not exist`, 'backup_not_found');
+  if (backup.status !== 'completed') {
+    throw fail(ctx, row.id, permanentFailure('backup_not_restorable', `backup ${backup.id} is ${backup.status}, not completed`));
+  }
+
+  const holder = `restore:${req.jobId}`;
+  catalog.lease(backup.id, holder, 24 * 3_600_000);
+  try {
+    const verification = await verifyAndRecord(config, catalog, backup, 'full', true);
+    if (!verification.valid || !verification.copy) {
+      throw fail(ctx, row.id, permanentFailure('backup_invalid', `backup ${backup.id} failed verification: ${verification.message}`));
+    }
+    const source = verification.copy;
+    try {
+      await progress(25);
+      let liveExists = await fs.access(config.databasePath).then(
+        () => true,
+        () => false,
+      );
+      const backupInfo = await describeDatabase(source.path);
+      let damagedAside: string | undefined;
+      let damagedCopy: string | undefined;
+      const liveInfo = liveExists ? await describeDatabase(config.databasePath).catch(unlessDamaged) : undefined;
+      if (liveExists && !liveInfo) {
+        damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
+        liveExists = false;
+      }
+      if (liveExists && liveInfo) {
+        if (liveInfo.journalMode === 'wal' && liveInfo.pageSize !== backupInfo.pageSize) {
+          throw fail(
+            ctx,
+            row.id,
+            permanentFailure(
+              'page_size_mismatch',
+              `backup page size ${backupInfo.pageSize} differs from the live WAL database's ${liveInfo.pageSize}`,
+            ),
+          );
+        }
+        if (!row.safety_backup_id) {
+          // A run that died between taking the safety backup and recording it left it completed.
+          const safetyJob = `${req.jobId}:safety`;
+          const earlier = catalog.getBackupByJob(safetyJob);
+          let safety: BackupRow | undefined;
+          try {
+            safety =
+              earlier?.status === 'completed'
+                ? earlier
+                : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob, keepDamaged: true, lock: req.lock });
+          } catch (err) {
+            if (err instanceof DamagedDatabase && err.keptAt) {
+              // The database this restore replaces is damaged (the usual reason to restore): its
+              // snapshot is no backup to list as good, but its pages are kept, as they were.
+              damagedCopy = err.keptAt;
+            } else {
+              // Pages too damaged to copy: keep the file itself instead, as it is.
+              if (!(err instanceof AppError && err.code === 'database_unreadable')) throw err;
+              damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
+            }
+          }
+          if (safety) row = catalog.updateRestore(row.id, { safety_backup_id: safety.id });
+        }
+      }
+      if (damagedAside) catalog.updateRestore(row.id, { error_message: `${DAMAGED_NOTE} moved to ${damagedAside}` });
+      if (damagedCopy) catalog.updateRestore(row.id, { error_message: `${DAMAGED_NOTE} copied to ${damagedCopy}` });
+      await progress(60);
+
+      await req.lock.assertHeld();
+      let problems: string[];
+      try {
+        // The thread checks the fence again right before it writes, and is stopped if the lock is lost.
+        problems = await copyIntoLive(source.path, config.databasePath, config.restoreBusyTimeout, copyGuard(ctx, req.lock));
+      } catch (err) {
+        if (err instanceof LockLostError) throw err;
+        // A busy live database refuses the one-step copy before it writes a page: nothing changed.
+        if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
+          catalog.updateRestore(row.id, { status: 'failed', error_message: messageOf(err) });
+          throw err;
+        }
+        return rollBack(ctx, req.lock, row.id, `copy failed: ${messageOf(err)}`);
+      }
+      catalog.updateRestore(row.id, { restored_at: now() });
+      await progress(90);
+      if (problems.length) return rollBack(ctx, req.lock, row.id, `integrity_check after restore: ${problems.slice(0, 5).join('; ')}`);
+      return finish(ctx, row.id, problems);
+    } finally {
+      await source.release();
+    }
+  } catch (err) {
+    throw err instanceof LockLostError ? lockLost(ctx, row.id, err) : err;
+  } finally {
+    catalog.unlease(backup.id, holder);
+  }
+}
+
+const copyGuard = (ctx: BackupContext, lock: LockGuard) => ({
+  catalogPath: ctx.config.catalogPath,
+  fence: lock.fence,
+  signal: lock.signal,
+});
+
+/**
+ * The lock was lost before the copy committed (this holder was paused past it, or its Redis or
+ * file lock was taken over): the live database was not changed by this restore, and someone else
+ * may have changed it since. Not worth a retry: replaying the restore later could undo their
+ * work; whoever still wants it starts it again.
+ */
+function lockLost(ctx: BackupContext, restoreId: number, err: LockLostError): Error {
+  const note = ctx.catalog.getRestore(restoreId)?.error_message;
+  const failure = permanentFailure(
+    'lock_lost',
+    `lock lost: ${err.message}; the live database was not changed by this restore, which is not retried (start it again if it is still wanted)` +
+      (note ? `; ${note}` : ''),
+  );
+  // Only while in progress: a rerun of this job on another worker (this one stalled past
+  // JOB_LOCK_DURATION) may own the row by now, and may have finished it.
+  ctx.catalog.failRestoreInProgress(restoreId, failure.message);
+  return failure;
+}
+
+/** A live database that does not open as SQLite: the emergency case, where no safety backup can be taken. */
+function unlessDamaged(err: unknown): undefined {
+  const code = (err as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_NOTADB') || code.startsWith('SQLITE_CORRUPT')) return undefined;
+  throw err;
+}
+
+/**
+ * Keeps a damaged live database, byte for byte, beside it (with its -wal/-shm, which belong to it
+ * and must not be replayed into the restored file), so the restore writes a fresh file. Only
+ * reached when the database does not open or cannot be copied, when no application can be using it.
+ */
+async function setDamagedAside(ctx: BackupContext, lock: LockGuard, live: string): Promise<string> {
+  await lock.assertHeld();
+  const aside = `${live}.damaged-${now().replace(/[:.]/g, '-')}`;
+  for (const suffix of ['', '-wal', '-shm', '-journal']) {
+    await fs.rename(live + suffix, aside + suffix).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+  ctx.log.warn({ database: live, movedTo: aside }, 'the live database is damaged: kept it aside instead of a safety backup');
+  return aside;
+}
+
+function fail(ctx: BackupContext, restoreId: number, err: Error): Error {
+  ctx.catalog.updateRestore(restoreId, { status: 'failed', completed_at: now(), error_message: err.message });
+  return err;
+}
+
+async function finish(ctx: BackupContext, restoreId: number, problems: string[]): Promise<RestoreRow> {
+  if (problems.length) throw fail(ctx, restoreId, permanentFailure('restore_damaged', problems.join('; ')));
+  // A note left by the run (where a damaged database was kept) stays; an earlier run's error goes.
+  const note = ctx.catalog.getRestore(restoreId)?.error_message;
+  const row = ctx.catalog.updateRestore(restoreId, {
+    status: 'completed',
+    completed_at: now(),
+    error_message: note?.startsWith(DAMAGED_NOTE) ? note : null,
+  });
+  ctx.log.info({ restoreId, backupId: row.backup_id, safetyBackupId: row.safety_backup_id }, 'restore completed');
+  return row;
+}
+
+/** Puts the safety backup back after a failed restore and reports both errors. */
+async function rollBack(ctx: BackupContext, lock: LockGuard, restoreId: number, reason: string): Promise<never> {
+  const { config, catalog, log } = ctx;
+  const row = catalog.getRestore(restoreId)!;
+  const safety = row.safety_backup_id ? catalog.getBackup(row.safety_backup_id) : undefined;
+  if (!safety) {
+    const kept = row.error_message?.startsWith(DAMAGED_NOTE) ? `; ${row.error_message}` : '';
+    throw fail(ctx, restoreId, permanentFailure('restore_failed', `${reason}; no safety backup to roll back to${kept}`));
+  }
+  log.error({ restoreId, reason }, 'restore failed; putting the safety backup back');
+  const copy = await readableCopy(config, safety, 'restore');
+  try {
+    // Another holder may own the database by now: then this copy would overwrite its work.
+    await lock.assertHeld();
+    const problems = await copyIntoLive(copy.path, config.databasePath, config.restoreBusyTimeout, copyGuard(ctx, lock));
+    if (problems.length) throw new Error(`integrity_check after rollback: ${problems.join('; ')}`);
+  } catch (err) {
+    throw fail(
+      ctx,
+      restoreId,
+      permanentFailure('rollback_failed', `${reason}; rollback to safety backup ${safety.id} also failed: ${messageOf(err)}`),
+    );
+  } finally {
+    await copy.release();
+  }
+  catalog.updateRestore(restoreId, {
+    status: 'rolled_back',
+    completed_at: now(),
+    error_message: `${reason}; rolled back to safety backup ${safety.id}`,
+  });
+  throw permanentFailure('restore_rolled_back', `${reason}; the database was rolled back to safety backup ${safety.id}`);
+}

@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { processAlive } from '../locking/process-owner.js';
+
+export const BACKUP_PREFIX = 'workstation-backup-';
+const TEMP_PREFIX = '.tmp-';
+
+/** `workstation-backup-YYYY-MM-DDTHH-MM-SS`, the runbook's name, in UTC. */
+export function backupBaseName(at: Date): string {
+  return BACKUP_PREFIX + at.toISOString().slice(0, 19).replace(/:/g, '-');
+}
+
+/** A temporary file name in `dir` that no other process will pick. */
+export function tempPath(dir: string, label: string): string {
+  return path.join(dir, `${TEMP_PREFIX}${label}-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+export function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_PREFIX);
+}
+
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fs.chmod(dir, 0o700);
+}
+
+export async function fsyncPath(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Moves a finished temp file to its final name without ever replacing another file: a hard link
+ * fails when the name is taken, in which case `-1`, `-2`… is appended. The directory is synced
+ * so the new name survives a power cut. Returns the final path.
+ */
+export async function publish(temp: string, dir: string, base: string, ext: string): Promise<string> {
+  await fs.chmod(temp, 0o600);
+  await fsyncPath(temp);
+  for (let n = 0; ; n++) {
+    const target = path.join(dir, `${base}${n ? `-${n}` : ''}${ext}`);
+    try {
+      await fs.link(temp, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw err;
+    }
+    await fs.unlink(temp);
+    await fsyncPath(dir);
+    return target;
+  }
+}
+
+/** The writer's pid in a temp name (see tempPath), before the random part and any extension. */
+const TEMP_PID = /-(\d+)-[0-9a-f]{12}(?:\.[^-]*)?$/;
+
+/** Readers (verify) run without the lock; a decoded copy of theirs this old belongs to a dead process. */
+const STALE_READ_TEMP_MS = 6 * 3_600_000;
+
+/**
+ * Temp files left by a worker that died in a backup or a restore (a safety backup, a decoded copy
+ * to restore from), and decoded copies left by a reader that died long ago (for an encrypted
+ * backup they are plaintext). Only a holder of the database lock may call this: no other backup or
+ * restore is running then; copies of live verify jobs, which run unlocked, are young and kept.
+ */
+export async function removeAbandonedBackupTemps(dir: string): Promise<void> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const stale = async (n: string) => {
+    const s = await fs.stat(path.join(dir, n)).catch(() => null);
+    return Boolean(s && Date.now() - s.mtimeMs > STALE_READ_TEMP_MS);
+  };
+  const doomed: string[] = [];
+  for (const n of names.filter(isTempName)) {
+    // A CLI run holding only the local lock may be writing it. Our own pid is not such a writer:
+    // the caller holds the lock, so a temp of ours is a previous process's that had our pid.
+    const pid = Number(TEMP_PID.exec(n)?.[1]);
+    if (pid && pid !== process.pid && processAlive(pid)) continue;
+    const locked = n.includes('-backup-') || n.startsWith(`${TEMP_PREFIX}restore-`);
+    if (locked || (n.startsWith(`${TEMP_PREFIX}read-`) && (await stale(n)))) doomed.push(path.join(dir, n));
+  }
+  await removeQuietly(...doomed);
+}
+
+/** A write temp untouched this long is abandoned whoever wrote it: a live writer keeps it fresh. */
+export const WRITE_TEMP_STALE_MS = 15 * 60_000;
+/**
+ * How long a write temp of a process that is gone is kept anyway. The pid is only meaningful on
+ * this host: workers in other containers sharing the volume have pids of their own namespace, so a
+ * pid that looks dead here may be writing there; their writes keep the file fresh for this long.
+ */
+export const DEAD_WRITER_GRACE_MS = 60_000;
+
+/** `tempPath(dir, 'put' | 'text')`: the pid of the writer follows the label. */
+const WRITE_TEMP = /^\.tmp-(put|text)-(\d+)-/;
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Removes what a writer killed in the middle of `put` or `putText` (storage.ts) left behind: the
+ * `.tmp-put-` and `.tmp-text-` files of `dir`, once untouched for WRITE_TEMP_STALE_MS, or for
+ * DEAD_WRITER_GRACE_MS when the pid in the name is not running here. Safe without the database
+ * lock: a live writer's file is younger than either bound. Returns the files removed.
+ */
+export async function removeStaleWriteTemps(dir: string, now = Date.now()): Promise<string[]> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const doomed: string[] = [];
+  for (const name of names) {
+    const m = WRITE_TEMP.exec(name);
+    if (!m) continue;
+    const file = path.join(dir, name);
+    const s = await fs.stat(file).catch(() => null);
+    if (!s?.isFile()) continue;
+    const idle = now - s.mtimeMs;
+    const pid = Number(m[2]);
+    if (idle > WRITE_TEMP_STALE_MS || (idle > DEAD_WRITER_GRACE_MS && pid !== process.pid && !isAlive(pid))) doomed.push(file);
+  }
+  await removeQuietly(...doomed);
+  return doomed;
+}
+
+export async function removeQuietly(...files: string[]): Promise<void> {
+  await Promise.all(files.map((f) => fs.rm(f, { force: true }).catch(() => undefined)));
+}
+
+/** Whether `file` lies inside `dir` (after resolving `..`), so a catalog row cannot point elsewhere. */
+export function isInside(dir: string, file: string): boolean {
+  const rel = path.relative(path.resolve(dir), path.resolve(file));
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}

@@ -1,0 +1,131 @@
+import { Worker } from 'node:worker_threads';
+import { LockLostError } from '../locking/lock.js';
+
+export type ThreadRequest =
+  | { op: 'snapshot'; source: string; destination: string; timeoutMs: number }
+  | { op: 'integrity'; file: string; mode: 'full' | 'quick' }
+  | { op: 'describe'; file: string }
+  | {
+      op: 'restore';
+      source: string;
+      destination: string;
+      timeoutMs: number;
+      /** The holder's fencing value, compared with the catalog's in the thread right before the copy writes. */
+      fence?: { catalogPath: string; value: number };
+    };
+
+export interface SqliteInfo {
+  pageSize: number;
+  userVersion: number;
+  journalMode: string;
+}
+
+export type ThreadResult =
+  | ({ op: 'snapshot'; pageCount: number } & SqliteInfo)
+  | ({ op: 'describe' } & SqliteInfo)
+  | { op: 'integrity'; problems: string[] }
+  | { op: 'restore'; problems: string[] };
+
+/** An error raised inside the thread, with SQLite's or Node's code kept. */
+export class SqliteOpError extends Error {
+  override name = 'SqliteOpError';
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+// Plain JavaScript, so the same file runs from sources (tsx, vitest) and from dist/ without a loader.
+const threadUrl = new URL('./sqlite-thread.js', import.meta.url);
+
+type ThreadMessage<R> = { ok: true; result: R } | { ok: false; error: { message: string; code?: string } } | { copied: true };
+
+/**
+ * Runs one request in a thread of its own. When `signal` aborts (the lock the work runs under is
+ * lost), the thread is terminated and the promise rejects with the signal's reason; a restore
+ * that has already committed its copy is left to finish, so its outcome is known.
+ */
+function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: AbortSignal): Promise<R> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    // execArgv: [] — the thread is plain JavaScript; inheriting `--import tsx` would make every
+    // thread load the TypeScript loader first, which costs more than the work of a small job.
+    const worker = new Worker(threadUrl, { workerData: request, execArgv: [] });
+    let settled = false;
+    let copied = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const onAbort = () => {
+      if (copied) return;
+      settle(() => reject(signal!.reason as Error));
+      void worker.terminate();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    worker.on('message', (msg: ThreadMessage<R>) => {
+      if ('copied' in msg) {
+        copied = true;
+        return;
+      }
+      settle(() => {
+        if (msg.ok) resolve(msg.result);
+        else if (msg.error.code === 'LOCK_LOST') reject(new LockLostError(msg.error.message));
+        else reject(new SqliteOpError(msg.error.message, msg.error.code));
+      });
+      void worker.terminate();
+    });
+    worker.once('error', (err) => settle(() => reject(err)));
+    worker.once('exit', (code) => settle(() => reject(new Error(`SQLite thread exited with code ${code} before answering`))));
+  });
+}
+
+/**
+ * A transaction-consistent copy of a live database, taken in one step of SQLite's backup API so
+ * that concurrent writers cannot restart it. In WAL mode writers carry on meanwhile.
+ */
+export const snapshot = (source: string, destination: string, timeoutMs: number) =>
+  runInThread<Extract<ThreadResult, { op: 'snapshot' }>>({ op: 'snapshot', source, destination, timeoutMs });
+
+/** `integrity_check` (full) or `quick_check`; an empty list means the database is sound. */
+export const integrityProblems = async (file: string, mode: 'full' | 'quick') =>
+  (await runInThread<Extract<ThreadResult, { op: 'integrity' }>>({ op: 'integrity', file, mode })).problems;
+
+export const describeDatabase = (file: string) => runInThread<Extract<ThreadResult, { op: 'describe' }>>({ op: 'describe', file });
+
+/** The lock a copy into the live database runs under, as the thread can check it. */
+export interface CopyGuard {
+  /** The catalog that holds the fencing value. */
+  catalogPath: string;
+  /** The holder's fencing value: the copy is refused when the catalog's has moved on. */
+  fence?: number;
+  /** Aborted when the lock is lost: a copy that has not committed yet is stopped. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Copies a backup into the live database through SQLite's backup API, so connections that hold
+ * it open see the restored data on their next transaction instead of a file swapped under them.
+ * Returns the live database's integrity problems afterwards. With `guard`, a lock lost before the
+ * copy commits rejects with LockLostError and leaves the live database as it was.
+ */
+export const copyIntoLive = async (source: string, destination: string, timeoutMs: number, guard?: CopyGuard) =>
+  (
+    await runInThread<Extract<ThreadResult, { op: 'restore' }>>(
+      {
+        op: 'restore',
+        source,
+        destination,
+        timeoutMs,
+        ...(guard?.fence !== undefined ? { fence: { catalogPath: guard.catalogPath, value: guard.fence } } : {}),
+      },
+      guard?.signal,
+    )
+  ).problems;

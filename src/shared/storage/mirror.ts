@@ -1,0 +1,145 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { BackupRow, Catalog } from '../catalog/catalog.js';
+import type { Config } from '../runtime/config.js';
+import { messageOf } from '../domain/errors.js';
+import type { Logger } from '../observability/logger.js';
+import { manifestName } from '../catalog/manifest.js';
+import { storesOf, type BackupStorage } from './storage.js';
+
+export const MIRROR = 'mirror';
+
+interface MirrorContext {
+  config: Config;
+  catalog: Catalog;
+  log: Logger;
+}
+
+/**
+ * Copies a completed backup and its manifest to the mirror, checks the copy's SHA-256 there, and
+ * records the outcome. Never throws: the primary copy is complete whatever happens here.
+ * Returns whether the mirror holds a good copy.
+ */
+export async function copyToMirror(ctx: MirrorContext, backup: BackupRow): Promise<boolean> {
+  const { mirror, primary } = storesOf(ctx.config);
+  if (!mirror || backup.status !== 'completed' || !backup.checksum) return false;
+  const name = path.basename(backup.file_path);
+  try {
+    await mirror.put(backup.file_path, name, backup.checksum);
+    const manifest = await primary.getText(manifestName(name));
+    if (manifest !== undefined) await mirror.putText(manifestName(name), manifest);
+    ctx.catalog.recordCopy(backup.id, MIRROR, true);
+    ctx.log.info({ backupId: backup.id, mirror: mirror.location }, 'backup copied to the mirror');
+    return true;
+  } catch (err) {
+    ctx.catalog.recordCopy(backup.id, MIRROR, false, messageOf(err));
+    ctx.log.error({ backupId: backup.id, mirror: mirror.location, err: messageOf(err) }, 'copying the backup to the mirror failed');
+    return false;
+  }
+}
+
+/**
+ * Copies every completed backup that the mirror lacks (a mirror that was away, or newly
+ * configured), and deletes the copies retention could not delete then. Runs after each backup
+ * whose own copy succeeded, under the same lock.
+ */
+export async function catchUpMirror(ctx: MirrorContext): Promise<number> {
+  if (!ctx.config.mirrorDir) return 0;
+  await retryMirrorRemovals(ctx);
+  let copied = 0;
+  for (const backup of ctx.catalog.backupsWithoutCopy(MIRROR)) {
+    const exists = await fs.stat(backup.file_path).then(
+      (s) => s.isFile(),
+      () => false,
+    );
+    if (exists && (await copyToMirror(ctx, backup))) copied++;
+  }
+  return copied;
+}
+
+/** Deletes a backup's file and manifest from the mirror (retention). */
+export async function removeFromMirror(config: Config, backup: Pick<BackupRow, 'file_path'>): Promise<void> {
+  const { mirror } = storesOf(config);
+  if (!mirror) return;
+  const name = path.basename(backup.file_path);
+  await mirror.remove(name);
+  await mirror.remove(manifestName(name));
+}
+
+const PENDING_REMOVALS = 'mirror-pending-removals';
+
+/** Remembers a mirror copy that retention could not delete (the mirror was away). */
+export function deferMirrorRemoval(catalog: Catalog, filePath: string): void {
+  const pending = catalog.getSetting<string[]>(PENDING_REMOVALS) ?? [];
+  if (!pending.includes(filePath)) catalog.setSetting(PENDING_REMOVALS, [...pending, filePath]);
+}
+
+async function retryMirrorRemovals(ctx: MirrorContext): Promise<void> {
+  const pending = ctx.catalog.getSetting<string[]>(PENDING_REMOVALS) ?? [];
+  if (!pending.length) return;
+  const left: string[] = [];
+  for (const file of pending) {
+    await removeFromMirror(ctx.config, { file_path: file }).catch(() => left.push(file));
+  }
+  ctx.catalog.setSetting(PENDING_REMOVALS, left);
+}
+
+export interface StorageHealth {
+  primary: { writable: boolean; detail: string; sameDeviceAsDatabase: boolean | null };
+  mirror:
+    | { configured: false }
+    | {
+        configured: true;
+        writable: boolean;
+        detail: string;
+        copies: number;
+        missing: number;
+        failed: { backupId: number; error: string | null; checkedAt: string }[];
+      };
+}
+
+async function device(file: string): Promise<number | null> {
+  return fs.stat(file).then(
+    (s) => s.dev,
+    () => null,
+  );
+}
+
+/**
+ * The state of the places backups are kept: whether each can be written, whether the primary
+ * shares a disk with the database (the runbook's "don't"), and how many backups the mirror lacks.
+ * A probe's detail is the error as the system gave it (paths included): `/health` shows it only with the token.
+ */
+export async function storageHealth(
+  config: Config,
+  catalog?: Catalog,
+  // `/health` passes a cached, time-bounded probe: it answers anyone, often, and must not hang.
+  probe: (store: BackupStorage) => Promise<{ ok: boolean; detail: string }> = (store) => store.probe(),
+): Promise<StorageHealth> {
+  const { primary, mirror } = storesOf(config);
+  const [primaryProbe, backupDev, databaseDev] = await Promise.all([probe(primary), device(config.backupDir), device(config.databasePath)]);
+  const result: StorageHealth = {
+    primary: {
+      writable: primaryProbe.ok,
+      detail: primaryProbe.detail,
+      sameDeviceAsDatabase: backupDev === null || databaseDev === null ? null : backupDev === databaseDev,
+    },
+    mirror: { configured: false },
+  };
+  if (!mirror) return result;
+  const mirrorProbe = await probe(mirror);
+  const copies = catalog?.copies(MIRROR) ?? [];
+  const missing = catalog?.backupsWithoutCopy(MIRROR).length ?? 0;
+  result.mirror = {
+    configured: true,
+    writable: mirrorProbe.ok,
+    detail: mirrorProbe.detail,
+    copies: copies.filter((c) => c.status === 'ok').length,
+    missing,
+    failed: copies
+      .filter((c) => c.status === 'failed')
+      .slice(-5)
+      .map((c) => ({ backupId: c.backup_id, error: c.error_message, checkedAt: c.checked_at })),
+  };
+  return result;
+}

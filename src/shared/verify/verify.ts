@@ -1,0 +1,205 @@
+import path from 'node:path';
+import type { BackupRow, Catalog } from '../catalog/catalog.js';
+import { decodeStream, isPlain } from '../codec/codec.js';
+import type { Config } from '../runtime/config.js';
+import { KeyError, keyringOf } from '../codec/encryption.js';
+import { messageOf } from '../domain/errors.js';
+import { ensurePrivateDir, isInside, removeQuietly, tempPath } from '../runtime/files.js';
+import { LocalDirStorage, storesOf, type BackupStorage } from '../storage/storage.js';
+import { describeDatabase, integrityProblems } from '../sqlite/sqlite-ops.js';
+
+export type VerifyMode = 'full' | 'quick';
+
+export const CHECK_NAMES = ['file_exists', 'checksum', 'opens_as_sqlite', 'integrity'] as const;
+export type CheckName = (typeof CHECK_NAMES)[number];
+
+export interface CheckResult {
+  name: CheckName;
+  ok: boolean;
+  detail: string;
+}
+
+export interface Verification {
+  valid: boolean;
+  message: string;
+  checks: CheckResult[];
+}
+
+/** An uncompressed SQLite file for a backup: the file itself, or a temp copy to remove after use. */
+export interface ReadableCopy {
+  path: string;
+  release(): Promise<void>;
+}
+
+/** Where one copy of a backup is read from. */
+interface Source {
+  store: BackupStorage;
+  name: string;
+}
+
+function primarySource(backup: BackupRow): Source {
+  return { store: new LocalDirStorage('primary', path.dirname(backup.file_path)), name: path.basename(backup.file_path) };
+}
+
+function mirrorSource(config: Config, backup: BackupRow): Source | undefined {
+  const { mirror } = storesOf(config);
+  return mirror ? { store: mirror, name: path.basename(backup.file_path) } : undefined;
+}
+
+const encodingOf = (backup: BackupRow) => ({ compression: backup.compression ?? 'none', encryption: backup.encryption ?? null });
+
+/**
+ * `purpose` names the temp file: a restore's copies are `restore-…`, which the next holder of the
+ * database lock may remove if the restoring worker died; plain reads run beside each other unlocked.
+ */
+async function decodedCopy(config: Config, backup: BackupRow, source: Source, purpose: 'read' | 'restore' = 'read'): Promise<ReadableCopy> {
+  const local = source.store.localPath(source.name);
+  if (isPlain(encodingOf(backup)) && local) return { path: local, release: async () => undefined };
+  await ensurePrivateDir(config.backupDir);
+  const temp = tempPath(config.backupDir, `${purpose}-${backup.id}`);
+  try {
+    await decodeStream(source.store.read(source.name), temp, encodingOf(backup), keyringOf(config));
+  } catch (err) {
+    await removeQuietly(temp);
+    throw err;
+  }
+  return { path: temp, release: () => removeQuietly(temp) };
+}
+
+/**
+ * A readable SQLite copy of a backup: from BACKUP_DIR, or from the mirror when the primary file
+ * is missing. Decrypted and decompressed into a temp file when needed.
+ */
+export async function readableCopy(config: Config, backup: BackupRow, purpose: 'read' | 'restore' = 'read'): Promise<ReadableCopy> {
+  const primary = primarySource(backup);
+  const mirror = mirrorSource(config, backup);
+  const source = !(await primary.store.stat(primary.name)) && mirror && (await mirror.store.stat(mirror.name)) ? mirror : primary;
+  return decodedCopy(config, backup, source, purpose);
+}
+
+export type VerifyResult = Verification & {
+  copy?: ReadableCopy;
+  /** Which copy passed (or, when none did, the primary's). */
+  source?: 'primary' | 'mirror';
+  /** When the mirror was tried too: what each copy's checks found. */
+  copies?: { primary: Verification; mirror: Verification };
+};
+
+type SqliteOutcome = { ok: true; detail: string } | { ok: false; name: CheckName; detail: string; message: string };
+
+/** Checks 3 and 4 on a readable SQLite file; never rejects. */
+async function sqliteChecks(file: string, mode: VerifyMode): Promise<{ opens: SqliteOutcome; integrity?: SqliteOutcome }> {
+  let opens: SqliteOutcome;
+  try {
+    const info = await describeDatabase(file);
+    opens = { ok: true, detail: `page size ${info.pageSize}, user_version ${info.userVersion}` };
+  } catch (err) {
+    const notADatabase = (err as { code?: string }).code === 'SQLITE_NOTADB';
+    const message = notADatabase ? 'not a SQLite database' : `cannot open the database: ${messageOf(err)}`;
+    return { opens: { ok: false, name: 'opens_as_sqlite', detail: messageOf(err), message } };
+  }
+  let problems: string[];
+  try {
+    problems = await integrityProblems(file, mode);
+  } catch (err) {
+    problems = [messageOf(err)];
+  }
+  const check = mode === 'full' ? 'integrity_check' : 'quick_check';
+  const integrity: SqliteOutcome = problems.length
+    ? { ok: false, name: 'integrity', detail: problems.slice(0, 10).join('; '), message: `${check} failed: ${problems[0]}` }
+    : { ok: true, detail: `${check} ok` };
+  return { opens, integrity };
+}
+
+async function checkCopy(config: Config, backup: BackupRow, source: Source, mode: VerifyMode, keep: boolean): Promise<VerifyResult> {
+  const checks: CheckResult[] = [];
+  const fail = (name: CheckName, detail: string, message: string): Verification => {
+    checks.push({ name, ok: false, detail });
+    return { valid: false, message, checks };
+  };
+  const local = source.store.localPath(source.name);
+  const where = local ?? `${source.store.location}/${source.name}`;
+
+  const stat = await source.store.stat(source.name).catch(() => null);
+  if (!stat) return fail('file_exists', `${where} does not exist`, 'file missing');
+  checks.push({ name: 'file_exists', ok: true, detail: `${stat.size} bytes` });
+
+  // A plain local backup is its own SQLite file: its SQLite checks (in their own thread) read
+  // it while the hash does, so a full verification costs the longer of the two, not their sum.
+  // The outcome is still reported in the runbook's order: a checksum mismatch comes first.
+  const plainFile = isPlain(encodingOf(backup)) ? local : undefined;
+  const early = plainFile ? sqliteChecks(plainFile, mode) : undefined;
+
+  const actual = await source.store.sha256(source.name);
+  if (actual !== backup.checksum) {
+    await early; // the file is being read; let that finish before anyone changes it
+    return fail('checksum', `expected ${backup.checksum}, found ${actual}`, 'checksum mismatch');
+  }
+  checks.push({ name: 'checksum', ok: true, detail: actual });
+
+  let copy: ReadableCopy;
+  try {
+    copy = await decodedCopy(config, backup, source, keep ? 'restore' : 'read');
+  } catch (err) {
+    if (err instanceof KeyError)
+      return fail('opens_as_sqlite', `cannot decrypt: ${err.message}`, `not a readable backup (cannot decrypt: ${err.message})`);
+    return fail('opens_as_sqlite', `cannot decompress: ${messageOf(err)}`, 'not a readable backup (decompression failed)');
+  }
+  try {
+    const { opens, integrity } = await (early ?? sqliteChecks(copy.path, mode));
+    for (const [name, outcome] of [
+      ['opens_as_sqlite', opens],
+      ['integrity', integrity],
+    ] as const) {
+      if (!outcome) break;
+      if (!outcome.ok) return fail(outcome.name, outcome.detail, outcome.message);
+      checks.push({ name, ok: true, detail: outcome.detail });
+    }
+    const result = { valid: true, message: 'Backup is valid', checks };
+    if (keep) {
+      const kept = copy;
+      copy = { path: kept.path, release: async () => undefined };
+      return { ...result, copy: kept };
+    }
+    return result;
+  } finally {
+    await copy.release();
+  }
+}
+
+const summary = (v: Verification): Verification => ({ valid: v.valid, message: v.message, checks: v.checks });
+
+/**
+ * The runbook's four checks, in order, stopping at the first that fails: the file exists inside
+ * BACKUP_DIR, its SHA-256 is the catalog's, it opens read-only as SQLite (after decryption, which
+ * checks every chunk's tag, and decompression), and `integrity_check` (or `quick_check`) passes.
+ * When the primary copy fails and a mirror is configured, the mirror's copy is checked the same
+ * way and used if it passes. With `keep`, a passing backup's readable copy is handed back for a
+ * restore to use instead of being removed.
+ */
+export async function verifyBackup(config: Config, backup: BackupRow, mode: VerifyMode, keep = false): Promise<VerifyResult> {
+  if (!isInside(config.backupDir, backup.file_path)) {
+    const detail = `${backup.file_path} is outside ${config.backupDir}`;
+    return { valid: false, message: 'file outside the backup directory', checks: [{ name: 'file_exists', ok: false, detail }] };
+  }
+  const primary = await checkCopy(config, backup, primarySource(backup), mode, keep);
+  const mirror = mirrorSource(config, backup);
+  if (primary.valid || !mirror) return { ...primary, source: 'primary' };
+  const fromMirror = await checkCopy(config, backup, mirror, mode, keep);
+  const copies = { primary: summary(primary), mirror: summary(fromMirror) };
+  if (!fromMirror.valid) return { ...primary, source: 'primary', copies };
+  return { ...fromMirror, message: `Backup is valid (mirror copy; primary copy: ${primary.message})`, source: 'mirror', copies };
+}
+
+/** Verifies and records the outcome as the backup's last verification. */
+export async function verifyAndRecord(
+  config: Config,
+  catalog: Catalog,
+  backup: BackupRow,
+  mode: VerifyMode,
+  keep = false,
+): Promise<VerifyResult> {
+  const result = await verifyBackup(config, backup, mode, keep);
+  catalog.recordVerification(backup.id, mode, result.valid, result.message, result.checks);
+  return result;
+}
