@@ -36,19 +36,39 @@ export function createWorkerOps(ctx: WorkerContext) {
   });
   let heartbeat: { stop(): Promise<void> } | undefined;
 
+  /**
+   * What each queue's jobs count and raise, one entry a queue: the type makes a new queue add its
+   * own entry, instead of being counted as some other queue's job.
+   */
+  const outcomes: Record<QueueName, { failedEvent: AlertEvent; count(job: Job, outcome: 'completed' | 'failed', result: unknown): void }> =
+    {
+      [QUEUE.backup]: {
+        failedEvent: 'backup.failed',
+        count(job, outcome) {
+          const data = backupJobSchema.safeParse(job.data);
+          if (data.success) metrics.backups.inc({ type: data.data.type, status: outcome });
+        },
+      },
+      [QUEUE.verify]: {
+        failedEvent: 'verify.failed',
+        count(_job, outcome, result) {
+          const valid = (result as { valid?: unknown } | undefined)?.valid;
+          metrics.verifications.inc({ result: outcome === 'failed' ? 'error' : valid === true ? 'valid' : 'invalid' });
+        },
+      },
+      [QUEUE.restore]: {
+        failedEvent: 'restore.failed',
+        count(_job, outcome, result) {
+          // A rerun of a restore that was rolled back returns its row instead of throwing again.
+          const status = (result as { status?: unknown } | undefined)?.status;
+          metrics.restores.inc({ status: outcome === 'completed' && status === 'completed' ? 'completed' : 'failed' });
+        },
+      },
+    };
+
   function record(queue: QueueName, job: Job, outcome: 'completed' | 'failed', result: unknown, seconds: number): void {
     metrics.duration.observe({ queue, outcome }, seconds);
-    if (queue === QUEUE.backup) {
-      const data = backupJobSchema.safeParse(job.data);
-      if (data.success) metrics.backups.inc({ type: data.data.type, status: outcome });
-    } else if (queue === QUEUE.verify) {
-      const valid = (result as { valid?: unknown } | undefined)?.valid;
-      metrics.verifications.inc({ result: outcome === 'failed' ? 'error' : valid === true ? 'valid' : 'invalid' });
-    } else {
-      // A rerun of a restore that was rolled back returns its row instead of throwing again.
-      const status = (result as { status?: unknown } | undefined)?.status;
-      metrics.restores.inc({ status: outcome === 'completed' && status === 'completed' ? 'completed' : 'failed' });
-    }
+    outcomes[queue].count(job, outcome, result);
   }
 
   async function verifyAfterBackup(job: Job, result: unknown): Promise<void> {
@@ -100,7 +120,7 @@ export function createWorkerOps(ctx: WorkerContext) {
     const data = job.data as { backupId?: unknown; type?: unknown } | undefined;
     const backupId = typeof data?.backupId === 'number' ? data.backupId : undefined;
     alerts.send({
-      event: `${queue}.failed` as AlertEvent,
+      event: outcomes[queue].failedEvent,
       summary: `${queue} job ${job.id} failed after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}`,
       reason: err.message,
       queue,
