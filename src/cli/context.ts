@@ -3,8 +3,11 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { BackupRow, Catalog } from '../shared/catalog/catalog.js';
 import { ConfigError, loadConfig, type Config } from '../shared/runtime/config.js';
-import { FileLockUnavailable, allOf, tryFileLock } from '../shared/locking/file-lock.js';
-import { DatabaseLock, type LockGuard } from '../shared/locking/lock.js';
+import { AppError, messageOf } from '../shared/domain/errors.js';
+import { failWhenTaken } from '../shared/locking/acquire.js';
+import { DatabaseLock } from '../shared/locking/lock.js';
+import { cliRunId } from '../shared/locking/process-owner.js';
+import type { LockedRun, OperationDeps, Reporter } from '../shared/operations/run.js';
 import { createLogger, type Logger } from '../shared/observability/logger.js';
 import { producerRedis } from '../shared/runtime/redis.js';
 import { openCatalog, type ReindexReport } from '../shared/catalog/reindex.js';
@@ -79,62 +82,40 @@ async function reachableRedis(config: Config): Promise<Redis | null> {
   return null;
 }
 
-export interface HeldCliLock {
-  guard: LockGuard;
-  /** `redis+file` when Redis answered, `file` when it did not. */
-  via: 'redis+file' | 'file';
-}
-
 /**
- * Runs `fn` holding the database lock: the Redis lock when Redis answers (so workers see it),
- * and always the local file lock (so a worker that comes up meanwhile waits). Another holder is
- * exit code 3, never a wait that could hang a script.
+ * Runs `fn` with what the shared operations need: the Redis half of the database lock when Redis
+ * answers (so workers see it), none when it does not (the local file lock then guards alone).
  */
-export async function withDatabaseLock<T>(ctx: CliContext, catalog: Catalog, fn: (lock: HeldCliLock) => Promise<T>): Promise<T> {
-  const holder = `cli:${hostname()}:${process.pid}`;
+export async function withOperationDeps<T>(ctx: CliContext, catalog: Catalog, fn: (deps: OperationDeps) => Promise<T>): Promise<T> {
   const redis = await reachableRedis(ctx.config);
   try {
-    const dbLock = redis ? new DatabaseLock(redis, ctx.config.queuePrefix, catalog, ctx.config.lockTtl) : undefined;
-    const held = dbLock ? await dbLock.tryAcquire(holder, { fence: 'later' }) : undefined;
-    if (dbLock && !held) {
-      throw new CliError(
-        `another backup or restore is running (${(await dbLock.holder()) ?? 'unknown holder'}); try again when it has finished`,
-        EXIT.busy,
-        'lock_held',
-      );
-    }
-    try {
-      // Without Redis, the local lock takes a fencing value of its own as it is granted.
-      let local: Awaited<ReturnType<typeof tryFileLock>>;
-      try {
-        local = await tryFileLock(ctx.config, holder, held ? undefined : catalog);
-      } catch (err) {
-        if (!(err instanceof FileLockUnavailable)) throw err;
-        if (!held) throw new CliError(`${err.message}; with Redis down there is no other lock to hold`, EXIT.failed, 'lock_unavailable');
-        ctx.out.note(`${err.message}; holding the Redis lock only.`);
-        held.takeFence();
-        return await fn({ guard: held, via: 'redis+file' });
-      }
-      if (!local.lock)
-        throw new CliError(
-          `another backup or restore is running (${local.holder}); try again when it has finished`,
-          EXIT.busy,
-          'lock_held',
-        );
-      if (!redis) ctx.out.note('Redis is not reachable: holding the local lock only.');
-      try {
-        // With Redis, the grant takes its fencing value only now that it holds both locks.
-        held?.takeFence();
-        return await fn({ guard: held ? allOf(held, local.lock) : local.lock, via: held ? 'redis+file' : 'file' });
-      } finally {
-        await local.lock.release();
-      }
-    } finally {
-      await held?.release();
-    }
+    const redisLock = redis ? new DatabaseLock(redis, ctx.config.queuePrefix, catalog, ctx.config.lockTtl) : undefined;
+    return await fn({ config: ctx.config, catalog, log: ctx.log, redisLock });
   } finally {
     redis?.disconnect();
   }
+}
+
+/**
+ * This CLI run as an operation's run: another holder of the lock is exit code 3 at once,
+ * progress goes to `update` (the progress bar), notes to stderr.
+ */
+export function cliRun(ctx: CliContext, what: string, progress: Reporter['progress'], bytes?: Reporter['bytes']): LockedRun {
+  return {
+    runId: cliRunId(what),
+    holder: `cli:${hostname()}:${process.pid}`,
+    whenTaken: failWhenTaken,
+    report: { progress, bytes, note: (message) => ctx.out.note(/[.!?]$/.test(message) ? message : `${message}.`) },
+  };
+}
+
+/** An operation's failure as the CLI reports it: the lock's are their own exit codes, the rest `<what> failed: …`. */
+export function cliFailure(err: unknown, what: string): CliError {
+  if (err instanceof CliError) return err;
+  const code = err instanceof AppError ? err.code : undefined;
+  if (code === 'lock_held') return new CliError(messageOf(err), EXIT.busy, code);
+  if (code === 'lock_unavailable') return new CliError(messageOf(err), EXIT.failed, code);
+  return new CliError(`${what} failed: ${messageOf(err)}`, EXIT.failed, code ?? `${what}_failed`);
 }
 
 /** A backup named by its id, its file's path or its file name. */

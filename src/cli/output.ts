@@ -1,5 +1,6 @@
 import readline from 'node:readline';
 import cliProgress from 'cli-progress';
+import type { BackupRow } from '../shared/catalog/catalog.js';
 import { formatBytes } from '../shared/domain/format.js';
 
 /** Exit codes a script can branch on. */
@@ -105,3 +106,6 @@ export function table(rows: (string | number | null | undefined)[][], header: st
 export function bytes(n: number | null | undefined): string {
   return n === null || n === undefined ? '-' : formatBytes(n);
 }
+
+/** How a backup file is encoded, for a person: `gzip+encrypted`, `none`. */
+export const encodingLabel = (b: BackupRow) => [b.compression ?? 'none', b.encryption ? 'encrypted' : ''].filter(Boolean).join('+');

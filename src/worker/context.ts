@@ -3,9 +3,10 @@ import type { Redis } from 'ioredis';
 import type { Catalog } from '../shared/catalog/catalog.js';
 import type { Config } from '../shared/runtime/config.js';
 import { isTransient, messageOf } from '../shared/domain/errors.js';
-import { FileLockUnavailable, allOf, tryFileLock } from '../shared/locking/file-lock.js';
-import type { DatabaseLock, LockGuard } from '../shared/locking/lock.js';
+import type { LockWaitPolicy } from '../shared/locking/acquire.js';
+import type { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/observability/logger.js';
+import type { LockedRun, OperationDeps, Run } from '../shared/operations/run.js';
 
 /** What every processor gets from the worker process. */
 export interface WorkerContext {
@@ -24,62 +25,36 @@ export function jobLogger(ctx: WorkerContext, job: Job): Logger {
   return ctx.log.child({ queue: job.queueName, jobId: job.id, attempt: job.attemptsMade + 1 });
 }
 
+/** The operations' view of this worker, for one job. */
+export function operationDeps(ctx: WorkerContext, job: Job): OperationDeps {
+  return { config: ctx.config, catalog: ctx.catalog, log: jobLogger(ctx, job), redisLock: ctx.lock };
+}
+
+/** A job as an operation's run: progress goes to the job, notes to its log. */
+export function jobRun(ctx: WorkerContext, job: Job, runId = String(job.id)): Run {
+  const log = jobLogger(ctx, job);
+  return { runId, report: { progress: (p) => job.updateProgress(p), note: (message) => log.warn(message) } };
+}
+
+/** Hands the job back to the delayed set without spending an attempt. */
+async function handBack(job: Job, token: string | undefined, delay: number): Promise<never> {
+  await job.moveToDelayed(Date.now() + delay, token);
+  throw new DelayedError();
+}
+
 /**
- * Runs `fn` holding the database lock: the Redis lock, then the local file lock in BACKUP_DIR
- * (which the CLI holds when it works with Redis down). When another holder has either, this job
- * goes back to the delayed set for a moment (with jitter, so waiters do not stampede) without
- * spending an attempt.
+ * A job that needs the database lock. When another holder has it (a worker, the reaper, a CLI
+ * run), the job goes back to the delayed set for a moment, with jitter so waiters do not
+ * stampede. A job fetched once shutdown began is handed back before it takes anything.
  */
-export async function withDatabaseLock<T>(
-  ctx: WorkerContext,
-  job: Job,
-  token: string | undefined,
-  fn: (lock: LockGuard) => Promise<T>,
-): Promise<T> {
-  if (ctx.stopping) {
-    await job.moveToDelayed(Date.now() + ctx.config.lockRetryDelay, token);
-    throw new DelayedError();
-  }
-  const holder = `${ctx.workerId}:${job.queueName}:${job.id}`;
-  const lock = await ctx.lock.tryAcquire(holder, { fence: 'later' });
-  let local: Awaited<ReturnType<typeof tryFileLock>> | undefined;
-  try {
-    local = lock ? await tryFileLock(ctx.config, holder) : undefined;
-  } catch (err) {
-    if (!(err instanceof FileLockUnavailable)) {
-      await lock?.release();
-      throw err;
-    }
-    // Nobody can hold a lock that cannot be created; the job meets the unwritable directory
-    // itself and fails with the reason.
-    jobLogger(ctx, job).warn({ err: err.message }, 'local database lock unavailable; holding the Redis lock only');
-  }
-  if (lock && !local) {
-    try {
-      lock.takeFence();
-      return await fn(lock);
-    } finally {
-      await lock.release();
-    }
-  }
-  if (!lock || !local?.lock) {
-    await lock?.release();
+export async function lockedJobRun(ctx: WorkerContext, job: Job, token: string | undefined): Promise<LockedRun> {
+  if (ctx.stopping) await handBack(job, token, ctx.config.lockRetryDelay);
+  const whenTaken: LockWaitPolicy = async (holder) => {
     const delay = ctx.config.lockRetryDelay * (0.5 + Math.random());
-    jobLogger(ctx, job).debug(
-      { delay: Math.round(delay), holder: local && !local.lock ? local.holder : undefined },
-      'database lock is taken; waiting',
-    );
-    await job.moveToDelayed(Date.now() + delay, token);
-    throw new DelayedError();
-  }
-  try {
-    // Only now, holding both: a grant that found the file lock taken must not fence off its holder.
-    lock.takeFence();
-    return await fn(allOf(lock, local.lock));
-  } finally {
-    await local.lock.release();
-    await lock.release();
-  }
+    jobLogger(ctx, job).debug({ delay: Math.round(delay), holder }, 'database lock is taken; waiting');
+    return handBack(job, token, delay);
+  };
+  return { ...jobRun(ctx, job), holder: `${ctx.workerId}:${job.queueName}:${job.id}`, whenTaken };
 }
 
 /** Permanent failures become UnrecoverableError so BullMQ does not spend retries on them. */

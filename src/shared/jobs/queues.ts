@@ -27,11 +27,18 @@ export type VerifyJobData = z.infer<typeof verifyJobSchema>;
  */
 export const verifyDedupId = (backupId: number, mode: VerifyJobData['mode']) => `verify-${backupId}-${mode}`;
 
-export const restoreJobSchema = z.object({ backupId: z.number().int().positive() }).strict();
+/** A restore target that is not one backup: the newest backup that passes full verification. */
+export const LATEST_VALID = 'latest-valid';
+
+/** One backup by id, or the newest valid one (chosen by the worker when the job runs). */
+export const restoreJobSchema = z.union([
+  z.object({ backupId: z.number().int().positive() }).strict(),
+  z.object({ to: z.literal(LATEST_VALID) }).strict(),
+]);
 export type RestoreJobData = z.infer<typeof restoreJobSchema>;
 
-/** One pending restore per backup; a second request for it joins the first. */
-export const restoreDedupId = (backupId: number) => `restore-${backupId}`;
+/** One pending restore per target; a second request for it joins the first. */
+export const restoreDedupId = (target: number | typeof LATEST_VALID) => `restore-${target}`;
 
 export const JOB_SCHEMAS = {
   [QUEUE.backup]: backupJobSchema,
@@ -73,7 +80,7 @@ export function createQueues(config: Config, connection: Redis, eventsConnection
   const all = () => [backup, verify, restore] as Queue[];
   // An 'error' event nobody listens to would crash the process; connection trouble is already
   // reported once by the connection watcher, and requests fail with a clear 503 meanwhile.
-  const onError = (err: Error) => log?.debug({ err: err.message }, 'queue connection error');
+  const onError = (err: Error) => log?.debug({ err }, 'queue connection error');
   for (const queue of all()) queue.on('error', onError);
   for (const listener of Object.values(events)) listener.on('error', onError);
   return {

@@ -1,0 +1,98 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { BackupRow } from '../../shared/catalog/catalog.js';
+import { AppError, messageOf } from '../../shared/domain/errors.js';
+import { toRestoreBody } from '../../shared/domain/presenters.js';
+import { NoValidBackup, restoreLatestValid, type SkippedBackup } from '../../shared/operations/restore-latest-valid.js';
+import { restoreOne } from '../../shared/operations/restore-one.js';
+import { cliFailure, cliRun, findBackup, withCatalog, withOperationDeps, type CliContext } from '../context.js';
+import { CliError, EXIT, bytes, type ExitCode } from '../output.js';
+import type { RegisterCommand } from './command.js';
+
+const stage = (p: number) => (p < 25 ? 'verifying' : p < 60 ? 'safety copy' : p < 90 ? 'restoring' : 'checking');
+
+/** What `restore` is about to replace, for the person who has to say yes to it. */
+function restoreQuestion(ctx: CliContext, first: BackupRow, latestValid: boolean): string {
+  const live = ctx.config.databasePath;
+  const stat = fs.statSync(live, { throwIfNoEntry: false });
+  const backup =
+    `backup ${first.id} (${first.backup_type}, taken ${first.completed_at ?? first.started_at}, ` +
+    `${bytes(first.file_size_bytes)}, ${path.basename(first.file_path)})`;
+  return [
+    latestValid
+      ? `About to restore the newest backup that passes full verification, starting with ${backup};\n  older ones are tried if it fails.`
+      : `About to restore ${backup}.`,
+    `It replaces the live database ${live} (${stat ? `${bytes(stat.size)}, last modified ${stat.mtime.toISOString()}` : 'missing now'}).`,
+    'Its current contents are kept as a safety backup first, so the restore can be undone.',
+    'Replace the live database? [y/N] ',
+  ].join('\n');
+}
+
+/** No candidate passed verification: exit 5, with what each one failed. */
+function noneValid(ctx: CliContext, err: NoValidBackup): ExitCode {
+  const message = `no backup passed verification (${err.skipped.length} tried)`;
+  if (ctx.out.json) {
+    ctx.out.result('', { success: false, error: { code: err.code, message }, skipped: err.skipped });
+    return EXIT.invalid;
+  }
+  for (const s of err.skipped) ctx.out.note(`Skipped backup ${s.backupId}: ${s.reason}`);
+  throw new CliError(message, EXIT.invalid, err.code);
+}
+
+async function restore(ctx: CliContext, target: string | undefined, opts: { latestValid?: boolean; yes?: boolean }): Promise<ExitCode> {
+  if (Boolean(target) === Boolean(opts.latestValid)) {
+    throw new CliError('name one backup (an id or a file) or pass --latest-valid', EXIT.usage, 'bad_request');
+  }
+  // Checked before anything is opened, so a script that forgot --yes leaves everything as it was.
+  if (!opts.yes && !ctx.out.canAsk) {
+    throw new CliError(
+      'restore replaces the live database and there is no terminal to confirm on: pass --yes to restore without asking',
+      EXIT.usage,
+      'confirmation_required',
+    );
+  }
+  return withCatalog(ctx, async (catalog) => {
+    // Candidates are fixed before starting: the safety backup a restore takes is never one.
+    const candidates = opts.latestValid ? catalog.completedBackups() : [findBackup(catalog, target!)];
+    if (!candidates.length) throw new CliError('there are no completed backups to restore', EXIT.notFound, 'no_backups');
+    // Asked before the lock is taken: a person thinking it over must not hold up the service.
+    if (!opts.yes && !(await ctx.out.confirm(restoreQuestion(ctx, candidates[0]!, Boolean(opts.latestValid))))) {
+      throw new CliError('restore cancelled; nothing was changed', EXIT.failed, 'cancelled');
+    }
+    return withOperationDeps(ctx, catalog, async (deps) => {
+      let outcome: Awaited<ReturnType<typeof restoreOne>> & { backupId: number; skipped: SkippedBackup[] };
+      try {
+        outcome = await ctx.out.progress(async (update) => {
+          const run = cliRun(ctx, 'restore', (p) => update(p, stage(p)));
+          if (opts.latestValid) return restoreLatestValid(deps, { ...run, candidates });
+          const backupId = candidates[0]!.id;
+          return { ...(await restoreOne(deps, { ...run, backupId })), backupId, skipped: [] };
+        });
+      } catch (err) {
+        if (err instanceof NoValidBackup && err.skipped.length) return noneValid(ctx, err);
+        if (err instanceof AppError && err.code === 'backup_invalid') throw new CliError(messageOf(err), EXIT.invalid, err.code);
+        throw cliFailure(err, 'restore');
+      }
+      const { row, backupId, skipped, via } = outcome;
+      const backup = candidates.find((c) => c.id === backupId);
+      const lines = [
+        ...skipped.map((s) => `Skipped backup ${s.backupId}: ${s.reason}`),
+        `Restored backup ${backupId} (${backup ? path.basename(backup.file_path) : 'unknown file'}) into ${ctx.config.databasePath}.`,
+        row.safety_backup_id ? `The database as it was is kept as safety backup ${row.safety_backup_id}.` : '',
+        row.error_message ? `Note: ${row.error_message}` : '',
+      ].filter(Boolean);
+      ctx.out.result(lines.join('\n'), { success: true, restore: toRestoreBody(row), backupId, skipped, lock: via });
+      return EXIT.ok;
+    });
+  });
+}
+
+export const registerRestore: RegisterCommand = (program, { ctx, run }) => {
+  program
+    .command('restore')
+    .description('Verify a backup, keep a safety backup of the database, copy the backup in, check the result')
+    .argument('[backup]', 'backup id, file path or file name')
+    .option('--latest-valid', 'restore the newest backup that passes full verification')
+    .option('-y, --yes', 'restore without asking (required when not run from a terminal)')
+    .action(async (target: string | undefined, opts: { latestValid?: boolean; yes?: boolean }) => run(await restore(ctx(), target, opts)));
+};
