@@ -11,6 +11,7 @@ import { metricsRouter } from './metrics.js';
 import { backupsRouter } from './routes/backups.js';
 import { healthRouter } from './routes/health.js';
 import { jobsRouter } from './routes/jobs.js';
+import { restoresRouter } from './routes/restores.js';
 import { readBodyBeforeAnswering } from './unread-body.js';
 
 export type { ProducerDeps };
@@ -60,6 +61,7 @@ export function createApp(deps: ProducerDeps): Express {
   const api = express.Router();
   api.use('/backups', backupsRouter(deps));
   api.use('/jobs', jobsRouter(deps));
+  api.use('/restores', restoresRouter(deps));
   app.use('/api', api);
 
   app.use(notFoundHandler);

@@ -36,13 +36,13 @@ const createBody = z.object({ type: z.enum(['manual', 'pre-migration']).default(
 const verifyBody = z.object({ mode: z.enum(['full', 'quick']).default('full') }).strict();
 const emptyBody = z.object({}).strict();
 
-const TIMED_OUT = Symbol('timed out');
+export const TIMED_OUT = Symbol('timed out');
 
 /**
  * Waits for a job up to `ms`. Resolves to its return value, or TIMED_OUT; rejects with the job's
  * failure reason.
  */
-async function waitFor<R>(job: Job, events: QueueEvents, ms: number): Promise<R | typeof TIMED_OUT> {
+export async function waitFor<R>(job: Job, events: QueueEvents, ms: number): Promise<R | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
     timer = setTimeout(() => resolve(TIMED_OUT), ms);
@@ -56,11 +56,11 @@ async function waitFor<R>(job: Job, events: QueueEvents, ms: number): Promise<R 
   }
 }
 
-function wantsAsync(req: Request): boolean {
+export function wantsAsync(req: Request): boolean {
   return /\brespond-async\b/i.test(String(req.headers.prefer ?? ''));
 }
 
-function accepted(res: Response, job: Job, what: string) {
+export function accepted(res: Response, job: Job, what: string) {
   const joined = isJoined(job);
   res
     .status(202)
@@ -82,7 +82,7 @@ const isJoined = (job: Job) => job.opts.jobId !== undefined && job.opts.jobId !=
  * that job completes or fails for good, so repeated clicks (or a sweep on top of a click) never
  * pile up copies of the same work, and `add` returns the job already there.
  */
-async function enqueue<T>(queue: Queue<T>, data: T, dedupId?: string): Promise<Job<T>> {
+export async function enqueue<T>(queue: Queue<T>, data: T, dedupId?: string): Promise<Job<T>> {
   const prefix = queue.name;
   return (await queue.add(prefix as never, data as never, {
     jobId: `${prefix}-${randomUUID()}`,
