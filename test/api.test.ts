@@ -8,6 +8,7 @@ import { parseConfig } from '../src/shared/runtime/config.js';
 import { TEST_TOKEN, sandbox, type Sandbox } from './helpers/env.js';
 import { killAll, spawnTs } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
+import { catalogDb } from './helpers/catalog-db.js';
 
 let box: Sandbox;
 let producer: RunningProducer;
@@ -19,11 +20,12 @@ beforeAll(async () => {
   producer = await startTestProducer(box.config);
   catalog = openCatalog(box.config);
   // A large catalog, written directly: half completed (1 KiB each), every tenth failed.
-  const insert = catalog.db.prepare(
+  const db = catalogDb(catalog.file);
+  const insert = db.prepare(
     `INSERT INTO backup_log (backup_type, file_path, file_size_bytes, started_at, completed_at, status, error_message, checksum)
      VALUES ('scheduled', ?, ?, ?, ?, ?, ?, ?)`,
   );
-  catalog.db.transaction(() => {
+  db.transaction(() => {
     for (let i = 1; i <= ROWS; i++) {
       const at = new Date(Date.UTC(2025, 0, 1) + i * 60_000).toISOString();
       const status = i % 10 === 0 ? 'failed' : i % 2 === 0 ? 'completed' : 'in_progress';
@@ -38,6 +40,7 @@ beforeAll(async () => {
       );
     }
   })();
+  db.close();
 });
 
 afterAll(async () => {

@@ -8,6 +8,7 @@ import { Catalog } from '../src/shared/catalog/catalog.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
 import { createWorkstationDb, integrity, query } from './helpers/workstation-db.js';
+import { withCatalogDb } from './helpers/catalog-db.js';
 
 const NEEDLE = 'needle-workflow-7f3a9c1e';
 const KEY = randomBytes(32).toString('base64');
@@ -112,9 +113,7 @@ describe('encrypted backups', () => {
 
     // Someone able to edit the catalog as well: the chunk's tag still catches it.
     const sha = execFileSync('sha256sum', [backup.filePath]).toString().split(' ')[0]!;
-    const catalog = new Catalog(box.config.catalogPath);
-    catalog.db.prepare('UPDATE backup_log SET checksum = ? WHERE id = ?').run(sha, backup.id);
-    catalog.close();
+    withCatalogDb(box.config.catalogPath, (db) => db.prepare('UPDATE backup_log SET checksum = ? WHERE id = ?').run(sha, backup.id));
     const again = await runCli(env, 'verify', String(backup.id), '--json');
     expect(again.code).toBe(5);
     expect(again.json.message).toMatch(/cannot decrypt: chunk \d+ failed authentication/);

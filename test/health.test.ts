@@ -7,6 +7,7 @@ import { startStack, stopStack } from './helpers/stack.js';
 import { PrivateRedis } from './helpers/redis-server.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
+import { withCatalogDb } from './helpers/catalog-db.js';
 
 // This file stops Redis, so it brings its own: the shared one on 6379 stays up for other tests.
 let redis: PrivateRedis;
@@ -82,7 +83,11 @@ describe('GET /health', () => {
   it('is degraded (still 200) when the last successful backup is older than twice the interval', async () => {
     const last = catalog.lastSuccessfulBackup()!;
     const old = new Date(Date.now() - 3 * HOUR).toISOString();
-    catalog.db.prepare('UPDATE backup_log SET started_at = ?, completed_at = ? WHERE id = ?').run(old, old, last.id);
+    const setDates = (started: string, completed: string | null) =>
+      withCatalogDb(catalog.file, (db) =>
+        db.prepare('UPDATE backup_log SET started_at = ?, completed_at = ? WHERE id = ?').run(started, completed, last.id),
+      );
+    setDates(old, old);
     try {
       const res = await health();
       expect(res.status).toBe(200);
@@ -91,9 +96,7 @@ describe('GET /health', () => {
       expect(res.body.backups.lastSuccessfulBackupAgeSeconds).toBeGreaterThanOrEqual(3 * 3_600);
       expect(res.body.problems).toEqual([expect.stringMatching(/last successful backup is 3 h old.*every 60 min/)]);
     } finally {
-      catalog.db
-        .prepare('UPDATE backup_log SET started_at = ?, completed_at = ? WHERE id = ?')
-        .run(last.started_at, last.completed_at, last.id);
+      setDates(last.started_at, last.completed_at);
     }
     expect((await health()).body.status).toBe('ok');
   });

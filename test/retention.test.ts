@@ -7,6 +7,7 @@ import { applyRetention } from '../src/shared/backup/retention.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
 import { openCatalog } from './helpers/producer.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
+import { withCatalogDb } from './helpers/catalog-db.js';
 
 let box: Sandbox;
 let catalog: Catalog;
@@ -48,12 +49,14 @@ describe('retention', () => {
   it('never deletes a file that is not named like a backup, whatever a row says', async () => {
     const token = `${box.config.backupDir}/.api-token`;
     fs.writeFileSync(token, 'a-token-of-the-service-0123456789\n');
-    catalog.db
-      .prepare(
-        `INSERT INTO backup_log (id, backup_type, file_path, file_size_bytes, started_at, completed_at, status, checksum)
-         VALUES (1, 'manual', ?, 33, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:01.000Z', 'completed', 'x')`,
-      )
-      .run(token);
+    withCatalogDb(catalog.file, (db) =>
+      db
+        .prepare(
+          `INSERT INTO backup_log (id, backup_type, file_path, file_size_bytes, started_at, completed_at, status, checksum)
+           VALUES (1, 'manual', ?, 33, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:01.000Z', 'completed', 'x')`,
+        )
+        .run(token),
+    );
     catalog.recordVerification(1, 'full', false, 'checksum mismatch', []);
     const deleted = await applyRetention(catalog, 1, log, box.config);
     expect(deleted).not.toContain(1);

@@ -9,6 +9,8 @@ import { catalogMatchesFiles, inspectQueues, isWellFormed, startProducerProcess,
 import { killAll, type Proc } from './helpers/processes.js';
 import { auth } from './helpers/producer.js';
 import { balanceSum, createWorkstationDb, integrity } from './helpers/workstation-db.js';
+import { withCatalogDb } from './helpers/catalog-db.js';
+import { restoreJobOfSafety } from '../src/shared/jobs/job-ids.js';
 
 const REQUESTS = 200;
 const CLIENTS = 5;
@@ -113,7 +115,7 @@ describe('a storm of concurrent requests', () => {
     // One backup or restore at a time: the catalog's intervals, all taken under the lock, never overlap
     // (a restore's own safety backup runs inside it).
     const backups = catalog.listBackups({ limit: 10_000 });
-    const restores = catalog.db.prepare('SELECT * FROM restore_log ORDER BY id').all() as {
+    const restores = withCatalogDb(catalog.file, (db) => db.prepare('SELECT * FROM restore_log ORDER BY id').all()) as {
       job_id: string;
       started_at: string;
       completed_at: string;
@@ -122,7 +124,7 @@ describe('a storm of concurrent requests', () => {
     }[];
     const intervals: Interval[] = [
       ...backups
-        .filter((b) => !b.job_id?.endsWith(':safety'))
+        .filter((b) => !(b.job_id && restoreJobOfSafety(b.job_id)))
         .map((b) => ({ what: `backup ${b.id}`, start: b.started_at, end: b.completed_at! })),
       ...restores.map((r) => ({ what: `restore ${r.job_id}`, start: r.started_at, end: r.completed_at })),
     ].sort((a, b) => a.start.localeCompare(b.start));

@@ -11,17 +11,22 @@ import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 import { ConfigError, parseConfig } from '../src/shared/runtime/config.js';
 import { verifyDedupId } from '../src/shared/jobs/queues.js';
+import type Database from 'better-sqlite3';
+import { catalogDb } from './helpers/catalog-db.js';
 
 let box: Sandbox;
 let producer: RunningProducer;
 let worker: Proc;
 let catalog: Catalog;
+/** The test's own connection to the catalog, for rows the service never writes (old history). */
+let db: Database.Database;
 /** Two completed backups, oldest first. */
 let backupIds: number[];
 
 beforeAll(async () => {
   box = sandbox('trust-limits', { JOB_ATTEMPTS: '2' });
   ({ worker, producer, catalog } = await startStack(box));
+  db = catalogDb(catalog.file);
   backupIds = [];
   for (let i = 0; i < 2; i++) {
     const res = await request(producer.server).post('/api/backups').set(auth);
@@ -31,6 +36,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  db?.close();
   await stopStack({ catalog, producer, worker });
   await box?.cleanup();
 });
@@ -155,7 +161,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
       const r = await restore.getJobCounts('waiting', 'active', 'delayed');
       return [...Object.values(v), ...Object.values(r)].every((n) => n === 0);
     });
-    expect(catalog.db.prepare('SELECT count(*) AS n FROM restore_log WHERE backup_id = ?').get(older)).toEqual({ n: 1 });
+    expect(db.prepare('SELECT count(*) AS n FROM restore_log WHERE backup_id = ?').get(older)).toEqual({ n: 1 });
     // Once finished, the same request queues new work again.
     const again = await request(producer.server).post(`/api/backups/${newer}/verify`).set(auth);
     expect(again.status).toBe(200);
@@ -185,7 +191,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
     } finally {
       expect((await put({ verifySchedule: 'off' })).status).toBe(200);
     }
-    const verifiedNewer = catalog.db.prepare('SELECT 1 FROM verification WHERE backup_id = ? AND verified_at >= ?').get(newer, since);
+    const verifiedNewer = db.prepare('SELECT 1 FROM verification WHERE backup_id = ? AND verified_at >= ?').get(newer, since);
     expect(verifiedNewer).toBeDefined();
     const forOlder = await jobsOf('verify', older);
     expect(forOlder.filter((j) => j.timestamp >= Date.parse(since)).map((j) => j.id)).toEqual([pending.id]);
@@ -213,7 +219,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
     const ago = (days: number, plusMs = 0) => new Date(Date.now() - days * DAY + plusMs).toISOString();
     const insertBackup = (status: string, at: string) =>
       Number(
-        catalog.db
+        db
           .prepare(
             `INSERT INTO backup_log (backup_type, file_path, started_at, completed_at, status, error_message)
              VALUES ('manual', ?, ?, ?, ?, ?)`,
@@ -225,13 +231,13 @@ describe('bounded queues, history and temp files (defect 9)', () => {
     const recentFailed = insertBackup('failed', ago(10));
     // A kept backup verified only long ago: one full check, then eleven quick ones.
     const kept = insertBackup('completed', ago(300));
-    const verify = catalog.db.prepare(
+    const verify = db.prepare(
       `INSERT INTO verification (backup_id, mode, verified_at, valid, message, checks) VALUES (?, ?, ?, 1, 'ok', '[]')`,
     );
     const lastFull = Number(verify.run(kept, 'full', ago(200)).lastInsertRowid);
     const quicks = Array.from({ length: 11 }, (_, i) => Number(verify.run(kept, 'quick', ago(199, i * 1000)).lastInsertRowid));
     // Twelve old restores, then one ten days old; any run by the tests above are recent too.
-    const restore = catalog.db.prepare(
+    const restore = db.prepare(
       `INSERT INTO restore_log (job_id, backup_id, started_at, completed_at, status) VALUES (?, ?, ?, ?, 'completed')`,
     );
     const oldRestores = Array.from({ length: 12 }, (_, i) =>
@@ -239,14 +245,14 @@ describe('bounded queues, history and temp files (defect 9)', () => {
     );
     restore.run('recent', kept, ago(10), ago(10));
     const recentRestores = (
-      catalog.db.prepare('SELECT id FROM restore_log WHERE job_id NOT LIKE ? ORDER BY id').all('old-%') as { id: number }[]
+      db.prepare('SELECT id FROM restore_log WHERE job_id NOT LIKE ? ORDER BY id').all('old-%') as { id: number }[]
     ).map((r) => r.id);
-    const recentVerifications = catalog.db.prepare('SELECT count(*) AS n FROM verification WHERE backup_id != ?').get(kept) as {
+    const recentVerifications = db.prepare('SELECT count(*) AS n FROM verification WHERE backup_id != ?').get(kept) as {
       n: number;
     };
 
     worker = await startWorkerProcess(box.env);
-    const exists = (table: string, id: number) => Boolean(catalog.db.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(id));
+    const exists = (table: string, id: number) => Boolean(db.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(id));
     await waitUntil('the first reaper pass to prune', () => !exists('backup_log', oldFailed));
 
     expect(exists('backup_log', recentFailed)).toBe(true);
@@ -256,7 +262,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
     expect(exists('verification', lastFull)).toBe(true);
     expect(exists('verification', quicks[0]!)).toBe(false);
     for (const id of quicks.slice(1)) expect(exists('verification', id)).toBe(true);
-    expect(catalog.db.prepare('SELECT count(*) AS n FROM verification WHERE backup_id != ?').get(kept)).toEqual(recentVerifications);
+    expect(db.prepare('SELECT count(*) AS n FROM verification WHERE backup_id != ?').get(kept)).toEqual(recentVerifications);
     const detail = await request(producer.server).get(`/api/backups/${kept}`).set(auth);
     expect(detail.body.backup.lastVerification).toMatchObject({ mode: 'quick' });
     // Recent restores stay; of the old ones, those among the ten newest rows (with 'recent') stay too.

@@ -19,6 +19,7 @@ import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { backupFiles, catalogMatchesFiles, createBulkyDb, sha256, startWorker, tempFiles } from './helpers/faults.js';
 import { killAll, type Proc } from './helpers/processes.js';
+import { withCatalogDb } from './helpers/catalog-db.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -215,9 +216,11 @@ describe('the reaper and rows that no queue job stands for', () => {
       const alive = row(`cli:${host}:${live.pid}:backup:${at}:bbbbbb`);
       const foreign = row(`cli:elsewhere:${live.pid}:backup:${at}:cccccc`);
       const foreignOld = row(`cli:elsewhere:${deadPid}:backup:${at}:dddddd`);
-      catalog.db
-        .prepare('UPDATE backup_log SET started_at = ? WHERE id = ?')
-        .run(new Date(Date.now() - 25 * 3_600_000).toISOString(), foreignOld);
+      withCatalogDb(catalog.file, (db) =>
+        db
+          .prepare('UPDATE backup_log SET started_at = ? WHERE id = ?')
+          .run(new Date(Date.now() - 25 * 3_600_000).toISOString(), foreignOld),
+      );
       const older = row(`cli:backup:${at}:eeeeee`); // written before run ids named their process
       const deadRestore = catalog.beginRestore(`cli:${host}:${deadPid}:restore:${at}:ffffff`, dead).id;
       const aliveRestore = catalog.beginRestore(`cli:${host}:${live.pid}:restore:${at}:999999`, dead).id;

@@ -17,6 +17,7 @@ import { catalogIsSound } from '../src/shared/catalog/reindex.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
+import { withCatalogDb } from './helpers/catalog-db.js';
 
 const boxes: Sandbox[] = [];
 const mounts: string[] = [];
@@ -321,11 +322,12 @@ describe('a catalog rebuilt at start-up is complete or absent, never half', () =
     // A rebuild killed half way (its temp file an hour old), then room again.
     execFileSync('mount', ['-o', 'remount,size=64m', volume]);
     const dead = path.join(volume, '.tmp-catalog-rebuild-4242-0123456789ab');
-    const half = new Catalog(dead);
-    half.db
-      .prepare(`INSERT INTO backup_log (id, backup_type, file_path, started_at, status) VALUES (7, 'manual', '/x', 'y', 'completed')`)
-      .run();
-    half.close();
+    new Catalog(dead).close();
+    withCatalogDb(dead, (db) =>
+      db
+        .prepare(`INSERT INTO backup_log (id, backup_type, file_path, started_at, status) VALUES (7, 'manual', '/x', 'y', 'completed')`)
+        .run(),
+    );
     const hourAgo = new Date(Date.now() - 3_600_000);
     fs.utimesSync(dead, hourAgo, hourAgo);
 

@@ -13,6 +13,7 @@ import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { killAll, spawnTs, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
 import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query } from './helpers/workstation-db.js';
+import { withCatalogDb } from './helpers/catalog-db.js';
 
 let box: Sandbox;
 let producer: RunningProducer;
@@ -50,7 +51,7 @@ const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(fil
 /** Damages a backup "before it was checksummed": the file changes and the catalog agrees with it. */
 function damageAndRecord(id: number, file: string, damage: (f: string) => void): void {
   damage(file);
-  catalog.db.prepare('UPDATE backup_log SET checksum = ? WHERE id = ?').run(sha256(file), id);
+  withCatalogDb(catalog.file, (db) => db.prepare('UPDATE backup_log SET checksum = ? WHERE id = ?').run(sha256(file), id));
 }
 
 function addWorkflow(name: string): void {

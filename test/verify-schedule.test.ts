@@ -9,6 +9,7 @@ import { startStack, stopStack } from './helpers/stack.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 import { ConfigError, parseConfig } from '../src/shared/runtime/config.js';
+import { withCatalogDb } from './helpers/catalog-db.js';
 
 let box: Sandbox;
 let producer: RunningProducer;
@@ -29,7 +30,7 @@ afterAll(async () => {
 });
 
 const verifications = (backupId: number) =>
-  catalog.db.prepare('SELECT * FROM verification WHERE backup_id = ? ORDER BY id').all(backupId) as {
+  withCatalogDb(catalog.file, (db) => db.prepare('SELECT * FROM verification WHERE backup_id = ? ORDER BY id').all(backupId)) as {
     mode: string;
     valid: number;
     verified_at: string;

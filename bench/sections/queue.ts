@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import type { Job } from 'bullmq';
 import { createBackup } from '../../src/shared/backup/backup.js';
 import { Catalog } from '../../src/shared/catalog/catalog.js';
@@ -204,14 +205,17 @@ export async function benchQueue(bench: Bench, svc: ServiceEnv): Promise<void> {
 /** Adds completed and some failed rows until the catalog holds `total`, as years of backups would. */
 export function fillCatalog(catalog: Catalog, dir: string, total: number): void {
   const have = catalog.countBackups();
-  const log = catalog.db.prepare(
+  // A connection of its own: the catalog runs SQL only in its repositories, and none writes years of history at once.
+  const db = new Database(catalog.file);
+  db.pragma('busy_timeout = 10000');
+  const log = db.prepare(
     `INSERT INTO backup_log (backup_type, file_path, file_size_bytes, started_at, completed_at, status, error_message, checksum)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const detail = catalog.db.prepare(
+  const detail = db.prepare(
     'INSERT INTO backup_detail (backup_id, job_id, compression, page_size, user_version, database_size_bytes) VALUES (?, ?, ?, ?, ?, ?)',
   );
-  catalog.db.transaction(() => {
+  db.transaction(() => {
     for (let i = have; i < total; i++) {
       const at = new Date(Date.UTC(2020, 0, 1) + i * 3_600_000).toISOString();
       const ok = i % 50 !== 0;
@@ -230,4 +234,5 @@ export function fillCatalog(catalog: Catalog, dir: string, total: number): void 
       detail.run(id, `filler-${i}`, 'none', 4096, 0, 1_073_741_824);
     }
   })();
+  db.close();
 }

@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import type { BackupRow, RestoreRow } from '../shared/catalog/catalog.js';
+import type { BackupRow } from '../shared/catalog/catalog.js';
 import { messageOf } from '../shared/domain/errors.js';
 import { FileLockUnavailable, tryFileLock } from '../shared/locking/file-lock.js';
 import { removeAbandonedBackupTemps, removeQuietly, removeStaleWriteTemps } from '../shared/runtime/files.js';
 import { cliRunOwner, isCliRunId, processAlive } from '../shared/locking/process-owner.js';
 import { QUEUE } from '../shared/jobs/queues.js';
+import { restoreJobOfSafety } from '../shared/jobs/job-ids.js';
 import type { WorkerContext } from './context.js';
 
 /** Job states after which a job will never run again by itself. `unknown`: no such job (removed, or Redis lost it). */
@@ -14,8 +15,6 @@ const GONE = new Set(['completed', 'failed', 'unknown']);
 
 /** History pruning deletes rows by age in days; once an hour is plenty. */
 const PRUNE_INTERVAL = 3_600_000;
-
-const SAFETY_SUFFIX = ':safety';
 
 export interface ReapResult {
   backups: number[];
@@ -83,33 +82,24 @@ export class Reaper {
     const { catalog, config, log } = this.ctx;
     await this.housekeeping();
     // Cheap check first, so an idle catalog never costs a lock round-trip.
-    if (!catalog.inProgressBackups().length && !this.inProgressRestores().length) return result;
+    if (!catalog.inProgressBackups().length && !catalog.inProgressRestores().length) return result;
     const release = await this.lockAll();
     if (!release) return result; // a backup or restore is running; the next pass looks again
     try {
       for (const row of catalog.inProgressBackups()) {
         const reason = await this.abandonment(row.job_id, row.started_at, (jobId) => this.backupOwner(jobId));
         if (!reason) continue;
-        const changed = catalog.db
-          .prepare(
-            `UPDATE backup_log SET status = 'failed', completed_at = ?, error_message = ?, file_size_bytes = NULL
-                     WHERE id = ? AND status = 'in_progress'`,
-          )
-          .run(new Date().toISOString(), `${reason}; nothing was kept`, row.id).changes;
-        if (!changed) continue;
+        if (!catalog.failBackup(row.id, `${reason}; nothing was kept`)) continue;
         await this.removeLeftovers(row);
         result.backups.push(row.id);
       }
-      for (const row of this.inProgressRestores()) {
+      for (const row of catalog.inProgressRestores()) {
         const reason = await this.abandonment(row.job_id, row.started_at, (jobId) => ({ queue: this.restoreQueue, jobId }));
         if (!reason) continue;
         const outcome = row.restored_at
           ? 'the backup had been copied into the live database before it was lost'
           : 'it was lost before the copy committed; the live database was not changed by it';
-        const changed = catalog.db
-          .prepare(`UPDATE restore_log SET status = 'failed', completed_at = ?, error_message = ? WHERE id = ? AND status = 'in_progress'`)
-          .run(new Date().toISOString(), `${reason}; ${outcome}`, row.id).changes;
-        if (changed) result.restores.push(row.id);
+        if (catalog.failRestoreInProgress(row.id, `${reason}; ${outcome}`)) result.restores.push(row.id);
       }
       if (result.backups.length || result.restores.length) await removeAbandonedBackupTemps(config.backupDir);
     } finally {
@@ -175,10 +165,6 @@ export class Reaper {
     }
   }
 
-  private inProgressRestores(): RestoreRow[] {
-    return this.ctx.catalog.db.prepare(`SELECT * FROM restore_log WHERE status = 'in_progress' ORDER BY id`).all() as RestoreRow[];
-  }
-
   /** Why a row is abandoned, or null while its owner may still finish it (or no owner is known). */
   private async abandonment(
     jobId: string | null,
@@ -202,10 +188,10 @@ export class Reaper {
     return `abandoned: the CLI run ${jobId} (on ${owner?.host ?? 'an unknown host'}) started ${Math.round(age / 3_600_000)} h ago and never finished`;
   }
 
-  /** The queue and job a backup row belongs to: a restore's safety backup is named after the restore's job (see restore.ts). */
+  /** The queue and job a backup row belongs to: a restore's safety backup is named after the restore's job (safetyJobId). */
   private backupOwner(jobId: string): { queue: Queue; jobId: string } {
-    if (jobId.endsWith(SAFETY_SUFFIX)) return { queue: this.restoreQueue, jobId: jobId.slice(0, -SAFETY_SUFFIX.length) };
-    return { queue: this.backupQueue, jobId };
+    const restoreJob = restoreJobOfSafety(jobId);
+    return restoreJob ? { queue: this.restoreQueue, jobId: restoreJob } : { queue: this.backupQueue, jobId };
   }
 
   /**
@@ -213,9 +199,7 @@ export class Reaper {
    * it: a whole, fsynced file, but one the catalog does not vouch for. Temp files go separately.
    */
   private async removeLeftovers(row: BackupRow): Promise<void> {
-    const claimed = this.ctx.catalog.db
-      .prepare(`SELECT count(*) AS n FROM backup_log WHERE file_path = ? AND id != ?`)
-      .get(row.file_path, row.id) as { n: number };
-    if (!claimed.n && path.dirname(row.file_path) === this.ctx.config.backupDir) await removeQuietly(row.file_path);
+    const claimed = this.ctx.catalog.fileListedElsewhere(row.file_path, row.id);
+    if (!claimed && path.dirname(row.file_path) === this.ctx.config.backupDir) await removeQuietly(row.file_path);
   }
 }

@@ -27,13 +27,17 @@ const KEY = 'runtime-config';
  * API. They live in the catalog so they survive a restart of every process (Redis keeps nothing).
  */
 export function currentSettings(config: Config, catalog: Catalog): Settings {
+  return inForce(config, validPatch(catalog.getSetting<unknown>(KEY)));
+}
+
+function inForce(config: Config, stored: SettingsPatch): Settings {
   return {
     autoBackupEnabled: config.autoBackupEnabled,
     autoBackupInterval: config.autoBackupInterval,
     maxBackups: config.maxBackups,
     verifyAfterBackup: config.verifyAfterBackup,
     verifySchedule: config.verifySchedule,
-    ...storedPatch(catalog),
+    ...stored,
   };
 }
 
@@ -42,8 +46,8 @@ export function currentSettings(config: Config, catalog: Catalog): Settings {
  * older version that never fires, say): that field falls back to the environment's value, and the
  * other stored fields stay in force instead of all of them being dropped.
  */
-function storedPatch(catalog: Catalog): SettingsPatch {
-  const raw = catalog.getSetting<unknown>(KEY) ?? {};
+function validPatch(stored: unknown): SettingsPatch {
+  const raw = stored ?? {};
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return {};
   const kept: Record<string, unknown> = { ...raw };
   for (let attempt = 0; attempt <= Object.keys(settingsPatchSchema.shape).length; attempt++) {
@@ -59,12 +63,6 @@ function storedPatch(catalog: Catalog): SettingsPatch {
 }
 
 export function updateSettings(config: Config, catalog: Catalog, patch: SettingsPatch): Settings {
-  // Immediate: read-then-write started deferred fails with SQLITE_BUSY, without waiting, when a
-  // worker commits to the catalog in between (every backup does).
-  return catalog.db
-    .transaction(() => {
-      catalog.setSetting(KEY, { ...storedPatch(catalog), ...patch });
-      return currentSettings(config, catalog);
-    })
-    .immediate();
+  const stored = catalog.updateSetting(KEY, (before) => ({ ...validPatch(before), ...patch }));
+  return inForce(config, validPatch(stored));
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { DamagedDatabase, createBackup, type BackupContext } from '../backup/backup.js';
 import type { BackupRow, RestoreRow } from '../catalog/catalog.js';
+import { safetyJobId } from '../jobs/job-ids.js';
 import { AppError, messageOf, notFound, permanentFailure } from '../domain/errors.js';
 import { LockLostError, type LockGuard } from '../locking/lock.js';
 import { copyIntoLive, describeDatabase } from '../sqlite/sqlite-ops.js';
@@ -83,7 +84,7 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
         }
         if (!row.safety_backup_id) {
           // A run that died between taking the safety backup and recording it left it completed.
-          const safetyJob = `${req.jobId}:safety`;
+          const safetyJob = safetyJobId(req.jobId);
           const earlier = catalog.getBackupByJob(safetyJob);
           let safety: BackupRow | undefined;
           try {
