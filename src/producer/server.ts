@@ -50,9 +50,7 @@ function resyncAutoBackup(redis: Redis, sync: () => Promise<unknown>, log: Logge
   redis.on('ready', () => {
     if (!lost || stopped) return;
     lost = false;
-    sync().catch((err: unknown) =>
-      log.error({ err: (err as Error).message }, 'could not restore the auto-backup schedule after reconnecting'),
-    );
+    sync().catch((err: unknown) => log.error({ err }, 'could not restore the auto-backup schedule after reconnecting'));
   });
   return {
     stop() {

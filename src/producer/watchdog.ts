@@ -10,7 +10,8 @@ import { formatDuration, overdueBy } from './health-rules.js';
  * new success starts a new spell.
  */
 export function startWatchdog(deps: ProducerDeps): { stop(): void } {
-  const { config, redis, log } = deps;
+  const { config, redis } = deps;
+  const log = deps.log.child({ component: 'watchdog' });
   const check = async () => {
     if (!deps.ops.alerts.enabled) return;
     const { facts, lastBackup } = await observe(deps);
@@ -39,7 +40,7 @@ export function startWatchdog(deps: ProducerDeps): { stop(): void } {
     if (running) return;
     running = true;
     check()
-      .catch((err: Error) => log.warn({ err: err.message }, 'overdue check failed'))
+      .catch((err: Error) => log.warn({ err }, 'overdue check failed'))
       .finally(() => {
         running = false;
       });

@@ -20,6 +20,7 @@ export interface HeartbeatOptions {
  * as dead.
  */
 export async function startHeartbeat(opts: HeartbeatOptions): Promise<{ stop(): Promise<void> }> {
+  const log = opts.log.child({ component: 'heartbeat' });
   const startedAt = new Date().toISOString();
   const beat = async () => {
     const body: Heartbeat = {
@@ -38,7 +39,7 @@ export async function startHeartbeat(opts: HeartbeatOptions): Promise<{ stop(): 
   let running: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     running = beat().catch((err: Error) => {
-      if (!stopped) opts.log.warn({ err: err.message }, 'heartbeat not written (Redis unreachable?)');
+      if (!stopped) log.warn({ err }, 'heartbeat not written (Redis unreachable?)');
     });
   }, opts.intervalMs);
   timer.unref();

@@ -61,9 +61,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   for (const w of workers) {
     ops.watch(w);
     w.on('failed', (job, err) => {
-      log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job attempt failed');
+      log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err }, 'job attempt failed');
     });
-    w.on('error', (err) => log.error({ queue: w.name, err: err.message }, 'worker error'));
+    w.on('error', (err) => log.error({ queue: w.name, err }, 'worker error'));
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await ops.start(workers.map((w) => w.name));

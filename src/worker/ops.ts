@@ -82,7 +82,7 @@ export function createWorkerOps(ctx: WorkerContext) {
       );
     } catch (err) {
       // The backup itself is done and recorded; a missed follow-up must not fail it.
-      log.warn({ backupId, err: messageOf(err) }, 'could not queue the verification after a backup');
+      log.warn({ backupId, err }, 'could not queue the verification after a backup');
     }
   }
 
@@ -184,7 +184,7 @@ export function createWorkerOps(ctx: WorkerContext) {
           .then((final) => {
             if (final) reportFailure(worker, job, err);
           })
-          .catch((e: unknown) => log.warn({ jobId: job.id, err: messageOf(e) }, 'could not report a failed job'));
+          .catch((e: unknown) => log.warn({ jobId: job.id, err: e }, 'could not report a failed job'));
       });
     },
 

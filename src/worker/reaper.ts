@@ -2,7 +2,6 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { BackupRow } from '../shared/catalog/catalog.js';
-import { messageOf } from '../shared/domain/errors.js';
 import { FileLockUnavailable, tryFileLock } from '../shared/locking/file-lock.js';
 import { removeAbandonedBackupTemps, removeQuietly, removeStaleWriteTemps } from '../shared/runtime/files.js';
 import { cliRunOwner, isCliRunId, processAlive } from '../shared/locking/process-owner.js';
@@ -45,23 +44,23 @@ export class Reaper {
   private pass: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private lastPrune = 0;
+  private readonly log: WorkerContext['log'];
 
   constructor(private readonly ctx: WorkerContext) {
+    this.log = ctx.log.child({ component: 'reaper' });
     const opts = { connection: ctx.redis, prefix: ctx.config.queuePrefix };
     this.backupQueue = new Queue(QUEUE.backup, opts);
     this.restoreQueue = new Queue(QUEUE.restore, opts);
     // An unheard 'error' event would end the process; the connection watcher reports outages.
     for (const queue of [this.backupQueue, this.restoreQueue]) {
-      queue.on('error', (err) => ctx.log.debug({ err: err.message }, 'reaper queue connection error'));
+      queue.on('error', (err) => this.log.debug({ err }, 'reaper queue connection error'));
     }
   }
 
   /** Runs a pass now and then every REAPER_INTERVAL. */
   start(): void {
     const tick = () => {
-      this.pass = this.runOnce().catch((err: unknown) =>
-        this.ctx.log.warn({ err: messageOf(err) }, 'reaper pass failed; trying again later'),
-      );
+      this.pass = this.runOnce().catch((err: unknown) => this.log.warn({ err }, 'reaper pass failed; trying again later'));
       void this.pass.then(() => {
         if (!this.stopped) this.timer = setTimeout(tick, this.ctx.config.reaperInterval).unref();
       });
@@ -79,7 +78,8 @@ export class Reaper {
   /** One pass. Returns the ids of the backup and restore rows it marked `failed`. */
   async runOnce(): Promise<ReapResult> {
     const result: ReapResult = { backups: [], restores: [] };
-    const { catalog, config, log } = this.ctx;
+    const { catalog, config } = this.ctx;
+    const { log } = this;
     await this.housekeeping();
     // Cheap check first, so an idle catalog never costs a lock round-trip.
     if (!catalog.inProgressBackups().length && !catalog.inProgressRestores().length) return result;
@@ -120,7 +120,8 @@ export class Reaper {
    * its lock cannot act after this pass. Null when either lock is taken.
    */
   private async lockAll(): Promise<(() => Promise<void>) | null> {
-    const { lock, workerId, config, log } = this.ctx;
+    const { lock, workerId, config } = this.ctx;
+    const { log } = this;
     const holder = `${workerId}:reaper`;
     const held = await lock.tryAcquire(holder, { fence: 'later' });
     if (!held) return null;
@@ -133,7 +134,7 @@ export class Reaper {
         throw err;
       }
       // No one can hold a lock that cannot be created: Redis alone guards the database, as for jobs.
-      log.debug({ err: err.message }, 'local database lock unavailable; the reaper holds the Redis lock only');
+      log.debug({ err }, 'local database lock unavailable; the reaper holds the Redis lock only');
     }
     if (local && !local.lock) {
       await held.release();
@@ -148,7 +149,8 @@ export class Reaper {
 
   /** What needs no database lock: temps of an interrupted storage write, and (hourly) old catalog history. */
   private async housekeeping(): Promise<void> {
-    const { catalog, config, log } = this.ctx;
+    const { catalog, config } = this.ctx;
+    const { log } = this;
     // A busy catalog or an unreadable directory here must not keep the pass from settling rows.
     try {
       const removed = [
@@ -161,7 +163,7 @@ export class Reaper {
       const pruned = catalog.pruneHistory(new Date(Date.now() - config.historyRetentionDays * 86_400_000));
       if (pruned.backups || pruned.verifications || pruned.restores) log.info(pruned, 'pruned old catalog history');
     } catch (err) {
-      log.warn({ err: messageOf(err) }, 'housekeeping failed; trying again on the next pass');
+      log.warn({ err }, 'housekeeping failed; trying again on the next pass');
     }
   }
 

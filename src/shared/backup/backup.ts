@@ -205,7 +205,7 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     } catch (err) {
       // The backup is complete and recorded: a later step failing (its job lost when Redis
       // restarted empty, a mirror) must not mark it failed and strand its file.
-      log.warn({ backupId: id, err: (err as Error).message }, 'backup completed; a step after it failed');
+      log.warn({ backupId: id, err }, 'backup completed; a step after it failed');
     }
     return row;
   } catch (err) {

@@ -99,7 +99,7 @@ export class AlertSender {
           factor: 2,
           signal: this.stopped.signal,
           onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-            log.warn({ event: body.event, attempt: attemptNumber, retriesLeft, err: error.message }, 'alert delivery failed');
+            log.warn({ event: body.event, attempt: attemptNumber, retriesLeft, err: error }, 'alert delivery failed');
           },
         },
       );
@@ -107,7 +107,7 @@ export class AlertSender {
       log.info({ event: body.event, jobId: body.jobId }, 'alert delivered');
     } catch (err) {
       this.opts.onOutcome?.('dropped');
-      log.error({ event: body.event, jobId: body.jobId, err: (err as Error).message }, 'alert dropped: the webhook did not take it');
+      log.error({ event: body.event, jobId: body.jobId, err }, 'alert dropped: the webhook did not take it');
     }
   }
 

@@ -12,7 +12,7 @@ function watch(client: Redis, log?: Logger): Redis {
   client.on('error', (err: Error) => {
     if (wasReady && !down) {
       down = true;
-      log?.warn({ err: err.message }, 'Redis connection lost; reconnecting');
+      log?.warn({ err }, 'Redis connection lost; reconnecting');
     }
   });
   client.on('ready', () => {

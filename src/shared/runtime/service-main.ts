@@ -27,13 +27,13 @@ export async function runService(
   }
   const log = createLogger(config, service);
   if (survivesUnhandledRejections) {
-    process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.message ?? String(err) }, 'unhandled rejection'));
+    process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   }
   let running: Stoppable;
   try {
     running = await start(config, log);
   } catch (err) {
-    log.fatal({ err: (err as Error).message }, (err as Error).message);
+    log.fatal({ err }, (err as Error).message);
     process.exit(1);
   }
   let signalled = false;

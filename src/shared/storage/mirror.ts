@@ -23,17 +23,18 @@ interface MirrorContext {
 export async function copyToMirror(ctx: MirrorContext, backup: BackupRow): Promise<boolean> {
   const { mirror, primary } = storesOf(ctx.config);
   if (!mirror || backup.status !== 'completed' || !backup.checksum) return false;
+  const log = ctx.log.child({ component: 'mirror' });
   const name = path.basename(backup.file_path);
   try {
     await mirror.put(backup.file_path, name, backup.checksum);
     const manifest = await primary.getText(manifestName(name));
     if (manifest !== undefined) await mirror.putText(manifestName(name), manifest);
     ctx.catalog.recordCopy(backup.id, MIRROR, true);
-    ctx.log.info({ backupId: backup.id, mirror: mirror.location }, 'backup copied to the mirror');
+    log.info({ backupId: backup.id, mirror: mirror.location }, 'backup copied to the mirror');
     return true;
   } catch (err) {
     ctx.catalog.recordCopy(backup.id, MIRROR, false, messageOf(err));
-    ctx.log.error({ backupId: backup.id, mirror: mirror.location, err: messageOf(err) }, 'copying the backup to the mirror failed');
+    log.error({ backupId: backup.id, mirror: mirror.location, err }, 'copying the backup to the mirror failed');
     return false;
   }
 }
