@@ -11,6 +11,7 @@ import { startProducer, type RunningProducer } from '../src/producer/server.js';
 import { createBackup } from '../src/shared/backup/backup.js';
 import { Catalog } from '../src/shared/catalog/catalog.js';
 import { createLogger } from '../src/shared/observability/logger.js';
+import { testLogger } from './helpers/log.js';
 import { sandbox, TEST_TOKEN, type Sandbox } from './helpers/env.js';
 import { rawRequest, serialize, type RawResponse, type RequestSpec } from './helpers/raw-http.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
@@ -376,10 +377,7 @@ describe('security', () => {
   it('keeps BACKUP_DIR 0700 and every file in it 0600, and creates nothing from client input', async () => {
     const catalog = new Catalog(box.config.catalogPath);
     try {
-      const row = await createBackup(
-        { config: box.config, catalog, log: createLogger(box.config, 'test', 1, new Writable({ write: (_c, _e, d) => d() })) },
-        { type: 'manual', jobId: null },
-      );
+      const row = await createBackup({ config: box.config, catalog, log: testLogger(box.config, 'test') }, { type: 'manual', jobId: null });
       expect(path.dirname(row.file_path)).toBe(box.config.backupDir);
     } finally {
       catalog.close();

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackup } from '../src/shared/backup/backup.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
-import { createLogger } from '../src/shared/observability/logger.js';
+import { testLogger } from './helpers/log.js';
 import { applyRetention } from '../src/shared/backup/retention.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
 import { openCatalog } from './helpers/producer.js';
@@ -11,7 +11,7 @@ import { withCatalogDb } from './helpers/catalog-db.js';
 
 let box: Sandbox;
 let catalog: Catalog;
-const log = createLogger({ logLevel: 'silent' }, 'test');
+const log = testLogger({ logLevel: 'warn' }, 'test');
 
 beforeAll(() => {
   box = sandbox('retention');

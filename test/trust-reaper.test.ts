@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createBackup } from '../src/shared/backup/backup.js';
 import { Catalog } from '../src/shared/catalog/catalog.js';
 import { DatabaseLock } from '../src/shared/locking/lock.js';
-import { createLogger } from '../src/shared/observability/logger.js';
+import { testLogger } from './helpers/log.js';
 import { workerRedis } from '../src/shared/runtime/redis.js';
 import { Reaper } from '../src/worker/reaper.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
@@ -165,7 +165,7 @@ describe('completing a backup', () => {
   });
 
   it('fails the backup, and keeps no file, when its row was settled while it ran', async () => {
-    const log = createLogger({ logLevel: 'silent' }, 'test');
+    const log = testLogger({ logLevel: 'warn' }, 'test');
     const before = backupFiles(dir());
     let rowId: number | undefined;
     await expect(
@@ -196,7 +196,7 @@ describe('completing a backup', () => {
 describe('the reaper and rows that no queue job stands for', () => {
   it("settles a CLI run only when its process is gone (or, from another host, very old), and keeps live processes' temps", async () => {
     const redis = workerRedis(box.config.redisUrl);
-    const log = createLogger({ logLevel: 'silent' }, 'test');
+    const log = testLogger({ logLevel: 'warn' }, 'test');
     const reaper = new Reaper({
       config: box.config,
       catalog,

@@ -5,7 +5,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
-import { createLogger } from '../src/shared/observability/logger.js';
+import { testLogger } from './helpers/log.js';
 import { DatabaseLock } from '../src/shared/locking/lock.js';
 import { workerRedis } from '../src/shared/runtime/redis.js';
 import { restoreBackup } from '../src/shared/restore/restore.js';
@@ -19,7 +19,7 @@ let box: Sandbox;
 let producer: RunningProducer;
 let workers: Proc[] = [];
 let catalog: Catalog;
-const log = createLogger({ logLevel: 'silent' }, 'test');
+const log = testLogger({ logLevel: 'warn' }, 'test');
 
 beforeAll(async () => {
   // One attempt per job: a job that waits for the lock must not be failed for it.

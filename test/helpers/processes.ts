@@ -17,6 +17,9 @@ export interface Proc {
 
 const running = new Set<Proc>();
 
+/** Every process this test file started, with its output, for the report of a failing test. */
+const started: { name: string; proc: Proc }[] = [];
+
 /** Starts a TypeScript entry point of this repository as a real process. */
 export function spawnTs(entry: string, env: Record<string, string>, args: string[] = []): Proc {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
@@ -82,6 +85,7 @@ export function spawnTs(entry: string, env: Record<string, string>, args: string
     },
   };
   running.add(proc);
+  started.push({ name: `${entry} (pid ${child.pid})`, proc });
   return proc;
 }
 
@@ -95,4 +99,24 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<P
 /** Kills whatever a test left running; call from afterAll. */
 export async function killAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill()));
+}
+
+/** How much output each process had printed so far; `outputSince` reports what came after. */
+export function outputMark(): Map<Proc, number> {
+  return new Map(started.map(({ proc }) => [proc, proc.output().length]));
+}
+
+/**
+ * What the processes printed since `mark` (a process started later: all of it), the last 20 000
+ * characters of each, with how each one ended: what a failing test shows of its processes.
+ */
+export function outputSince(mark: Map<Proc, number>): string[] {
+  return started.flatMap(({ name, proc }) => {
+    const text = proc.output().slice(mark.get(proc) ?? 0);
+    if (!text) return [];
+    const { exitCode, signalCode } = proc.child;
+    const state = exitCode !== null || signalCode !== null ? `exited ${signalCode ?? exitCode}` : 'running';
+    const shown = text.length > 20_000 ? `[…]${text.slice(-20_000)}` : text;
+    return [`output of ${name}, ${state}:\n${shown.trimEnd()}`];
+  });
 }
