@@ -4,6 +4,7 @@ import type { BackupRow, RestoreRow } from '../catalog/catalog.js';
 import { safetyJobId } from '../jobs/job-ids.js';
 import { AppError, messageOf, notFound, permanentFailure } from '../domain/errors.js';
 import { LockLostError, type LockGuard } from '../locking/lock.js';
+import { BACKUP_LEASE_MS } from '../locking/lease.js';
 import { copyIntoLive, describeDatabase } from '../sqlite/sqlite-ops.js';
 import { readableCopy, verifyAndRecord } from '../verify/verify.js';
 
@@ -50,7 +51,7 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
   }
 
   const holder = `restore:${req.jobId}`;
-  catalog.lease(backup.id, holder, 24 * 3_600_000);
+  catalog.lease(backup.id, holder, BACKUP_LEASE_MS);
   try {
     const verification = await verifyAndRecord(config, catalog, backup, 'full', true);
     if (!verification.valid || !verification.copy) {
