@@ -14,6 +14,7 @@ import { killAll, spawnTs, startWorkerProcess, type Proc } from './helpers/proce
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
 import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query } from './helpers/workstation-db.js';
 import { withCatalogDb } from './helpers/catalog-db.js';
+import { safetyJobId } from '../src/shared/jobs/job-ids.js';
 
 let box: Sandbox;
 let producer: RunningProducer;
@@ -225,7 +226,7 @@ describe('restore', () => {
       const second = await restoreBackup(ctx, { backupId: backup.id, jobId: 'rerun-job', lock });
       expect(second).toEqual(first);
       expect(hasWorkflow('written-after-the-restore')).toBe(true);
-      const safetyRows = catalog.listBackups({ limit: 1000 }).filter((b) => b.job_id === 'rerun-job:safety');
+      const safetyRows = catalog.listBackups({ limit: 1000 }).filter((b) => b.job_id === safetyJobId('rerun-job'));
       expect(safetyRows).toHaveLength(1);
     } finally {
       await lock.release();
