@@ -25,8 +25,8 @@ export async function backupNow(deps: OperationDeps, run: LockedRun & { type: Ba
         type: run.type,
         jobId: run.runId,
         lock: lock.guard,
-        onProgress: (p) => run.report.progress(p) as Promise<void> | void,
-        onBytes: run.report.bytes?.bind(run.report),
+        onProgress: run.report.progress,
+        onBytes: run.report.bytes,
       },
     );
     const retentionDeleted = await applyRetention(catalog, currentSettings(config, catalog).maxBackups, log, config);

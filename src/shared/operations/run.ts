@@ -17,11 +17,11 @@ export interface OperationDeps {
 /** How an operation tells its caller how far it got: a job's progress, a progress bar, a log line. */
 export interface Reporter {
   /** 0–100; each operation documents what its steps reach. */
-  progress(percent: number): unknown;
+  progress: (percent: number) => Promise<void> | void;
   /** Bytes packed so far out of the database's size, where the operation knows them. */
-  bytes?(done: number, total: number): void;
+  bytes?: (done: number, total: number) => void;
   /** Something the operator should know that is not a failure (the lock held is less than the whole). */
-  note(message: string): void;
+  note: (message: string) => void;
 }
 
 /** What differs between one caller's run and another's. */
