@@ -1,14 +1,13 @@
-import { randomUUID } from 'node:crypto';
-import { Router, type Request, type Response } from 'express';
-import type { Job, Queue, QueueEvents } from 'bullmq';
+import { Router } from 'express';
 import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../shared/domain/errors.js';
-import { toBackupBody, toBackupListItem, toRestoreBody } from '../../shared/domain/presenters.js';
+import { toBackupBody, toBackupListItem } from '../../shared/domain/presenters.js';
 import { backupJobSchema, restoreDedupId, restoreJobSchema, verifyDedupId, verifyJobSchema } from '../../shared/jobs/queues.js';
 import { nextScheduledBackup, nextScheduledVerification, syncSchedules } from '../../shared/jobs/scheduler.js';
 import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/catalog/settings.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody, parseId, parseQuery } from '../validate.js';
+import { TIMED_OUT, accepted, answerRestore, enqueue, waitFor, wantsAsync } from './job-answers.js';
 
 /**
  * Deepest page reachable by `offset`: SQLite walks every skipped row, so deep offsets cost a scan
@@ -35,60 +34,6 @@ const listQuery = z
 const createBody = z.object({ type: z.enum(['manual', 'pre-migration']).default('manual') }).strict();
 const verifyBody = z.object({ mode: z.enum(['full', 'quick']).default('full') }).strict();
 const emptyBody = z.object({}).strict();
-
-export const TIMED_OUT = Symbol('timed out');
-
-/**
- * Waits for a job up to `ms`. Resolves to its return value, or TIMED_OUT; rejects with the job's
- * failure reason.
- */
-export async function waitFor<R>(job: Job, events: QueueEvents, ms: number): Promise<R | typeof TIMED_OUT> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), ms);
-  });
-  const finished = job.waitUntilFinished(events, ms + 60_000) as Promise<R>;
-  finished.catch(() => undefined); // settled after a timeout: nobody listens any more
-  try {
-    return await Promise.race([finished, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export function wantsAsync(req: Request): boolean {
-  return /\brespond-async\b/i.test(String(req.headers.prefer ?? ''));
-}
-
-export function accepted(res: Response, job: Job, what: string) {
-  const joined = isJoined(job);
-  res
-    .status(202)
-    .location(`/api/jobs/${job.id}`)
-    .json({
-      success: true,
-      message: joined ? `${what} already queued; this request joined it` : `${what} queued`,
-      jobId: job.id,
-      statusUrl: `/api/jobs/${job.id}`,
-      ...(joined ? { joined: true } : {}),
-    });
-}
-
-/** Whether `add` handed back a job that was already pending instead of the one asked for. */
-const isJoined = (job: Job) => job.opts.jobId !== undefined && job.opts.jobId !== job.id;
-
-/**
- * Adds a job, or joins the pending one with the same `dedupId`: BullMQ keeps the id taken until
- * that job completes or fails for good, so repeated clicks (or a sweep on top of a click) never
- * pile up copies of the same work, and `add` returns the job already there.
- */
-export async function enqueue<T>(queue: Queue<T>, data: T, dedupId?: string): Promise<Job<T>> {
-  const prefix = queue.name;
-  return (await queue.add(prefix as never, data as never, {
-    jobId: `${prefix}-${randomUUID()}`,
-    ...(dedupId ? { deduplication: { id: dedupId } } : {}),
-  })) as Job<T>;
-}
 
 export function backupsRouter(deps: ProducerDeps): Router {
   const { config, catalog, queues } = deps;
@@ -181,21 +126,7 @@ export function backupsRouter(deps: ProducerDeps): Router {
     if (!backup) throw notFound(`backup ${id} does not exist`, 'backup_not_found');
     if (backup.status !== 'completed') throw badRequest(`backup ${id} is ${backup.status}, not completed`, 'backup_not_restorable');
     const job = await enqueue(queues.restore, restoreJobSchema.parse({ backupId: id }), restoreDedupId(id));
-    if (wantsAsync(req)) return accepted(res, job, 'Restore');
-    try {
-      const outcome = await waitFor(job, queues.events.restore, config.requestTimeout);
-      if (outcome === TIMED_OUT) return accepted(res, job, 'Restore');
-    } catch (err) {
-      const row = catalog.getRestoreByJob(String(job.id));
-      res.status(422).json({
-        success: false,
-        error: { code: 'restore_failed', message: (err as Error).message },
-        ...(row ? { restore: toRestoreBody(row) } : {}),
-      });
-      return;
-    }
-    const row = catalog.getRestoreByJob(String(job.id))!;
-    res.json({ success: true, message: 'Backup restored successfully; no restart needed', restore: toRestoreBody(row) });
+    await answerRestore(deps, req, res, job);
   });
 
   return router;
