@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { decodeStream, encodeFile } from '../src/shared/codec/codec.js';
-import { COMPRESSION_MODES } from '../src/shared/runtime/config.js';
+import { COMPRESSION_MODES } from '../src/shared/domain/backup-types.js';
 import { keyId } from '../src/shared/codec/encryption.js';
 import Database from 'better-sqlite3';
 

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeStream, encodeFile } from '../src/shared/codec/codec.js';
-import { COMPRESSION_MODES } from '../src/shared/runtime/config.js';
+import { COMPRESSION_MODES } from '../src/shared/domain/backup-types.js';
 import { DecryptStream, EncryptStream, keyId, type Keyring } from '../src/shared/codec/encryption.js';
 
 let dir: string;

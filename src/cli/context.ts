@@ -10,7 +10,8 @@ import { cliRunId } from '../shared/locking/process-owner.js';
 import type { LockedRun, OperationDeps, Reporter } from '../shared/operations/run.js';
 import { createLogger, type Logger } from '../shared/observability/logger.js';
 import { producerRedis } from '../shared/runtime/redis.js';
-import { openCatalog, type ReindexReport } from '../shared/catalog/reindex.js';
+import { openCatalog } from '../shared/catalog/open.js';
+import type { ReindexReport } from '../shared/catalog/reindex.js';
 import { CliError, EXIT, Output } from './output.js';
 
 export interface GlobalOptions {

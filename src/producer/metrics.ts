@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { Gauge, Registry } from 'prom-client';
-import { BACKUP_TYPES } from '../shared/catalog/catalog.js';
+import { BACKUP_TYPES } from '../shared/domain/backup-types.js';
 import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../shared/observability/metrics.js';
 import type { ProducerDeps } from './deps.js';
 import { requireAnyBearer } from './auth.js';

@@ -6,7 +6,7 @@ import { keyringOf } from '../shared/codec/encryption.js';
 import { ensurePrivateDir } from '../shared/runtime/files.js';
 import { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/observability/logger.js';
-import { openCatalog } from '../shared/catalog/reindex.js';
+import { openCatalog } from '../shared/catalog/open.js';
 import { QUEUE } from '../shared/jobs/queues.js';
 import { waitForRedis, workerRedis } from '../shared/runtime/redis.js';
 import { runService } from '../shared/runtime/service-main.js';

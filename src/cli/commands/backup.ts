@@ -1,5 +1,5 @@
 import { Option } from 'commander';
-import { BACKUP_TYPES, type BackupType } from '../../shared/catalog/catalog.js';
+import { BACKUP_TYPES, type BackupType } from '../../shared/domain/backup-types.js';
 import { toBackupBody } from '../../shared/domain/presenters.js';
 import { backupNow } from '../../shared/operations/backup-now.js';
 import { cliFailure, cliRun, withCatalog, withOperationDeps, type CliContext } from '../context.js';

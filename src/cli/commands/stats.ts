@@ -1,4 +1,4 @@
-import { storageHealth } from '../../shared/storage/mirror.js';
+import { storageHealth } from '../../shared/storage/health.js';
 import { withCatalog, type CliContext } from '../context.js';
 import { EXIT, bytes, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';

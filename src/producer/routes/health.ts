@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Config } from '../../shared/runtime/config.js';
 import { AppError } from '../../shared/domain/errors.js';
-import { storageHealth, type StorageHealth } from '../../shared/storage/mirror.js';
+import { storageHealth, type StorageHealth } from '../../shared/storage/health.js';
 import type { BackupStorage } from '../../shared/storage/storage.js';
 import { bearerOutcome } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';

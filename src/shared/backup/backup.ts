@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { BackupRow, BackupType, Catalog } from '../catalog/catalog.js';
+import type { BackupRow, Catalog } from '../catalog/catalog.js';
+import type { BackupType } from '../domain/backup-types.js';
 import { sha256File } from '../codec/checksum.js';
 import { encodeFile, extensionOf } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';

@@ -1,8 +1,4 @@
-import type { CompressionMode } from '../runtime/config.js';
-
-export const BACKUP_TYPES = ['manual', 'scheduled', 'pre-migration'] as const;
-export type BackupType = (typeof BACKUP_TYPES)[number];
-export type BackupStatus = 'in_progress' | 'completed' | 'failed';
+import type { BackupStatus, BackupType, CompressionMode } from '../domain/backup-types.js';
 
 /**
  * The runbook's `backup_log` table, column for column. Everything this service adds lives in

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { SCHEMA, type BackupRow, type BackupType, type CopyRow, type ImportedBackup, type RestoreRow } from './catalog-schema.js';
+import { SCHEMA, type BackupRow, type CopyRow, type ImportedBackup, type RestoreRow } from './catalog-schema.js';
 import type { Statistics, VerificationRow } from './catalog-schema.js';
-import type { CompressionMode } from '../runtime/config.js';
+import type { BackupType, CompressionMode } from '../domain/backup-types.js';
 import { Backups, type BackupPage, type CompletedBackup } from './repositories/backups.js';
 import { Copies } from './repositories/copies.js';
 import { Fence } from './repositories/fence.js';
@@ -13,7 +13,6 @@ import { Restores, type RestoreUpdate } from './repositories/restores.js';
 import { SettingsStore } from './repositories/settings-store.js';
 import { Verifications, type VerificationMode } from './repositories/verifications.js';
 
-export { BACKUP_TYPES } from './catalog-schema.js';
 export type * from './catalog-schema.js';
 export { BackupNotInProgress } from './repositories/backups.js';
 export { HISTORY_KEPT } from './repositories/history.js';

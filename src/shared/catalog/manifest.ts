@@ -1,7 +1,7 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { BACKUP_TYPES, type BackupRow, type ImportedBackup } from './catalog.js';
-import { COMPRESSION_MODES } from '../runtime/config.js';
+import type { BackupRow, ImportedBackup } from './catalog.js';
+import { BACKUP_TYPES, COMPRESSION_MODES } from '../domain/backup-types.js';
 import { CHUNK_BYTES, ENCRYPTION_ALGORITHM, openJson, sealJson, type Key, type Keyring, type Sealed } from '../codec/encryption.js';
 
 /**

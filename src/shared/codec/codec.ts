@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressor, decompressor } from './compression.js';
-import type { CompressionMode } from '../runtime/config.js';
+import type { CompressionMode } from '../domain/backup-types.js';
 import { DecryptStream, EncryptStream, type Key, type Keyring } from './encryption.js';
 
 /** How a backup file's bytes relate to the SQLite database inside it. */

@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, createGzip, constants } from 'node:zlib';
 import { compress as zstdCompress, decompress as zstdDecompress } from '@mongodb-js/zstd';
-import type { CompressionMode } from '../runtime/config.js';
+import type { CompressionMode } from '../domain/backup-types.js';
 
 /**
  * Level 1 for both: backups favour speed over the last few percent. zstd level 1 compresses

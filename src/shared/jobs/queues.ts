@@ -1,7 +1,7 @@
 import { Queue, QueueEvents, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { BACKUP_TYPES } from '../catalog/catalog.js';
+import { BACKUP_TYPES } from '../domain/backup-types.js';
 import type { Config } from '../runtime/config.js';
 import type { Logger } from '../observability/logger.js';
 

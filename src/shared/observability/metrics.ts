@@ -1,5 +1,5 @@
 import { AggregatorRegistry, Counter, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { BACKUP_TYPES } from '../catalog/catalog.js';
+import { BACKUP_TYPES } from '../domain/backup-types.js';
 import { QUEUE_NAMES } from '../jobs/queues.js';
 
 export const METRIC_PREFIX = 'workstation_backup_';

@@ -1,6 +1,7 @@
 import { createBackup } from '../backup/backup.js';
 import { applyRetention } from '../backup/retention.js';
-import type { BackupRow, BackupType } from '../catalog/catalog.js';
+import type { BackupRow } from '../catalog/catalog.js';
+import type { BackupType } from '../domain/backup-types.js';
 import { currentSettings } from '../catalog/settings.js';
 import type { HeldDatabaseLock } from '../locking/acquire.js';
 import { underDatabaseLock, type LockedRun, type OperationDeps } from './run.js';

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { CompressionMode } from '../domain/backup-types.js';
 import { verifyScheduleSchema } from '../jobs/schedule-spec.js';
+import { isInside } from './files.js';
 
 /** Parses "true"/"false"/"1"/"0"/"yes"/"no"; anything else is a configuration error. */
 const bool = z
@@ -22,9 +24,6 @@ const int = (min: number, max: number) =>
 
 export const MIN_AUTO_BACKUP_INTERVAL = 1_000;
 export const MAX_AUTO_BACKUP_INTERVAL = 30 * 24 * 3_600_000;
-
-export const COMPRESSION_MODES = ['none', 'gzip', 'zstd'] as const;
-export type CompressionMode = (typeof COMPRESSION_MODES)[number];
 
 // `true` means gzip: the runbook's switch, and a format every machine can read without this tool.
 const compression = z
@@ -168,11 +167,6 @@ export type Config = Readonly<ReturnType<typeof build>>;
 /** Variables whose values never appear in an error message. */
 const SECRET = new Set(['API_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_URL', 'BACKUP_ENCRYPTION_KEY', 'BACKUP_DECRYPTION_KEYS']);
 
-const isWithin = (dir: string, other: string) => {
-  const rel = path.relative(dir, other);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-};
-
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -200,7 +194,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   if (
     config.mirrorDir &&
-    (config.mirrorDir === config.backupDir || isWithin(config.backupDir, config.mirrorDir) || isWithin(config.mirrorDir, config.backupDir))
+    (config.mirrorDir === config.backupDir || isInside(config.backupDir, config.mirrorDir) || isInside(config.mirrorDir, config.backupDir))
   ) {
     throw new ConfigError(
       `Invalid BACKUP_MIRROR_DIR=${JSON.stringify(cleaned.BACKUP_MIRROR_DIR)}: expected a directory apart from BACKUP_DIR (another disk or mount)`,

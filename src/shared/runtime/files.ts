@@ -134,7 +134,10 @@ export async function removeQuietly(...files: string[]): Promise<void> {
   await Promise.all(files.map((f) => fs.rm(f, { force: true }).catch(() => undefined)));
 }
 
-/** Whether `file` lies inside `dir` (after resolving `..`), so a catalog row cannot point elsewhere. */
+/**
+ * Whether `file` lies inside `dir` (after resolving `..`): a catalog row cannot point elsewhere,
+ * and the mirror cannot sit inside the backup directory or hold it.
+ */
 export function isInside(dir: string, file: string): boolean {
   const rel = path.relative(path.resolve(dir), path.resolve(file));
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);

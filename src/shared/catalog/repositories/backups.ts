@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import type { BackupRow, BackupStatus, BackupType, ImportedBackup, Statistics } from '../catalog-schema.js';
-import type { CompressionMode } from '../../runtime/config.js';
+import type { BackupRow, ImportedBackup, Statistics } from '../catalog-schema.js';
+import type { BackupStatus, BackupType, CompressionMode } from '../../domain/backup-types.js';
 import { now } from './now.js';
 
 /** A backup row is `backup_log` (the runbook's table, unchanged) joined with what this service adds. */
