@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import type { BackupRow, Catalog, Statistics } from '../shared/catalog/catalog.js';
 import type { Config } from '../shared/runtime/config.js';
-import { liveWorkers, type Heartbeat } from '../shared/observability/heartbeats.js';
+import { liveWorkers, type Heartbeat } from '../shared/observability/heartbeat-registry.js';
 import { currentSettings } from '../shared/catalog/settings.js';
 import type { HealthFacts } from './health-rules.js';
 import { cachedProbe } from './probe-cache.js';

@@ -16,7 +16,7 @@ import { syncSchedules } from '../shared/jobs/scheduler.js';
 import { currentSettings } from '../shared/catalog/settings.js';
 import { createApp, type ProducerDeps } from './app.js';
 import { startWatchdog } from './watchdog.js';
-import { errorBody } from './errors.js';
+import { errorBody } from './error-handler.js';
 
 /**
  * Requests Node's HTTP parser rejects before Express sees them (conflicting Content-Length

@@ -7,7 +7,7 @@ import { QUEUE, backupJobSchema, defaultJobOptions, verifyDedupId, type QueueNam
 import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/jobs/scheduler.js';
 import { currentSettings } from '../shared/catalog/settings.js';
 import type { WorkerContext } from './context.js';
-import { startHeartbeat } from './heartbeat.js';
+import { startHeartbeat } from './heartbeat-sender.js';
 
 type Processor<J extends Job, R> = (job: J, token?: string) => Promise<R>;
 

@@ -1,11 +1,11 @@
 import { Router } from 'express';
 import { Gauge, Registry } from 'prom-client';
-import { BACKUP_TYPES } from '../shared/domain/backup-types.js';
-import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../shared/observability/metrics.js';
-import type { ProducerDeps } from './deps.js';
-import { requireAnyBearer } from './auth.js';
-import { observe, type Observed } from './health-facts.js';
-import { overdueBy } from './health-rules.js';
+import { BACKUP_TYPES } from '../../shared/domain/backup-types.js';
+import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../../shared/observability/metrics.js';
+import type { ProducerDeps } from '../deps.js';
+import { requireAnyBearer } from '../auth.js';
+import { observe, type Observed } from '../health-facts.js';
+import { overdueBy } from '../health-rules.js';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
 

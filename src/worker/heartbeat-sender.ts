@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { removeHeartbeat, writeHeartbeat, type Heartbeat } from '../shared/observability/heartbeats.js';
+import { removeHeartbeat, writeHeartbeat, type Heartbeat } from '../shared/observability/heartbeat-registry.js';
 import type { Logger } from '../shared/observability/logger.js';
 import type { MetricsSnapshot } from '../shared/observability/metrics.js';
 
