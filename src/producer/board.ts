@@ -2,13 +2,14 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router } from 'express';
+import { QUEUE_REGISTRY, isQueueName } from '../shared/jobs/registry.js';
 import type { ProducerDeps } from './deps.js';
 import { requireBasic, sameOriginWrites } from './auth.js';
 
 export const BOARD_PATH = '/admin/queues';
 
 /**
- * Bull Board over the backup, verify and restore queues. It has no login of its own: HTTP Basic
+ * Bull Board over every queue of the registry. It has no login of its own: HTTP Basic
  * (any user name, the API token as password) guards the page, its assets and its API alike. With
  * BOARD_READ_ONLY the board shows everything and changes nothing (no retry, clean, promote or
  * remove), for people who should watch but not act.
@@ -22,7 +23,7 @@ export function boardRouter({ config, queues, apiToken }: ProducerDeps): Router 
         new BullMQAdapter(q, {
           readOnlyMode: config.boardReadOnly,
           allowRetries: !config.boardReadOnly,
-          description: DESCRIPTIONS[q.name] ?? '',
+          description: isQueueName(q.name) ? QUEUE_REGISTRY[q.name].description : '',
         }),
     ),
     serverAdapter,
@@ -36,9 +37,3 @@ export function boardRouter({ config, queues, apiToken }: ProducerDeps): Router 
   router.use(board);
   return router;
 }
-
-const DESCRIPTIONS: Record<string, string> = {
-  backup: 'Consistent copies of the live database (manual, scheduled, pre-migration)',
-  verify: 'Checksum and integrity checks of backup files',
-  restore: 'Restores of a backup into the live database',
-};

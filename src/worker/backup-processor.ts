@@ -5,13 +5,13 @@ import { backupNow } from '../shared/operations/backup-now.js';
 import { classify, lockedJobRun, operationDeps, type WorkerContext } from './context.js';
 
 export function backupProcessor(ctx: WorkerContext) {
-  return async (job: Job<BackupJobData>, token?: string) => {
+  return async (job: Job<BackupJobData>, token: string | undefined, signal: AbortSignal | undefined) => {
     const data = backupJobSchema.parse(job.data);
     try {
-      const { row } = await backupNow(operationDeps(ctx, job), { ...(await lockedJobRun(ctx, job, token)), type: data.type });
+      const { row } = await backupNow(operationDeps(ctx, job), { ...(await lockedJobRun(ctx, job, token, signal)), type: data.type });
       return toBackupBody(row);
     } catch (err) {
-      throw classify(err);
+      throw classify(err, signal);
     }
   };
 }

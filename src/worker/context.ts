@@ -7,6 +7,7 @@ import type { LockWaitPolicy } from '../shared/locking/acquire.js';
 import type { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/observability/logger.js';
 import type { LockedRun, OperationDeps, Run } from '../shared/operations/run.js';
+import { cancelledError, isCancelled } from '../shared/jobs/cancel.js';
 
 /** What every processor gets from the worker process. */
 export interface WorkerContext {
@@ -30,10 +31,10 @@ export function operationDeps(ctx: WorkerContext, job: Job): OperationDeps {
   return { config: ctx.config, catalog: ctx.catalog, log: jobLogger(ctx, job), redisLock: ctx.lock };
 }
 
-/** A job as an operation's run: progress goes to the job, notes to its log. */
-export function jobRun(ctx: WorkerContext, job: Job, runId = String(job.id)): Run {
+/** A job as an operation's run: progress goes to the job, notes to its log, a cancel to the operation. */
+export function jobRun(ctx: WorkerContext, job: Job, signal: AbortSignal | undefined, runId = String(job.id)): Run {
   const log = jobLogger(ctx, job);
-  return { runId, report: { progress: (p) => job.updateProgress(p), note: (message) => log.warn(message) } };
+  return { runId, signal, report: { progress: (p) => job.updateProgress(p), note: (message) => log.warn(message) } };
 }
 
 /** Hands the job back to the delayed set without spending an attempt. */
@@ -47,19 +48,28 @@ async function handBack(job: Job, token: string | undefined, delay: number): Pro
  * run), the job goes back to the delayed set for a moment, with jitter so waiters do not
  * stampede. A job fetched once shutdown began is handed back before it takes anything.
  */
-export async function lockedJobRun(ctx: WorkerContext, job: Job, token: string | undefined): Promise<LockedRun> {
+export async function lockedJobRun(
+  ctx: WorkerContext,
+  job: Job,
+  token: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<LockedRun> {
   if (ctx.stopping) await handBack(job, token, ctx.config.lockRetryDelay);
   const whenTaken: LockWaitPolicy = async (holder) => {
     const delay = ctx.config.lockRetryDelay * (0.5 + Math.random());
     jobLogger(ctx, job).debug({ delay: Math.round(delay), holder }, 'database lock is taken; waiting');
     return handBack(job, token, delay);
   };
-  return { ...jobRun(ctx, job), holder: `${ctx.workerId}:${job.queueName}:${job.id}`, whenTaken };
+  return { ...jobRun(ctx, job, signal), holder: `${ctx.workerId}:${job.queueName}:${job.id}`, whenTaken };
 }
 
-/** Permanent failures become UnrecoverableError so BullMQ does not spend retries on them. */
-export function classify(err: unknown): Error {
+/**
+ * Permanent failures become UnrecoverableError so BullMQ does not spend retries on them; so does
+ * a cancelled job, whatever its operation threw on the way out.
+ */
+export function classify(err: unknown, signal?: AbortSignal): Error {
   if (err instanceof DelayedError || err instanceof UnrecoverableError) return err;
+  if (signal?.aborted && !isCancelled(err)) err = cancelledError(signal);
   // The code goes along, so what watches jobs can tell one permanent failure from another.
   if (!isTransient(err)) return Object.assign(new UnrecoverableError(messageOf(err)), { code: (err as { code?: unknown }).code });
   return err instanceof Error ? err : new Error(messageOf(err));

@@ -1,30 +1,44 @@
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import type { Config } from '../shared/runtime/config.js';
 import { keyringOf } from '../shared/codec/encryption.js';
 import { ensurePrivateDir } from '../shared/runtime/files.js';
 import { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/observability/logger.js';
 import { openCatalog } from '../shared/catalog/open.js';
-import { QUEUE } from '../shared/jobs/queues.js';
+import { onCancelRequest } from '../shared/jobs/cancel.js';
+import { QUEUE_NAMES, type JobDataOf, type QueueName } from '../shared/jobs/registry.js';
 import { waitForRedis, workerRedis } from '../shared/runtime/redis.js';
 import { runService } from '../shared/runtime/service-main.js';
 import { backupProcessor } from './backup-processor.js';
 import type { WorkerContext } from './context.js';
-import { createWorkerOps } from './ops.js';
+import { createWorkerOps, type JobProcessor } from './ops.js';
 import { restoreProcessor } from './restore-processor.js';
 import { Reaper } from './reaper.js';
 import { verifyProcessor } from './verify-processor.js';
+
+/** Each queue's processor; the registry (`shared/jobs/registry.ts`) holds the rest of its definition. */
+const PROCESSORS: { [Q in QueueName]: (ctx: WorkerContext) => JobProcessor<Job<JobDataOf<Q>>, unknown> } = {
+  backup: backupProcessor,
+  verify: verifyProcessor,
+  restore: restoreProcessor,
+};
 
 export interface RunningWorker {
   ctx: WorkerContext;
   workers: Worker[];
   reaper: Reaper;
+  /**
+   * Cancels a job this process runs: it stops at its next safe point and fails for good with
+   * `cancelled`. False when the job is not running here. Other processes reach it through
+   * `requestCancel` (`shared/jobs/cancel.ts`).
+   */
+  cancel(queue: string, jobId: string, reason?: string): boolean;
   close(): Promise<void>;
 }
 
-/** Starts the workers of all three queues in this process. */
+/** Starts a worker for every queue of the registry in this process. */
 export async function startWorker(config: Config, log: Logger): Promise<RunningWorker> {
   await ensurePrivateDir(config.backupDir);
   keyringOf(config); // an unreadable key file stops the start, not the first backup
@@ -53,11 +67,9 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     maxStalledCount: 1,
   };
   const ops = createWorkerOps(ctx);
-  const workers = [
-    new Worker(QUEUE.backup, ops.wrap(QUEUE.backup, backupProcessor(ctx)), opts),
-    new Worker(QUEUE.verify, ops.wrap(QUEUE.verify, verifyProcessor(ctx)), opts),
-    new Worker(QUEUE.restore, ops.wrap(QUEUE.restore, restoreProcessor(ctx)), opts),
-  ];
+  const workers = QUEUE_NAMES.map((name) => new Worker(name, ops.wrap(name, PROCESSORS[name](ctx) as JobProcessor<Job, unknown>), opts));
+  const cancel = (queue: string, jobId: string, reason?: string) =>
+    workers.find((w) => w.name === queue)?.cancelJob(jobId, reason) ?? false;
   for (const w of workers) {
     ops.watch(w);
     w.on('failed', (job, err) => {
@@ -67,6 +79,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   await ops.start(workers.map((w) => w.name));
+  const subscriber = redis.duplicate();
+  subscriber.on('error', (err) => log.debug({ err }, 'cancel subscriber connection error'));
+  const stopListening = await onCancelRequest(subscriber, config.queuePrefix, ({ queue, jobId, reason }) => {
+    if (cancel(queue, jobId, reason)) log.warn({ queue, jobId, reason }, 'job cancelled on request');
+  });
   const reaper = new Reaper(ctx);
   reaper.start();
   log.info({ workerId, concurrency: config.workerConcurrency, queues: workers.map((w) => w.name) }, 'worker ready');
@@ -76,9 +93,12 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     ctx,
     workers,
     reaper,
+    cancel,
     close() {
       closing ??= (async () => {
         ctx.stopping = true;
+        await stopListening();
+        subscriber.disconnect();
         await Promise.allSettled([...workers.map((w) => w.close()), reaper.stop()]);
         await ops.stop();
         catalog.close();

@@ -1,15 +1,17 @@
 import { performance } from 'node:perf_hooks';
 import { Queue, type Job, type Worker } from 'bullmq';
-import { alertSenderFor, type AlertEvent } from '../shared/observability/alerts.js';
+import { alertSenderFor } from '../shared/observability/alerts.js';
 import { messageOf } from '../shared/domain/errors.js';
 import { createOpsMetrics } from '../shared/observability/metrics.js';
 import { QUEUE, backupJobSchema, defaultJobOptions, verifyDedupId, type QueueName, type VerifyJobData } from '../shared/jobs/queues.js';
+import { QUEUE_REGISTRY, isQueueName, type QueueDefinition } from '../shared/jobs/registry.js';
 import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/jobs/scheduler.js';
 import { currentSettings } from '../shared/catalog/settings.js';
 import type { WorkerContext } from './context.js';
 import { startHeartbeat } from './heartbeat-sender.js';
 
-type Processor<J extends Job, R> = (job: J, token?: string) => Promise<R>;
+/** Three parameters: BullMQ only creates a job's AbortController for a processor declared with three. */
+export type JobProcessor<J extends Job, R> = (job: J, token: string | undefined, signal: AbortSignal | undefined) => Promise<R>;
 
 /** A job id of ours made from another (a scheduler's ids contain `:`, which custom ids may not). */
 const derivedId = (...parts: (string | number | undefined)[]) => parts.map((p) => String(p).replace(/[^A-Za-z0-9_-]/g, '-')).join('-');
@@ -36,39 +38,30 @@ export function createWorkerOps(ctx: WorkerContext) {
   });
   let heartbeat: { stop(): Promise<void> } | undefined;
 
+  type Outcome = 'completed' | 'failed';
   /**
-   * What each queue's jobs count and raise, one entry a queue: the type makes a new queue add its
-   * own entry, instead of being counted as some other queue's job.
+   * How a job's outcome is counted, by the counter the registry names for its queue: a queue that
+   * names a new counter adds its entry here, which the type makes mandatory.
    */
-  const outcomes: Record<QueueName, { failedEvent: AlertEvent; count(job: Job, outcome: 'completed' | 'failed', result: unknown): void }> =
-    {
-      [QUEUE.backup]: {
-        failedEvent: 'backup.failed',
-        count(job, outcome) {
-          const data = backupJobSchema.safeParse(job.data);
-          if (data.success) metrics.backups.inc({ type: data.data.type, status: outcome });
-        },
-      },
-      [QUEUE.verify]: {
-        failedEvent: 'verify.failed',
-        count(_job, outcome, result) {
-          const valid = (result as { valid?: unknown } | undefined)?.valid;
-          metrics.verifications.inc({ result: outcome === 'failed' ? 'error' : valid === true ? 'valid' : 'invalid' });
-        },
-      },
-      [QUEUE.restore]: {
-        failedEvent: 'restore.failed',
-        count(_job, outcome, result) {
-          // A rerun of a restore that was rolled back returns its row instead of throwing again.
-          const status = (result as { status?: unknown } | undefined)?.status;
-          metrics.restores.inc({ status: outcome === 'completed' && status === 'completed' ? 'completed' : 'failed' });
-        },
-      },
-    };
+  const counters: Record<QueueDefinition['metric'], (job: Job, outcome: Outcome, result: unknown) => void> = {
+    backups(job, outcome) {
+      const data = backupJobSchema.safeParse(job.data);
+      if (data.success) metrics.backups.inc({ type: data.data.type, status: outcome });
+    },
+    verifications(_job, outcome, result) {
+      const valid = (result as { valid?: unknown } | undefined)?.valid;
+      metrics.verifications.inc({ result: outcome === 'failed' ? 'error' : valid === true ? 'valid' : 'invalid' });
+    },
+    restores(_job, outcome, result) {
+      // A rerun of a restore that was rolled back returns its row instead of throwing again.
+      const status = (result as { status?: unknown } | undefined)?.status;
+      metrics.restores.inc({ status: outcome === 'completed' && status === 'completed' ? 'completed' : 'failed' });
+    },
+  };
 
   function record(queue: QueueName, job: Job, outcome: 'completed' | 'failed', result: unknown, seconds: number): void {
     metrics.duration.observe({ queue, outcome }, seconds);
-    outcomes[queue].count(job, outcome, result);
+    counters[QUEUE_REGISTRY[queue].metric](job, outcome, result);
   }
 
   async function verifyAfterBackup(job: Job, result: unknown): Promise<void> {
@@ -115,12 +108,13 @@ export function createWorkerOps(ctx: WorkerContext) {
   }
 
   function reportFailure(worker: Worker, job: Job, err: Error): void {
-    const queue = worker.name as QueueName;
+    if (!isQueueName(worker.name)) return;
+    const queue = worker.name;
     metrics.jobsFailed.inc({ queue });
     const data = job.data as { backupId?: unknown; type?: unknown } | undefined;
     const backupId = typeof data?.backupId === 'number' ? data.backupId : undefined;
     alerts.send({
-      event: outcomes[queue].failedEvent,
+      event: QUEUE_REGISTRY[queue].failedEvent,
       summary: `${queue} job ${job.id} failed after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}`,
       reason: err.message,
       queue,
@@ -136,14 +130,14 @@ export function createWorkerOps(ctx: WorkerContext) {
     alerts,
 
     /** The processor with metrics around it (and, for its queue, the follow-ups above). */
-    wrap<J extends Job, R>(queue: QueueName, processor: Processor<J, R>): Processor<J, R> {
-      return async (job, token) => {
+    wrap<J extends Job, R>(queue: QueueName, processor: JobProcessor<J, R>): JobProcessor<J, R> {
+      return async (job, token, signal) => {
         if (queue === QUEUE.verify && job.name === VERIFY_SWEEP_JOB) return (await sweep(job)) as R;
         const started = performance.now();
         const seconds = () => (performance.now() - started) / 1_000;
         let result: R;
         try {
-          result = await processor(job, token);
+          result = await processor(job, token, signal);
         } catch (err) {
           if (isDelayed(err)) metrics.lockWaits.inc({ queue });
           else record(queue, job, 'failed', undefined, seconds());

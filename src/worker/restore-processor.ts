@@ -6,16 +6,16 @@ import { restoreOne } from '../shared/operations/restore-one.js';
 import { classify, lockedJobRun, operationDeps, type WorkerContext } from './context.js';
 
 export function restoreProcessor(ctx: WorkerContext) {
-  return async (job: Job<RestoreJobData>, token?: string) => {
+  return async (job: Job<RestoreJobData>, token: string | undefined, signal: AbortSignal | undefined) => {
     const data = restoreJobSchema.parse(job.data);
     try {
       const deps = operationDeps(ctx, job);
-      const run = await lockedJobRun(ctx, job, token);
+      const run = await lockedJobRun(ctx, job, token, signal);
       if ('backupId' in data) return toRestoreBody((await restoreOne(deps, { ...run, backupId: data.backupId })).row);
       const { row, skipped } = await restoreLatestValid(deps, run);
       return { ...toRestoreBody(row), skipped };
     } catch (err) {
-      throw classify(err);
+      throw classify(err, signal);
     }
   };
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import { buildManifest, manifestName } from '../catalog/manifest.js';
 import { catchUpMirror, copyToMirror } from '../storage/mirror.js';
 import { integrityProblems, snapshot } from '../sqlite/sqlite-ops.js';
+import { cancelledError, throwIfCancelled } from '../jobs/cancel.js';
 import { storesOf } from '../storage/storage.js';
 
 export interface BackupContext {
@@ -35,6 +36,11 @@ export interface BackupRequest {
   keepDamaged?: boolean;
   /** The database lock the caller holds: checked before the file is published and before the row completes. */
   lock?: LockGuard;
+  /**
+   * Aborted when the job is cancelled: honoured until the file is published (the temp files go and
+   * the row fails with `cancelled`); a published backup is completed.
+   */
+  signal?: AbortSignal;
 }
 
 /** The live database failed quick_check: nothing was recorded as a good backup. */
@@ -133,10 +139,11 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       throw permanentFailure('database_missing', `database file ${config.databasePath} does not exist`);
     });
     await ensurePrivateDir(config.backupDir);
+    throwIfCancelled(req.signal);
     await progress(5);
 
     // The destination is our own new file, so it is never busy; the bound is only a backstop.
-    const info = await snapshot(config.databasePath, rawTemp, 60_000).catch((err: unknown) => {
+    const info = await snapshot(config.databasePath, rawTemp, 60_000, req.signal).catch((err: unknown) => {
       if ((err as { code?: string }).code === 'SNAPSHOT_SHORT') throw new Error(`the snapshot is unusable: ${messageOf(err)}`);
       throw err;
     });
@@ -147,6 +154,7 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       );
     }
     const databaseSize = (await fs.stat(rawTemp)).size;
+    throwIfCancelled(req.signal);
     await progress(60);
 
     // The copy is checked before it can count as good: quick_check of the snapshot runs in its
@@ -166,9 +174,12 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     }
     await refuseDamaged(ctx, req, await checked, rawTemp, base);
     if (finished !== rawTemp) await removeQuietly(rawTemp);
+    throwIfCancelled(req.signal);
     await progress(75);
 
     const stat = await fs.stat(finished);
+    // The last safe point: past it the file has its final name, and the backup completes.
+    throwIfCancelled(req.signal);
     await req.lock?.assertHeld();
     finalPath = await publish(finished, config.backupDir, base, ext);
     const completedAt = new Date().toISOString();
@@ -216,7 +227,8 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       await removeQuietly(finalPath, path.join(config.backupDir, manifestName(path.basename(finalPath))));
     }
     await removeQuietly(rawTemp, packedTemp);
-    const reason = explain(err, config);
+    // A cancel that stopped a SQLite thread rejects with the signal's bare reason.
+    const reason = !finalPath && req.signal?.aborted ? cancelledError(req.signal) : explain(err, config);
     catalog.failBackup(id, reason.message);
     log.error({ backupId: id, err: reason }, 'backup failed');
     throw reason;

@@ -28,6 +28,7 @@ export async function backupNow(deps: OperationDeps, run: LockedRun & { type: Ba
         lock: lock.guard,
         onProgress: run.report.progress,
         onBytes: run.report.bytes,
+        signal: run.signal,
       },
     );
     const retentionDeleted = await applyRetention(catalog, currentSettings(config, catalog).maxBackups, log, config);

@@ -1,5 +1,6 @@
 import type { BackupRow } from '../catalog/catalog.js';
 import { AppError } from '../domain/errors.js';
+import { throwIfCancelled } from '../jobs/cancel.js';
 import { withLease } from '../locking/lease.js';
 import { verifyAndRecord } from '../verify/verify.js';
 import { restoreLocked, type RestoreOutcome } from './restore-one.js';
@@ -48,6 +49,7 @@ export async function restoreLatestValid(deps: OperationDeps, run: LockedRun & {
     if (!candidates.length) throw new NoValidBackup([], 'there are no completed backups to restore');
     const skipped: SkippedBackup[] = [];
     for (const backup of candidates) {
+      throwIfCancelled(run.signal);
       await run.report.progress(5);
       const verification = await withLease(catalog, backup.id, `${run.runId}:candidate`, () =>
         verifyAndRecord(config, catalog, backup, 'full'),

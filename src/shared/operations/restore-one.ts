@@ -16,5 +16,14 @@ export async function restoreOne(deps: OperationDeps, run: LockedRun & { backupI
 /** The restore itself, for a caller that already holds the lock. */
 export function restoreLocked(deps: OperationDeps, run: LockedRun, backupId: number, lock: HeldDatabaseLock): Promise<RestoreRow> {
   const { config, catalog, log } = deps;
-  return restoreBackup({ config, catalog, log }, { backupId, jobId: run.runId, lock: lock.guard, onProgress: run.report.progress });
+  return restoreBackup(
+    { config, catalog, log },
+    {
+      backupId,
+      jobId: run.runId,
+      lock: lock.guard,
+      onProgress: run.report.progress,
+      signal: run.signal,
+    },
+  );
 }

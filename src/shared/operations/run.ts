@@ -4,6 +4,7 @@ import type { DatabaseLock } from '../locking/lock.js';
 import type { Logger } from '../observability/logger.js';
 import type { Config } from '../runtime/config.js';
 import { removeAbandonedBackupTemps } from '../runtime/files.js';
+import { throwIfCancelled } from '../jobs/cancel.js';
 
 /** What every operation works with, whoever calls it: a worker process or a CLI run. */
 export interface OperationDeps {
@@ -29,6 +30,8 @@ export interface Run {
   /** Names the run in catalog rows: a queue job's id, or a CLI run id (`cliRunId`). */
   runId: string;
   report: Reporter;
+  /** Aborted when the run is cancelled (a job's cancel): the operation stops at its next safe point. */
+  signal?: AbortSignal;
 }
 
 /** A run that changes the database, and so needs its lock. */
@@ -44,6 +47,7 @@ export interface LockedRun extends Run {
  * died left behind: only a lock holder may, and a rerun finds its own dead attempt's files here.
  */
 export function underDatabaseLock<T>(deps: OperationDeps, run: LockedRun, fn: (lock: HeldDatabaseLock) => Promise<T>): Promise<T> {
+  throwIfCancelled(run.signal);
   const request = { config: deps.config, catalog: deps.catalog, redisLock: deps.redisLock, holder: run.holder, note: run.report.note };
   return withDatabaseLock(request, run.whenTaken, async (lock) => {
     await removeAbandonedBackupTemps(deps.config.backupDir);

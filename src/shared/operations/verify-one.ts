@@ -1,5 +1,6 @@
 import type { BackupRow } from '../catalog/catalog.js';
 import { notFound } from '../domain/errors.js';
+import { throwIfCancelled } from '../jobs/cancel.js';
 import { withLease } from '../locking/lease.js';
 import { verifyAndRecord, type VerifyMode, type VerifyResult } from '../verify/verify.js';
 import type { OperationDeps, Run } from './run.js';
@@ -24,6 +25,8 @@ export async function verifyOne(
   if (backup.status !== 'completed') {
     return { backup, mode: run.mode, completed: false, message: `backup is ${backup.status}, not completed` };
   }
+  // Verifying only reads, so once started it runs to its end: what it records is true either way.
+  throwIfCancelled(run.signal);
   return withLease(catalog, backup.id, run.runId, async () => {
     await run.report.progress(10);
     const result = await verifyAndRecord(config, catalog, backup, run.mode);

@@ -6,6 +6,7 @@ import { AppError, messageOf, notFound, permanentFailure } from '../domain/error
 import { LockLostError, type LockGuard } from '../locking/lock.js';
 import { BACKUP_LEASE_MS } from '../locking/lease.js';
 import { copyIntoLive, describeDatabase } from '../sqlite/sqlite-ops.js';
+import { cancelledError, isCancelled, throwIfCancelled } from '../jobs/cancel.js';
 import { readableCopy, verifyAndRecord } from '../verify/verify.js';
 
 export interface RestoreRequest {
@@ -14,6 +15,11 @@ export interface RestoreRequest {
   jobId: string;
   lock: LockGuard;
   onProgress?: (percent: number) => Promise<void> | void;
+  /**
+   * Aborted when the job is cancelled: honoured until the copy into the live database commits,
+   * which leaves the live database as it was; a committed copy is checked and recorded as usual.
+   */
+  signal?: AbortSignal;
 }
 
 const now = () => new Date().toISOString();
@@ -53,12 +59,14 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
   const holder = `restore:${req.jobId}`;
   catalog.lease(backup.id, holder, BACKUP_LEASE_MS);
   try {
+    throwIfCancelled(req.signal);
     const verification = await verifyAndRecord(config, catalog, backup, 'full', true);
     if (!verification.valid || !verification.copy) {
       throw fail(ctx, row.id, permanentFailure('backup_invalid', `backup ${backup.id} failed verification: ${verification.message}`));
     }
     const source = verification.copy;
     try {
+      throwIfCancelled(req.signal);
       await progress(25);
       let liveExists = await fs.access(config.databasePath).then(
         () => true,
@@ -92,7 +100,13 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
             safety =
               earlier?.status === 'completed'
                 ? earlier
-                : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob, keepDamaged: true, lock: req.lock });
+                : await createBackup(ctx, {
+                    type: 'pre-migration',
+                    jobId: safetyJob,
+                    keepDamaged: true,
+                    lock: req.lock,
+                    signal: req.signal,
+                  });
           } catch (err) {
             if (err instanceof DamagedDatabase && err.keptAt) {
               // The database this restore replaces is damaged (the usual reason to restore): its
@@ -111,13 +125,19 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
       if (damagedCopy) catalog.updateRestore(row.id, { error_message: `${DAMAGED_NOTE} copied to ${damagedCopy}` });
       await progress(60);
 
+      // A live database already moved aside is no longer there to leave untouched: the restore
+      // goes on, so the application finds a database again.
+      const cancel = damagedAside ? undefined : req.signal;
+      throwIfCancelled(cancel);
       await req.lock.assertHeld();
       let problems: string[];
       try {
-        // The thread checks the fence again right before it writes, and is stopped if the lock is lost.
-        problems = await copyIntoLive(source.path, config.databasePath, config.restoreBusyTimeout, copyGuard(ctx, req.lock));
+        // The thread checks the fence again right before it writes, and is stopped if the lock is
+        // lost or the job cancelled before the copy commits.
+        problems = await copyIntoLive(source.path, config.databasePath, config.restoreBusyTimeout, copyGuard(ctx, req.lock, cancel));
       } catch (err) {
         if (err instanceof LockLostError) throw err;
+        if (cancel?.aborted) throw cancelledError(cancel);
         // A busy live database refuses the one-step copy before it writes a page: nothing changed.
         if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
           catalog.updateRestore(row.id, { status: 'failed', error_message: messageOf(err) });
@@ -133,17 +153,29 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
       await source.release();
     }
   } catch (err) {
-    throw err instanceof LockLostError ? lockLost(ctx, row.id, err) : err;
+    if (err instanceof LockLostError) throw lockLost(ctx, row.id, err);
+    if (isCancelled(err)) throw cancelled(ctx, row.id, err as Error);
+    throw err;
   } finally {
     catalog.unlease(backup.id, holder);
   }
 }
 
-const copyGuard = (ctx: BackupContext, lock: LockGuard) => ({
+const copyGuard = (ctx: BackupContext, lock: LockGuard, cancel?: AbortSignal) => ({
   catalogPath: ctx.config.catalogPath,
   fence: lock.fence,
-  signal: lock.signal,
+  signal: cancel && lock.signal ? AbortSignal.any([lock.signal, cancel]) : (cancel ?? lock.signal),
 });
+
+/** Cancelled before the copy committed: the live database was not changed by this restore. */
+function cancelled(ctx: BackupContext, restoreId: number, err: Error): Error {
+  const note = ctx.catalog.getRestore(restoreId)?.error_message;
+  const failure = Object.assign(err, {
+    message: `${err.message}; the live database was not changed by this restore` + (note ? `; ${note}` : ''),
+  });
+  ctx.catalog.failRestoreInProgress(restoreId, failure.message);
+  return failure;
+}
 
 /**
  * The lock was lost before the copy committed (this holder was paused past it, or its Redis or

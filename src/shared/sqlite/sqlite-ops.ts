@@ -44,7 +44,7 @@ type ThreadMessage<R> = { ok: true; result: R } | { ok: false; error: { message:
 
 /**
  * Runs one request in a thread of its own. When `signal` aborts (the lock the work runs under is
- * lost), the thread is terminated and the promise rejects with the signal's reason; a restore
+ * lost, or the job is cancelled), the thread is terminated and the promise rejects with the signal's reason; a restore
  * that has already committed its copy is left to finish, so its outcome is known.
  */
 function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: AbortSignal): Promise<R> {
@@ -91,8 +91,8 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
  * A transaction-consistent copy of a live database, taken in one step of SQLite's backup API so
  * that concurrent writers cannot restart it. In WAL mode writers carry on meanwhile.
  */
-export const snapshot = (source: string, destination: string, timeoutMs: number) =>
-  runInThread<Extract<ThreadResult, { op: 'snapshot' }>>({ op: 'snapshot', source, destination, timeoutMs });
+export const snapshot = (source: string, destination: string, timeoutMs: number, signal?: AbortSignal) =>
+  runInThread<Extract<ThreadResult, { op: 'snapshot' }>>({ op: 'snapshot', source, destination, timeoutMs }, signal);
 
 /** `integrity_check` (full) or `quick_check`; an empty list means the database is sound. */
 export const integrityProblems = async (file: string, mode: 'full' | 'quick') =>

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { BACKUP_TYPES } from '../domain/backup-types.js';
+
+export const backupJobSchema = z.object({ type: z.enum(BACKUP_TYPES) }).strict();
+export type BackupJobData = z.infer<typeof backupJobSchema>;
+
+export const verifyJobSchema = z
+  .object({ backupId: z.number().int().positive(), mode: z.enum(['full', 'quick']).default('full') })
+  .strict();
+export type VerifyJobData = z.infer<typeof verifyJobSchema>;
+
+/** One pending backup per type: a second request for it joins the first. */
+export const backupDedupId = (type: BackupJobData['type']) => `backup-${type}`;
+
+/**
+ * The deduplication id of a verify job: while one for a backup and mode is pending (waiting,
+ * delayed or running), adding another returns it instead. The API, the verification sweep and
+ * the follow-up after a backup all use it, so they share one pending job per backup.
+ */
+export const verifyDedupId = (backupId: number, mode: VerifyJobData['mode']) => `verify-${backupId}-${mode}`;
+
+/** A restore target that is not one backup: the newest backup that passes full verification. */
+export const LATEST_VALID = 'latest-valid';
+
+/** One backup by id, or the newest valid one (chosen by the worker when the job runs). */
+export const restoreJobSchema = z.union([
+  z.object({ backupId: z.number().int().positive() }).strict(),
+  z.object({ to: z.literal(LATEST_VALID) }).strict(),
+]);
+export type RestoreJobData = z.infer<typeof restoreJobSchema>;
+
+/** One pending restore per target; a second request for it joins the first. */
+export const restoreDedupId = (target: number | typeof LATEST_VALID) => `restore-${target}`;

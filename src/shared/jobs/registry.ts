@@ -1,0 +1,70 @@
+import type { z } from 'zod';
+import {
+  backupDedupId,
+  backupJobSchema,
+  restoreDedupId,
+  restoreJobSchema,
+  verifyDedupId,
+  verifyJobSchema,
+  type VerifyJobData,
+} from './job-data.js';
+
+/** Everything the producer, the board and the worker need to know of one queue. */
+export interface QueueDefinition<S extends z.ZodType = z.ZodType, E extends string = string> {
+  /** Validates a job's data where it is added, and again in the worker (old jobs may lack new fields). */
+  schema: S;
+  /** While a job with this id is pending, adding another joins it instead. */
+  dedupId(data: z.output<S>): string;
+  /** The counter its jobs' outcomes go to: `workstation_backup_<metric>_total`. */
+  metric: 'backups' | 'verifications' | 'restores';
+  /**
+   * The alert a job raises when it fails for good. Kept as its literal, so the worker's alert
+   * sender (typed by `ALERT_EVENTS`) refuses an event that does not exist; not imported from
+   * there, since the metrics that alerts count import the queue names.
+   */
+  failedEvent: E;
+  /** One line for Bull Board. */
+  description: string;
+}
+
+const define = <S extends z.ZodType, E extends string>(definition: QueueDefinition<S, E>) => definition;
+
+/**
+ * The queues, one entry each: adding a queue is an entry here and a processor in the worker's
+ * table (`src/worker/index.ts`), which the type makes mandatory.
+ */
+export const QUEUE_REGISTRY = {
+  backup: define({
+    schema: backupJobSchema,
+    dedupId: (data) => backupDedupId(data.type),
+    metric: 'backups',
+    failedEvent: 'backup.failed',
+    description: 'Consistent copies of the live database (manual, scheduled, pre-migration)',
+  }),
+  verify: define({
+    schema: verifyJobSchema,
+    dedupId: (data: VerifyJobData) => verifyDedupId(data.backupId, data.mode),
+    metric: 'verifications',
+    failedEvent: 'verify.failed',
+    description: 'Checksum and integrity checks of backup files',
+  }),
+  restore: define({
+    schema: restoreJobSchema,
+    dedupId: (data) => restoreDedupId('backupId' in data ? data.backupId : data.to),
+    metric: 'restores',
+    failedEvent: 'restore.failed',
+    description: 'Restores of a backup into the live database',
+  }),
+} as const;
+
+export type QueueName = keyof typeof QUEUE_REGISTRY;
+export const QUEUE_NAMES = Object.keys(QUEUE_REGISTRY) as QueueName[];
+export const QUEUE = Object.fromEntries(QUEUE_NAMES.map((name) => [name, name])) as { readonly [Q in QueueName]: Q };
+export type JobDataOf<Q extends QueueName> = z.output<(typeof QUEUE_REGISTRY)[Q]['schema']>;
+
+export const JOB_SCHEMAS = Object.fromEntries(QUEUE_NAMES.map((name) => [name, QUEUE_REGISTRY[name].schema])) as {
+  readonly [Q in QueueName]: (typeof QUEUE_REGISTRY)[Q]['schema'];
+};
+
+/** Whether a name (a worker's, a job's queue) is one of ours. */
+export const isQueueName = (name: string): name is QueueName => Object.hasOwn(QUEUE_REGISTRY, name);
