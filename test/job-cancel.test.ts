@@ -9,16 +9,19 @@ import { requestCancel } from '../src/shared/jobs/cancel.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { backupFiles, contentOf, createBulkyDb, inspectQueues, setMarker, startWorker, tempFiles } from './helpers/faults.js';
 import { killAll, type Proc } from './helpers/processes.js';
+import { WebhookReceiver } from './helpers/webhook.js';
 
 let box: Sandbox;
 let catalog: Catalog;
 let q: ReturnType<typeof inspectQueues>;
 let worker: Proc;
+let webhook: WebhookReceiver;
 
 beforeAll(async () => {
   // gzip of random pages is slow enough that a backup is still running when the cancel arrives;
   // three attempts, so a retry would show.
-  box = sandbox('cancel', { BACKUP_COMPRESSION: 'gzip', JOB_ATTEMPTS: '3', MAX_BACKUPS: '50' });
+  webhook = await WebhookReceiver.start();
+  box = sandbox('cancel', { BACKUP_COMPRESSION: 'gzip', JOB_ATTEMPTS: '3', MAX_BACKUPS: '50', ALERT_WEBHOOK_URL: webhook.url });
   createBulkyDb(box.config.databasePath, 60);
   catalog = new Catalog(box.config.catalogPath);
   q = inspectQueues(box.config);
@@ -29,6 +32,7 @@ afterAll(async () => {
   catalog?.close();
   await q?.close();
   await killAll();
+  await webhook?.close();
   await box?.cleanup();
 });
 
@@ -66,6 +70,13 @@ describe('cancelling a job through the worker', () => {
     expect(tempFiles(dir())).toEqual([]);
     expect(backupFiles(dir())).toEqual([]);
     expect(catalog.completedBackups()).toEqual([]);
+    // No page for a job someone cancelled: a verify of a missing backup, failing for good after
+    // it, is the only alert.
+    const missing = await q.verify.add('verify', { backupId: 999_999, mode: 'full' });
+    await waitUntil('the alert of the failed verify', () =>
+      webhook.deliveries.some((d) => d.body.queue === 'verify' && d.body.jobId === missing.id),
+    );
+    expect(webhook.deliveries.map((d) => d.body.event)).toEqual(['verify.failed']);
     // The lock went with the job: the next backup runs.
     const next = await q.backup.add('manual', { type: 'manual' });
     expect((await settled(q.backup, next.id!)).returnvalue).toMatchObject({ status: 'completed' });

@@ -5,6 +5,7 @@ import { messageOf } from '../shared/domain/errors.js';
 import { createOpsMetrics } from '../shared/observability/metrics.js';
 import { QUEUE, backupJobSchema, defaultJobOptions, verifyDedupId, type QueueName, type VerifyJobData } from '../shared/jobs/queues.js';
 import { QUEUE_REGISTRY, isQueueName, type QueueDefinition } from '../shared/jobs/registry.js';
+import { isCancelled } from '../shared/jobs/cancel.js';
 import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/jobs/scheduler.js';
 import { currentSettings } from '../shared/catalog/settings.js';
 import type { WorkerContext } from './context.js';
@@ -111,6 +112,11 @@ export function createWorkerOps(ctx: WorkerContext) {
     if (!isQueueName(worker.name)) return;
     const queue = worker.name;
     metrics.jobsFailed.inc({ queue });
+    // Someone asked for it: a page for their own decision would only teach people to ignore pages.
+    if (isCancelled(err)) {
+      log.warn({ queue, jobId: job.id, reason: err.message }, 'job cancelled; no alert sent');
+      return;
+    }
     const data = job.data as { backupId?: unknown; type?: unknown } | undefined;
     const backupId = typeof data?.backupId === 'number' ? data.backupId : undefined;
     alerts.send({
