@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { BackupRow, Catalog } from '../shared/catalog/catalog.js';
 import { ConfigError, loadConfig, type Config } from '../shared/runtime/config.js';
-import { AppError, messageOf } from '../shared/domain/errors.js';
+import { AppError, messageOf, type ErrorCode } from '../shared/domain/errors.js';
 import { failWhenTaken } from '../shared/locking/acquire.js';
 import { DatabaseLock } from '../shared/locking/lock.js';
 import { cliRunId } from '../shared/locking/process-owner.js';
@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../shared/observability/logger.js';
 import { producerRedis } from '../shared/runtime/redis.js';
 import { openCatalog } from '../shared/catalog/open.js';
 import type { ReindexReport } from '../shared/catalog/reindex.js';
-import { CliError, EXIT, Output } from './output.js';
+import { CliError, EXIT, Output, type ExitCode } from './output.js';
 
 export interface GlobalOptions {
   json?: boolean;
@@ -110,12 +110,23 @@ export function cliRun(ctx: CliContext, what: string, progress: Reporter['progre
   };
 }
 
-/** An operation's failure as the CLI reports it: the lock's are their own exit codes, the rest `<what> failed: …`. */
+/**
+ * The exit codes of error codes a script may branch on, the CLI's counterpart of the producer's
+ * status table. Their messages stand alone: they say why the operation could not run or what is
+ * wrong with the backup, not how a run went wrong.
+ */
+const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
+  lock_held: EXIT.busy,
+  lock_unavailable: EXIT.failed,
+  backup_invalid: EXIT.invalid,
+};
+
+/** An operation's failure as the CLI reports it: a code of `EXIT_BY_CODE` its own exit code, the rest `<what> failed: …`. */
 export function cliFailure(err: unknown, what: string): CliError {
   if (err instanceof CliError) return err;
   const code = err instanceof AppError ? err.code : undefined;
-  if (code === 'lock_held') return new CliError(messageOf(err), EXIT.busy, code);
-  if (code === 'lock_unavailable') return new CliError(messageOf(err), EXIT.failed, code);
+  const exit = code && EXIT_BY_CODE[code];
+  if (code && exit !== undefined) return new CliError(messageOf(err), exit, code);
   return new CliError(`${what} failed: ${messageOf(err)}`, EXIT.failed, code ?? `${what}_failed`);
 }
 

@@ -51,7 +51,7 @@ export function createApp(deps: ProducerDeps): Express {
   app.use((req, _res, next) => {
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     if (hasBody && !req.is('application/json')) {
-      next(new AppError('unsupported_media_type', 'request bodies must be application/json', 415, true));
+      next(new AppError('unsupported_media_type', 'request bodies must be application/json', true));
       return;
     }
     next();

@@ -34,7 +34,7 @@ function bearerGuard(tokens: string[], wrong: string): RequestHandler {
     const outcome = bearerOutcome(tokens, req.headers.authorization);
     if (outcome !== 'valid') {
       res.setHeader('WWW-Authenticate', 'Bearer realm="workstation-backup"');
-      next(new AppError('unauthorized', outcome === 'missing' ? 'missing bearer token' : wrong, 401, true));
+      next(new AppError('unauthorized', outcome === 'missing' ? 'missing bearer token' : wrong, true));
       return;
     }
     next();
@@ -65,7 +65,7 @@ export function requireBasic(token: string, realm: string): RequestHandler {
     const password = colon < 0 ? '' : decoded.slice(colon + 1);
     if (password === '' || !tokenMatches(token, password)) {
       res.setHeader('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
-      next(new AppError('unauthorized', match ? 'invalid credentials' : 'credentials required', 401, true));
+      next(new AppError('unauthorized', match ? 'invalid credentials' : 'credentials required', true));
       return;
     }
     next();
@@ -84,7 +84,7 @@ export function sameOriginWrites(): RequestHandler {
     const sameSite =
       site !== undefined ? site === 'same-origin' : origin === undefined || origin === `${req.protocol}://${req.headers.host}`;
     if (!sameSite) {
-      next(new AppError('cross_site_request', 'changes to the queues are only accepted from the board itself', 403, true));
+      next(new AppError('cross_site_request', 'changes to the queues are only accepted from the board itself', true));
       return;
     }
     next();

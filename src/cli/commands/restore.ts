@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BackupRow } from '../../shared/catalog/catalog.js';
-import { AppError, messageOf } from '../../shared/domain/errors.js';
 import { toRestoreBody } from '../../shared/domain/presenters.js';
 import { NoValidBackup, restoreLatestValid, type SkippedBackup } from '../../shared/operations/restore-latest-valid.js';
 import { restoreOne } from '../../shared/operations/restore-one.js';
@@ -70,7 +69,6 @@ async function restore(ctx: CliContext, target: string | undefined, opts: { late
         });
       } catch (err) {
         if (err instanceof NoValidBackup && err.skipped.length) return noneValid(ctx, err);
-        if (err instanceof AppError && err.code === 'backup_invalid') throw new CliError(messageOf(err), EXIT.invalid, err.code);
         throw cliFailure(err, 'restore');
       }
       const { row, backupId, skipped, via } = outcome;

@@ -58,7 +58,7 @@ export function backupsRouter(deps: ProducerDeps): Router {
       return;
     }
     const row = catalog.getBackupByJob(String(job.id));
-    if (!row) throw new AppError('backup_missing', `job ${job.id} finished but its catalog row is missing`, 500);
+    if (!row) throw new AppError('backup_missing', `job ${job.id} finished but its catalog row is missing`);
     res.status(201).json({ success: true, message: 'Backup created successfully', backup: toBackupBody(row) });
   });
 

@@ -87,7 +87,7 @@ export function healthRouter(deps: ProducerDeps): Router {
     const who = bearerOutcome([deps.apiToken], req.headers.authorization);
     if (who === 'invalid') {
       res.setHeader('WWW-Authenticate', 'Bearer realm="workstation-backup"');
-      next(new AppError('unauthorized', 'invalid API token', 401, true));
+      next(new AppError('unauthorized', 'invalid API token', true));
       return;
     }
     const [{ facts, lastBackup, statistics }, storage] = await Promise.all([observe(deps), storageState(deps)]);

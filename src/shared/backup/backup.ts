@@ -50,7 +50,7 @@ export class DamagedDatabase extends AppError {
     readonly problems: string[],
     readonly keptAt: string | undefined,
   ) {
-    super('database_damaged', message, 422, true);
+    super('database_damaged', message, true);
   }
 }
 

@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { readFileSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Config } from '../runtime/config.js';
-import { AppError } from '../domain/errors.js';
+import { AppError, type ErrorCode } from '../domain/errors.js';
 
 /**
  * Encryption at rest: AES-256-GCM over fixed-size chunks, so a backup of any size streams through
@@ -37,8 +37,8 @@ export interface Keyring {
 }
 
 export class KeyError extends AppError {
-  constructor(code: string, message: string) {
-    super(code, message, 422, true);
+  constructor(code: ErrorCode, message: string) {
+    super(code, message, true);
   }
 }
 

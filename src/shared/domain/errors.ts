@@ -1,30 +1,86 @@
 /**
- * Errors with a stable `code` and the HTTP status they map to. `permanent` errors are not worth
- * retrying (bad input, a missing or damaged file); the worker turns them into BullMQ's
- * UnrecoverableError. Anything else is treated as transient and retried with backoff.
+ * Every code an `AppError` can carry: the API's `error.code`, the CLI's `--json` error code, the
+ * code on a failed job. One list, so that each caller (the producer's status table, the CLI's exit
+ * codes, the worker's alerts) can be checked for a code it does not know.
+ */
+export const ERROR_CODES = [
+  // A request the API cannot take as it is.
+  'bad_request',
+  'invalid_body',
+  'invalid_query',
+  'invalid_id',
+  'invalid_json',
+  'payload_too_large',
+  'unsupported_media_type',
+  'unauthorized',
+  'cross_site_request',
+  // Something named that does not exist, or not in a state to act on.
+  'not_found',
+  'backup_not_found',
+  'job_not_found',
+  'backup_missing',
+  'backup_not_restorable',
+  'conflict',
+  // The database lock.
+  'lock_held',
+  'lock_lost',
+  'lock_unavailable',
+  // Taking a backup.
+  'database_missing',
+  'database_damaged',
+  'database_unreadable',
+  'backup_dir_not_writable',
+  // Verifying and restoring.
+  'backup_invalid',
+  'no_valid_backup',
+  'no_backups',
+  'page_size_mismatch',
+  'restore_damaged',
+  'restore_failed',
+  'restore_rolled_back',
+  'rollback_failed',
+  // Encryption keys and encrypted files.
+  'key_file_unreadable',
+  'key_file_invalid',
+  'key_unavailable',
+  'not_encrypted',
+  'decryption_failed',
+  // A job stopped at an operator's request.
+  'cancelled',
+  // What the service cannot do right now, or did not expect.
+  'unavailable',
+  'redis_unavailable',
+  'internal_error',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * Errors with a stable `code`. `permanent` errors are not worth retrying (bad input, a missing or
+ * damaged file); the worker turns them into BullMQ's UnrecoverableError. Anything else is treated
+ * as transient and retried with backoff. What a code means to a caller (an HTTP status, a CLI exit
+ * code) is that caller's table, not the error's.
  */
 export class AppError extends Error {
   override name = 'AppError';
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
-    readonly status = 500,
     readonly permanent = false,
   ) {
     super(message);
   }
 }
 
-export const badRequest = (message: string, code = 'bad_request') => new AppError(code, message, 400, true);
-export const notFound = (message: string, code = 'not_found') => new AppError(code, message, 404, true);
-export const conflict = (message: string, code = 'conflict') => new AppError(code, message, 409, true);
-export const unavailable = (message: string, code = 'unavailable') => new AppError(code, message, 503, false);
+export const badRequest = (message: string, code: ErrorCode = 'bad_request') => new AppError(code, message, true);
+export const notFound = (message: string, code: ErrorCode = 'not_found') => new AppError(code, message, true);
+export const conflict = (message: string, code: ErrorCode = 'conflict') => new AppError(code, message, true);
+export const unavailable = (message: string, code: ErrorCode = 'unavailable') => new AppError(code, message, false);
 
 /** Starts the failure reason of a backup that found the live database damaged; `/health` looks for it. */
 export const DAMAGED_REASON_PREFIX = 'the live database is damaged';
 
 /** A failure of a job that retrying cannot fix. */
-export const permanentFailure = (code: string, message: string) => new AppError(code, message, 422, true);
+export const permanentFailure = (code: ErrorCode, message: string) => new AppError(code, message, true);
 
 /** The message of anything thrown, for logs, catalog rows and job failures. */
 export function messageOf(err: unknown): string {

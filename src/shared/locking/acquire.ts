@@ -7,7 +7,7 @@ import type { DatabaseLock, LockGuard } from './lock.js';
 /** Another backup or restore holds the database lock. */
 export class LockHeldError extends AppError {
   constructor(readonly holder: string | null) {
-    super('lock_held', `another backup or restore is running (${holder ?? 'unknown holder'}); try again when it has finished`, 409, false);
+    super('lock_held', `another backup or restore is running (${holder ?? 'unknown holder'}); try again when it has finished`, false);
   }
 }
 
@@ -57,7 +57,7 @@ export async function tryAcquireDatabaseLock(req: LockRequest): Promise<HeldData
       await held?.release();
       throw err;
     }
-    if (!held) throw new AppError('lock_unavailable', `${err.message}; with Redis down there is no other lock to hold`, 503, true);
+    if (!held) throw new AppError('lock_unavailable', `${err.message}; with Redis down there is no other lock to hold`, true);
     note(`${err.message}; holding the Redis lock only`);
     return fenced(held, 'redis', () => held.release());
   }

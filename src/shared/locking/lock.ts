@@ -8,7 +8,7 @@ const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 
 export class LockLostError extends AppError {
   constructor(message: string) {
-    super('lock_lost', message, 409, false);
+    super('lock_lost', message, false);
   }
 }
 

@@ -18,7 +18,7 @@ export class NoValidBackup extends AppError {
     message = `no backup passed verification (${skipped.length} tried)` +
       (skipped.length ? `: ${skipped.map((s) => s.reason).join('; ')}` : ''),
   ) {
-    super(skipped.length ? 'no_valid_backup' : 'no_backups', message, 422, true);
+    super(skipped.length ? 'no_valid_backup' : 'no_backups', message, true);
   }
 }
 
