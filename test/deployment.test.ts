@@ -149,6 +149,7 @@ describe('what compose starts, as plain processes', () => {
       },
     );
     expect(fs.existsSync(path.join(outDir, 'shared/sqlite/sqlite-thread.js'))).toBe(true);
+    expect(fs.existsSync(path.join(outDir, 'shared/sqlite/connection-thread.js'))).toBe(true);
 
     const { services } = composeConfig();
     const port = await freePort();
