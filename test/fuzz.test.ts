@@ -51,7 +51,7 @@ const json = (value: string): Pick<RequestSpec, 'headers' | 'body'> => ({
 
 function errorOf(res: RawResponse): { code: string; message: string } {
   const body = JSON.parse(res.body) as { success: unknown; error: { code: unknown; message: unknown } };
-  expect(body.success).toBe(false);
+  expect(body.success, `${res.status} ${res.body}`).toBe(false);
   expect(Object.keys(body).sort()).toEqual(['error', 'success']);
   expect(typeof body.error.code).toBe('string');
   expect(typeof body.error.message).toBe('string');
