@@ -3,12 +3,14 @@
  * cancel goes the way an operator's would, through Redis to whichever worker process runs the job.
  */
 import type { Job, Queue } from 'bullmq';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Catalog } from '../src/shared/catalog/catalog.js';
 import { requestCancel } from '../src/shared/jobs/cancel.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { backupFiles, contentOf, createBulkyDb, inspectQueues, setMarker, startWorker, tempFiles } from './helpers/faults.js';
 import { killAll, type Proc } from './helpers/processes.js';
+import { auth, startTestProducer } from './helpers/producer.js';
 import { WebhookReceiver } from './helpers/webhook.js';
 
 let box: Sandbox;
@@ -116,5 +118,48 @@ describe('cancelling a job through the worker', () => {
     expect(heard).toBeGreaterThanOrEqual(1);
     const job = await q.backup.add('manual', { type: 'manual' });
     expect((await settled(q.backup, job.id!)).returnvalue).toMatchObject({ status: 'completed' });
+  }, 180_000);
+});
+
+describe('cancelling a job through the API', () => {
+  it('POST /api/jobs/:id/cancel stops a running backup, takes a waiting one off its queue, and refuses a finished one', async () => {
+    const producer = await startTestProducer(box.config);
+    try {
+      const api = () => request(producer.server);
+      const started = await api().post('/api/backups').set(auth).set('Prefer', 'respond-async');
+      expect(started.status).toBe(202);
+      const id = started.body.jobId as string;
+      await waitUntil(`job ${id} to run`, async () => (await progressOf(q.backup, id)) >= 5, 60_000, 10);
+      // A second backup while the first holds the lock: it has not started.
+      const queued = await q.backup.add('manual', { type: 'manual' });
+
+      const cancel = await api().post(`/api/jobs/${id}/cancel`).set(auth).send({ reason: 'from the API' });
+      expect(cancel.status).toBe(202);
+      expect(cancel.body).toMatchObject({ success: true, job: { id, queue: 'backup', state: 'active' }, statusUrl: `/api/jobs/${id}` });
+      expect(cancel.body.heardBy).toBeGreaterThanOrEqual(1);
+      const done = await settled(q.backup, id);
+      expect(done.failedReason).toBe('cancelled: from the API');
+      expect(catalog.getBackupByJob(id)?.status).toBe('failed');
+
+      // Removed from its queue, or (if a worker had just taken it) cancelled where it runs.
+      const second = await api().post(`/api/jobs/${queued.id}/cancel`).set(auth);
+      expect([200, 202]).toContain(second.status);
+      if (second.status === 200) {
+        expect(second.body.job.state).toBe('removed');
+        expect(await q.backup.getJobState(queued.id!)).toBe('unknown');
+        expect(catalog.getBackupByJob(queued.id!)).toBeUndefined();
+      } else {
+        expect((await settled(q.backup, queued.id!)).failedReason).toMatch(/^cancelled/);
+      }
+      await waitUntil('no temp files', () => tempFiles(dir()).length === 0, 30_000);
+
+      const finished = await api().post(`/api/jobs/${id}/cancel`).set(auth);
+      expect(finished.status).toBe(409);
+      expect(finished.body).toEqual({ success: false, error: { code: 'job_finished', message: `job ${id} has already failed` } });
+      expect((await api().post('/api/jobs/no-such-job/cancel').set(auth)).body.error.code).toBe('job_not_found');
+      expect((await api().post(`/api/jobs/${id}/cancel`).set(auth).send({ why: 'x' })).status).toBe(400);
+    } finally {
+      await producer.close();
+    }
   }, 180_000);
 });

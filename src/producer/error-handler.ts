@@ -20,6 +20,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   backup_not_found: 404,
   job_not_found: 404,
+  job_finished: 409,
   conflict: 409,
   lock_held: 409,
   lock_lost: 409,

@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'not_found',
   'backup_not_found',
   'job_not_found',
+  'job_finished',
   'backup_missing',
   'backup_not_restorable',
   'conflict',
