@@ -127,7 +127,7 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
   const ext = extensionOf({ compression: config.compression, encrypted: Boolean(key) });
   const base = backupBaseName(startedAt);
   const id = catalog.beginBackup(req.type, path.join(config.backupDir, base + ext), req.jobId, config.compression, key?.id ?? null);
-  const rawTemp = tempPath(config.backupDir, `backup-${id}`);
+  const rawTemp = tempPath(config.backupDir, 'backup', id);
   const packedTemp = `${rawTemp}${ext}`;
   let finalPath: string | undefined;
   const progress = async (p: number) => {

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { Catalog } from './catalog.js';
 import type { Config } from '../runtime/config.js';
 import { messageOf } from '../domain/errors.js';
-import { fsyncPath, isTempName, removeQuietly, tempPath } from '../runtime/files.js';
+import { fsyncPath, parseTempName, removeQuietly, tempPath, type TempPurpose } from '../runtime/files.js';
 import type { Logger } from '../observability/logger.js';
 import { reindex, type ReindexOptions, type ReindexReport } from './manifest-import.js';
 
@@ -35,7 +35,7 @@ export function moveCatalogAside(file: string): string {
 }
 
 /** Rebuild temp files: `.tmp-catalog-rebuild-<pid>-<random>`, with SQLite's companions. */
-const REBUILD_LABEL = 'catalog-rebuild';
+const REBUILD_LABEL = 'catalog-rebuild' satisfies TempPurpose;
 const COMPANIONS = ['-wal', '-shm', '-journal'];
 /**
  * A rebuild writes to its temp file all along (a few thousand manifests take seconds); one left
@@ -46,7 +46,7 @@ const ABANDONED_REBUILD_MS = 10 * 60_000;
 
 async function removeAbandonedRebuilds(dir: string, log: Logger): Promise<void> {
   const names = await fsp.readdir(dir).catch(() => [] as string[]);
-  const ours = (n: string) => isTempName(n) && n.includes(`${REBUILD_LABEL}-`);
+  const ours = (n: string) => parseTempName(n)?.purpose === REBUILD_LABEL;
   const bases = new Set(names.filter(ours).map((n) => n.replace(/-(wal|shm|journal)$/, '')));
   for (const base of bases) {
     const files = [base, ...COMPANIONS.map((s) => base + s)].map((n) => path.join(dir, n));

@@ -11,13 +11,48 @@ export function backupBaseName(at: Date): string {
   return BACKUP_PREFIX + at.toISOString().slice(0, 19).replace(/:/g, '-');
 }
 
-/** A temporary file name in `dir` that no other process will pick. */
-export function tempPath(dir: string, label: string): string {
-  return path.join(dir, `${TEMP_PREFIX}${label}-${process.pid}-${randomBytes(6).toString('hex')}`);
+/**
+ * Why a temp file exists. Its name says so (`.tmp-<purpose>[-<subject>]-<pid>-<random>`), and the
+ * cleanups read it back with `parseTempName` to tell what they may remove:
+ * - `backup`, `restore`: a backup's snapshot, a restore's decoded copy (removed by the next holder
+ *   of the database lock);
+ * - `read`: a verification's decoded copy (verifications run unlocked: removed only when old);
+ * - `put`, `text`: a storage write in progress (removed once stale);
+ * - the rest belong to the step that made them and are cleaned by it.
+ */
+export const TEMP_PURPOSES = [
+  'backup',
+  'restore',
+  'read',
+  'put',
+  'text',
+  'probe',
+  'api-token',
+  'blank-api-token',
+  'catalog-rebuild',
+] as const;
+export type TempPurpose = (typeof TEMP_PURPOSES)[number];
+
+/** A temporary file name in `dir` that no other process will pick; `subject` names what it is of (a backup id). */
+export function tempPath(dir: string, purpose: TempPurpose, subject?: string | number): string {
+  const about = subject === undefined ? '' : `-${subject}`;
+  return path.join(dir, `${TEMP_PREFIX}${purpose}${about}-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
 export function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX);
+}
+
+/** Longest first, so `blank-api-token` is not read as `api-token`'s kin. */
+const PURPOSES_LONGEST_FIRST = [...TEMP_PURPOSES].sort((a, b) => b.length - a.length);
+/** The writer's pid and the random part end the name; an extension may follow (`.db.gz`). */
+/** What a temp file's name says: why it exists and which process made it; null for other names. */
+export function parseTempName(name: string): { purpose: TempPurpose | undefined; pid: number | undefined } | null {
+  if (!isTempName(name)) return null;
+  const rest = name.slice(TEMP_PREFIX.length);
+  const purpose = PURPOSES_LONGEST_FIRST.find((p) => rest.startsWith(`${p}-`));
+  const pid = Number(TEMP_PID.exec(name)?.[1]);
+  return { purpose, pid: pid || undefined };
 }
 
 export async function ensurePrivateDir(dir: string): Promise<void> {
@@ -75,13 +110,14 @@ export async function removeAbandonedBackupTemps(dir: string): Promise<void> {
     return Boolean(s && Date.now() - s.mtimeMs > STALE_READ_TEMP_MS);
   };
   const doomed: string[] = [];
-  for (const n of names.filter(isTempName)) {
+  for (const n of names) {
+    const temp = parseTempName(n);
+    if (!temp) continue;
     // A CLI run holding only the local lock may be writing it. Our own pid is not such a writer:
     // the caller holds the lock, so a temp of ours is a previous process's that had our pid.
-    const pid = Number(TEMP_PID.exec(n)?.[1]);
-    if (pid && pid !== process.pid && processAlive(pid)) continue;
-    const locked = n.includes('-backup-') || n.startsWith(`${TEMP_PREFIX}restore-`);
-    if (locked || (n.startsWith(`${TEMP_PREFIX}read-`) && (await stale(n)))) doomed.push(path.join(dir, n));
+    if (temp.pid && temp.pid !== process.pid && processAlive(temp.pid)) continue;
+    const locked = temp.purpose === 'backup' || temp.purpose === 'restore';
+    if (locked || (temp.purpose === 'read' && (await stale(n)))) doomed.push(path.join(dir, n));
   }
   await removeQuietly(...doomed);
 }
@@ -95,18 +131,6 @@ export const WRITE_TEMP_STALE_MS = 15 * 60_000;
  */
 export const DEAD_WRITER_GRACE_MS = 60_000;
 
-/** `tempPath(dir, 'put' | 'text')`: the pid of the writer follows the label. */
-const WRITE_TEMP = /^\.tmp-(put|text)-(\d+)-/;
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 /**
  * Removes what a writer killed in the middle of `put` or `putText` (storage.ts) left behind: the
  * `.tmp-put-` and `.tmp-text-` files of `dir`, once untouched for WRITE_TEMP_STALE_MS, or for
@@ -117,14 +141,16 @@ export async function removeStaleWriteTemps(dir: string, now = Date.now()): Prom
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   const doomed: string[] = [];
   for (const name of names) {
-    const m = WRITE_TEMP.exec(name);
-    if (!m) continue;
+    const temp = parseTempName(name);
+    if (temp?.purpose !== 'put' && temp?.purpose !== 'text') continue;
     const file = path.join(dir, name);
     const s = await fs.stat(file).catch(() => null);
     if (!s?.isFile()) continue;
     const idle = now - s.mtimeMs;
-    const pid = Number(m[2]);
-    if (idle > WRITE_TEMP_STALE_MS || (idle > DEAD_WRITER_GRACE_MS && pid !== process.pid && !isAlive(pid))) doomed.push(file);
+    const pid = temp.pid;
+    if (idle > WRITE_TEMP_STALE_MS || (idle > DEAD_WRITER_GRACE_MS && pid !== undefined && pid !== process.pid && !processAlive(pid))) {
+      doomed.push(file);
+    }
   }
   await removeQuietly(...doomed);
   return doomed;

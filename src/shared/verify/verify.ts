@@ -56,7 +56,7 @@ async function decodedCopy(config: Config, backup: BackupRow, source: Source, pu
   const local = source.store.localPath(source.name);
   if (isPlain(encodingOf(backup)) && local) return { path: local, release: async () => undefined };
   await ensurePrivateDir(config.backupDir);
-  const temp = tempPath(config.backupDir, `${purpose}-${backup.id}`);
+  const temp = tempPath(config.backupDir, purpose, backup.id);
   try {
     await decodeStream(source.store.read(source.name), temp, encodingOf(backup), keyringOf(config));
   } catch (err) {
