@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { BackupRow } from '../shared/catalog/catalog.js';
-import { FileLockUnavailable, tryFileLock } from '../shared/locking/file-lock.js';
+import { tryAcquireDatabaseLock } from '../shared/locking/acquire.js';
 import { removeAbandonedBackupTemps, removeQuietly, removeStaleWriteTemps } from '../shared/runtime/files.js';
 import { cliRunOwner, isCliRunId, processAlive } from '../shared/locking/process-owner.js';
 import { QUEUE } from '../shared/jobs/queues.js';
@@ -115,36 +115,20 @@ export class Reaper {
   }
 
   /**
-   * The whole database lock, as a backup takes it: Redis, then the local file lock (a CLI run
-   * with Redis down holds only that one), then a fencing value, so a holder that was paused past
-   * its lock cannot act after this pass. Null when either lock is taken.
+   * The whole database lock, taken as every backup and restore takes it (Redis, then the local
+   * file lock a CLI run with Redis down holds alone, then the fence), so a holder paused past its
+   * lock cannot act after this pass. Null when another holder has it: the next pass looks again.
    */
   private async lockAll(): Promise<(() => Promise<void>) | null> {
-    const { lock, workerId, config } = this.ctx;
-    const { log } = this;
-    const holder = `${workerId}:reaper`;
-    const held = await lock.tryAcquire(holder, { fence: 'later' });
-    if (!held) return null;
-    let local: Awaited<ReturnType<typeof tryFileLock>> | undefined;
-    try {
-      local = await tryFileLock(config, holder);
-    } catch (err) {
-      if (!(err instanceof FileLockUnavailable)) {
-        await held.release();
-        throw err;
-      }
-      // No one can hold a lock that cannot be created: Redis alone guards the database, as for jobs.
-      log.debug({ err }, 'local database lock unavailable; the reaper holds the Redis lock only');
-    }
-    if (local && !local.lock) {
-      await held.release();
-      return null;
-    }
-    held.takeFence();
-    return async () => {
-      await local?.lock?.release();
-      await held.release();
-    };
+    const { lock, workerId, config, catalog } = this.ctx;
+    const held = await tryAcquireDatabaseLock({
+      config,
+      catalog,
+      redisLock: lock,
+      holder: `${workerId}:reaper`,
+      note: (message) => this.log.debug(message),
+    });
+    return held.guard ? () => held.release() : null;
   }
 
   /** What needs no database lock: temps of an interrupted storage write, and (hourly) old catalog history. */
