@@ -51,6 +51,15 @@ describe('health rules', () => {
     });
   });
 
+  it('are degraded when BACKUP_DIR cannot be written, and not when its probe did not answer', () => {
+    expect(assessHealth({ ...healthy, backupDirWritable: false })).toEqual({
+      status: 'degraded',
+      problems: ['BACKUP_DIR cannot be written: no backup can be taken until it is fixed'],
+    });
+    expect(assessHealth({ ...healthy, backupDirWritable: null }).status).toBe('ok');
+    expect(assessHealth({ ...healthy, backupDirWritable: true }).status).toBe('ok');
+  });
+
   it('are degraded without a worker or a readable database, and down without Redis whatever else holds', () => {
     expect(assessHealth({ ...healthy, workersAlive: 0 }).status).toBe('degraded');
     expect(assessHealth({ ...healthy, database: { reachable: false, journalMode: null, sizeBytes: null } }).status).toBe('degraded');

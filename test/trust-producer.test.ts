@@ -167,7 +167,7 @@ describe('GET /health to anyone and to the token holder', () => {
     await box?.cleanup();
   });
 
-  it('with BACKUP_DIR broken, shows states only without the token, and the error with its path to the token holder', async () => {
+  it('with BACKUP_DIR broken, is degraded, shows states only without the token, and the error with its path to the token holder', async () => {
     // A file where a directory is expected: every probe of BACKUP_DIR fails with ENOTDIR.
     fs.rmSync(store, { recursive: true });
     fs.writeFileSync(store, 'not a directory');
@@ -194,7 +194,10 @@ describe('GET /health to anyone and to the token holder', () => {
     expect(detailed.status).toBe(200);
     expect(detailed.body).toMatchObject({
       status: 'degraded',
-      problems: ['no worker process is alive: queued jobs will wait'],
+      problems: [
+        'BACKUP_DIR cannot be written: no backup can be taken until it is fixed',
+        'no worker process is alive: queued jobs will wait',
+      ],
       database: { reachable: true, journalMode: 'wal' },
       workers: { alive: 0 },
       disk: { freeBytes: null },

@@ -17,6 +17,8 @@ export interface HealthFacts {
   neededBytes: number | null;
   /** Why the newest backup found the live database damaged, until a backup or restore succeeds after it. */
   databaseDamage: string | null;
+  /** Whether a file can be written in BACKUP_DIR; null when the probe did not answer, undefined where not probed. */
+  backupDirWritable?: boolean | null;
 }
 
 export type HealthStatus = 'ok' | 'degraded' | 'down';
@@ -50,8 +52,10 @@ export function assessHealth(f: HealthFacts): { status: HealthStatus; problems: 
   const problems: string[] = [];
   if (!f.redisUp) problems.push('Redis is unreachable: no backup, verify or restore can be queued');
   if (!f.database.reachable) problems.push('the database file cannot be opened');
-  // Said first: the one problem where the operator must act now, before the good backups age out.
+  // Before the other backup problems: the one where the operator must act now, before the good
+  // backups age out.
   if (f.databaseDamage) problems.push(f.databaseDamage);
+  if (f.backupDirWritable === false) problems.push('BACKUP_DIR cannot be written: no backup can be taken until it is fixed');
   if (f.workersAlive === 0) problems.push('no worker process is alive: queued jobs will wait');
   if (overdueBy(f) !== null) {
     const since = f.lastSuccessAt ?? f.watchingSince;

@@ -91,7 +91,7 @@ export function healthRouter(deps: ProducerDeps): Router {
       return;
     }
     const [{ facts, lastBackup, statistics }, storage] = await Promise.all([observe(deps), storageState(deps)]);
-    const { status, problems } = assessHealth(facts);
+    const { status, problems } = assessHealth({ ...facts, backupDirWritable: storage.primary.writable });
     const late = overdueBy(facts);
     res.status(status === 'down' ? 503 : 200);
     if (who === 'missing') {
