@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { BackupRow, Catalog } from '../catalog/catalog.js';
+import type { Catalog } from '../catalog/catalog.js';
 import { BACKUP_FILE_PATTERN } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
 import { isInside } from '../runtime/files.js';
@@ -12,37 +12,21 @@ import { deferMirrorRemoval, removeFromMirror } from '../storage/mirror.js';
 export const DEFAULT_SAFETY_BACKUPS = 3;
 
 /**
- * The backups of one group that retention must keep whatever their age: the newest whose last
- * full verification passed (with no failed check of any kind after it), and the newest not known
- * to be invalid, which covers the case where nothing was verified yet. `group` is newest first.
- */
-function protectedIn(catalog: Catalog, group: BackupRow[]): Set<number> {
-  const keep = new Set<number>();
-  const lastOk = (b: BackupRow) => catalog.lastVerification(b.id)?.valid !== 0;
-  const verifiedValid = group.find((b) => lastOk(b) && catalog.lastFullVerification(b.id)?.valid === 1);
-  const notKnownInvalid = group.find(lastOk);
-  if (verifiedValid) keep.add(verifiedValid.id);
-  if (notKnownInvalid) keep.add(notKnownInvalid.id);
-  return keep;
-}
-
-/**
  * Retention, in two groups that never count against each other:
  * - regular backups (`manual`, `scheduled`): the `maxBackups` newest are kept;
  * - safety backups (`pre-migration`, taken before every restore): the `MAX_SAFETY_BACKUPS` newest.
- * Older ones are deleted (file, manifest, the mirror's copy, then row), except, in each group, the
+ * Older ones are deleted (row, file, manifest, then the mirror's copy), except, in each group, the
  * newest backup whose last full verification is valid, the newest not known to be invalid, and
  * any backup a running job has leased. Returns the ids deleted. Without `config`, the mirror is
  * left alone.
  */
 export async function applyRetention(catalog: Catalog, maxBackups: number, log: Logger, config?: Config): Promise<number[]> {
-  const completed = catalog.completedBackups();
-  const regular = completed.filter((b) => b.backup_type !== 'pre-migration');
-  const safety = completed.filter((b) => b.backup_type === 'pre-migration');
   const maxSafety = config?.maxSafetyBackups ?? DEFAULT_SAFETY_BACKUPS;
-  if (regular.length <= maxBackups && safety.length <= maxSafety) return [];
-  const kept = new Set([...catalog.leasedBackupIds(), ...protectedIn(catalog, regular), ...protectedIn(catalog, safety)]);
-  const candidates = [...regular.slice(maxBackups), ...safety.slice(maxSafety)].filter((b) => !kept.has(b.id));
+  const regular = catalog.retentionView('regular', maxBackups);
+  const safety = catalog.retentionView('safety', maxSafety);
+  if (!regular.beyond.length && !safety.beyond.length) return [];
+  const kept = new Set([...catalog.leasedBackupIds(), ...regular.protectedIds, ...safety.protectedIds]);
+  const candidates = [...regular.beyond, ...safety.beyond].filter((b) => !kept.has(b.id));
   const deleted: number[] = [];
   for (const backup of candidates) {
     // A second line behind reindex's checks: retention only ever deletes a file named like a backup.

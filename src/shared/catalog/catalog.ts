@@ -110,6 +110,9 @@ export class Catalog {
   completedBackups(): BackupRow[] {
     return this.#backups.completed();
   }
+  retentionView(group: 'regular' | 'safety', keep: number): ReturnType<Backups['retentionView']> {
+    return this.#backups.retentionView(group, keep);
+  }
   inProgressBackups(): BackupRow[] {
     return this.#backups.inProgress();
   }

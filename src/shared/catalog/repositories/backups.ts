@@ -211,6 +211,30 @@ export class Backups {
       .all() as BackupRow[];
   }
 
+  /**
+   * Retention's view of one group of completed backups (`safety`: `pre-migration`; `regular`: the
+   * rest): those beyond its `keep` newest, newest first, and the ids it keeps whatever their age —
+   * the newest whose last full verification passed with no failed check after it, and the newest
+   * not known to be invalid (which covers nothing verified yet). In SQL, so a large catalog costs
+   * a few indexed lookups, not a pass over every row from the worker's event loop.
+   */
+  retentionView(group: 'regular' | 'safety', keep: number): { beyond: BackupRow[]; protectedIds: number[] } {
+    const inGroup = `l.status = 'completed' AND l.backup_type ${group === 'safety' ? '=' : '!='} 'pre-migration'`;
+    const beyond = this.db
+      .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE ${inGroup} ORDER BY l.id DESC LIMIT -1 OFFSET ?`)
+      .all(keep) as BackupRow[];
+    if (!beyond.length) return { beyond, protectedIds: [] };
+    const last = (mode: string) => `(SELECT v.valid FROM verification v WHERE v.backup_id = l.id ${mode} ORDER BY v.id DESC LIMIT 1)`;
+    const newest = (condition: string) =>
+      (
+        this.db.prepare(`SELECT l.id FROM backup_log l WHERE ${inGroup} AND ${condition} ORDER BY l.id DESC LIMIT 1`).get() as
+          { id: number } | undefined
+      )?.id;
+    const notKnownInvalid = `coalesce(${last('')}, 1) = 1`;
+    const ids = [newest(`${notKnownInvalid} AND ${last(`AND v.mode = 'full'`)} = 1`), newest(notKnownInvalid)];
+    return { beyond, protectedIds: ids.filter((id): id is number => id !== undefined) };
+  }
+
   /** Oldest first. */
   inProgress(): BackupRow[] {
     return this.db
