@@ -1,0 +1,277 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { waitUntil } from './env.js';
+import { freePort } from './redis-server.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const S3RVER_BIN = path.join(ROOT, 'node_modules/s3rver/bin/s3rver.js');
+
+/** s3rver's one account. */
+export const S3_KEY_ID = 'S3RVER';
+export const S3_SECRET = 'S3RVER';
+
+/**
+ * Records `method url` of every request and forwards it, bytes untouched (the signature covers
+ * the Host header, which is kept), to the S3 server behind it. It listens only while that server
+ * runs, so that a stopped server is refused on the port the service knows, as a real outage is.
+ */
+class RecordingProxy {
+  readonly requests: string[] = [];
+  private server: http.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  /** Called with each request line once it is recorded (a test waits for the first UploadPart). */
+  onRequest: ((line: string) => void) | undefined;
+
+  constructor(
+    readonly port: number,
+    private readonly upstreamPort: number,
+  ) {}
+
+  async listen(): Promise<void> {
+    const server = http.createServer((req, res) => {
+      const line = `${req.method} ${req.url}`;
+      this.requests.push(line);
+      this.onRequest?.(line);
+      const upstream = http.request(
+        { host: '127.0.0.1', port: this.upstreamPort, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+          answer.pipe(res);
+          answer.on('error', () => res.destroy());
+        },
+      );
+      // The server went away: the client sees its connection dropped, not an answer.
+      upstream.on('error', () => req.socket.destroy());
+      req.pipe(upstream);
+      req.on('error', () => upstream.destroy());
+    });
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+export interface S3ServerOptions {
+  bucket?: string;
+  /** Put a recording proxy in front: services then talk to the proxy's port. */
+  record?: boolean;
+}
+
+/**
+ * An S3-protocol server (s3rver) as a child process with a data directory of its own, on a fixed
+ * port: `stop()` kills it (an outage, mid-upload too) and `start()` brings it back on the same port
+ * and directory, objects included. The test inspects the bucket through the real protocol.
+ */
+export class S3Server {
+  readonly client: S3Client;
+  private child: ChildProcess | undefined;
+  private output = '';
+  private readonly proxy: RecordingProxy | undefined;
+
+  private constructor(
+    readonly bucket: string,
+    readonly dir: string,
+    /** Where s3rver itself listens. */
+    readonly serverPort: number,
+    proxyPort: number | undefined,
+  ) {
+    this.proxy = proxyPort === undefined ? undefined : new RecordingProxy(proxyPort, serverPort);
+    this.client = new S3Client({
+      endpoint: `http://127.0.0.1:${serverPort}`,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET },
+      // s3rver knows neither the newer checksum headers nor aws-chunked trailers.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 1,
+    });
+  }
+
+  static async start({ bucket = 'acc-bucket', record = false }: S3ServerOptions = {}): Promise<S3Server> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-s3rver-'));
+    const server = new S3Server(bucket, dir, await freePort(), record ? await freePort() : undefined);
+    await server.start();
+    return server;
+  }
+
+  /** The port services are given: the proxy's when there is one. */
+  get port(): number {
+    return this.proxy?.port ?? this.serverPort;
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    const child = this.child;
+    return Boolean(child && child.exitCode === null && child.signalCode === null);
+  }
+
+  /** What the services need to use this bucket as their mirror. */
+  env(prefix = 'workstation'): Record<string, string> {
+    return {
+      BACKUP_MIRROR_URL: `s3://${this.bucket}/${prefix}`,
+      AWS_ENDPOINT_URL_S3: this.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: S3_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: S3_SECRET,
+      S3_FORCE_PATH_STYLE: 'true',
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.output = '';
+    const child = spawn(
+      process.execPath,
+      [S3RVER_BIN, '-d', this.dir, '-p', String(this.serverPort), '-a', '127.0.0.1', '--silent', '--configure-bucket', this.bucket],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    const collect = (chunk: Buffer) => (this.output += chunk.toString());
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    await waitUntil(
+      'the S3 server to answer',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`s3rver exited ${child.exitCode}: ${this.output}`);
+        await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+        return true;
+      },
+      20_000,
+    );
+    await this.proxy?.listen();
+  }
+
+  /** SIGKILL: the server is gone at once, whatever it was doing; the proxy stops listening too. */
+  async stop(): Promise<void> {
+    await this.proxy?.close();
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Kills the server and removes its data. */
+  async cleanup(): Promise<void> {
+    await this.stop();
+    this.client.destroy();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  // ---- what the proxy saw --------------------------------------------------------------------
+
+  /** `method url` of every request through the proxy, oldest first. */
+  get requests(): string[] {
+    if (!this.proxy) throw new Error('this S3 server was started without record: true');
+    return this.proxy.requests;
+  }
+
+  /** Resolves with the first request line matching `pattern` from now on (or already seen since `from`). */
+  waitForRequest(pattern: RegExp, timeoutMs = 30_000, from = this.requests.length): Promise<string> {
+    const proxy = this.proxy!;
+    return new Promise((resolve, reject) => {
+      const seen = proxy.requests.slice(from).find((l) => pattern.test(l));
+      if (seen) return resolve(seen);
+      const timer = setTimeout(() => {
+        proxy.onRequest = undefined;
+        reject(new Error(`no request matching ${pattern} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      proxy.onRequest = (line) => {
+        if (!pattern.test(line)) return;
+        clearTimeout(timer);
+        proxy.onRequest = undefined;
+        resolve(line);
+      };
+    });
+  }
+
+  /** LIST requests (ListObjectsV2, or V1) on the bucket among `lines`. */
+  lists(lines = this.requests): string[] {
+    const bucket = new RegExp(`^GET /${this.bucket}/?(\\?(?![^ ]*uploadId)|$)`);
+    return lines.filter((l) => bucket.test(l));
+  }
+
+  // ---- the bucket, through the real protocol -------------------------------------------------
+
+  /** Every key under `prefix` (`workstation/` lists that folder), sorted. */
+  async keys(prefix = ''): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) keys.push(o.Key!);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys.sort();
+  }
+
+  async stream(key: string): Promise<Readable> {
+    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    return res.Body as Readable;
+  }
+
+  async bytes(key: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.stream(key)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async text(key: string): Promise<string> {
+    return (await this.bytes(key)).toString('utf8');
+  }
+
+  /** SHA-256 of an object's bytes, read as a stream (backups can be hundreds of MB). */
+  async sha256(key: string): Promise<string> {
+    const hash = createHash('sha256');
+    for await (const chunk of await this.stream(key)) hash.update(chunk as Buffer);
+    return hash.digest('hex');
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.keys(key)).includes(key);
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  /** Replaces an object's bytes (to damage a copy). */
+  async overwrite(key: string, body: Buffer | string): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: typeof body === 'string' ? Buffer.from(body) : body }),
+    );
+  }
+}
