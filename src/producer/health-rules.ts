@@ -19,6 +19,8 @@ export interface HealthFacts {
   databaseDamage: string | null;
   /** Whether a file can be written in BACKUP_DIR; null when the probe did not answer, undefined where not probed. */
   backupDirWritable?: boolean | null;
+  /** Why copies to the mirror keep failing (a sentence), or null while they succeed; undefined where not looked at. */
+  mirrorOutage?: string | null;
 }
 
 export type HealthStatus = 'ok' | 'degraded' | 'down';
@@ -56,6 +58,7 @@ export function assessHealth(f: HealthFacts): { status: HealthStatus; problems: 
   // backups age out.
   if (f.databaseDamage) problems.push(f.databaseDamage);
   if (f.backupDirWritable === false) problems.push('BACKUP_DIR cannot be written: no backup can be taken until it is fixed');
+  if (f.mirrorOutage) problems.push(f.mirrorOutage);
   if (f.workersAlive === 0) problems.push('no worker process is alive: queued jobs will wait');
   if (overdueBy(f) !== null) {
     const since = f.lastSuccessAt ?? f.watchingSince;

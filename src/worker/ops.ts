@@ -8,6 +8,8 @@ import { QUEUE_REGISTRY, isQueueName, type QueueDefinition } from '../shared/job
 import { isCancelled } from '../shared/jobs/cancel.js';
 import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/jobs/scheduler.js';
 import { currentSettings } from '../shared/catalog/settings.js';
+import { takeUnannouncedOutage } from '../shared/storage/mirror.js';
+import { storesOf } from '../shared/storage/registry.js';
 import type { WorkerContext } from './context.js';
 import { startHeartbeat } from './heartbeat-sender.js';
 
@@ -63,6 +65,20 @@ export function createWorkerOps(ctx: WorkerContext) {
   function record(queue: QueueName, job: Job, outcome: 'completed' | 'failed', result: unknown, seconds: number): void {
     metrics.duration.observe({ queue, outcome }, seconds);
     counters[QUEUE_REGISTRY[queue].metric](job, outcome, result);
+  }
+
+  /** One `mirror.failed` alert per outage: the first backup whose copy failed after copies worked. */
+  function announceMirrorOutage(job: Job): void {
+    const outage = takeUnannouncedOutage(catalog);
+    if (!outage) return;
+    alerts.send({
+      event: 'mirror.failed',
+      summary: `copies to the mirror ${storesOf(config).mirror?.location ?? ''} are failing; backups are kept locally and copied when it is back`,
+      reason: outage.reason,
+      queue: QUEUE.backup,
+      jobId: String(job.id),
+      lastSuccessfulBackup: catalog.lastSuccessfulBackup()?.completed_at ?? null,
+    });
   }
 
   async function verifyAfterBackup(job: Job, result: unknown): Promise<void> {
@@ -160,7 +176,10 @@ export function createWorkerOps(ctx: WorkerContext) {
           throw err;
         }
         record(queue, job, 'completed', result, seconds());
-        if (queue === QUEUE.backup) await verifyAfterBackup(job, result);
+        if (queue === QUEUE.backup) {
+          announceMirrorOutage(job);
+          await verifyAfterBackup(job, result);
+        }
         if (queue === QUEUE.verify && (result as { valid?: unknown }).valid === false) {
           const r = result as { backupId?: number; message?: string };
           alerts.send({

@@ -20,7 +20,7 @@ async function list(ctx: CliContext, opts: { limit: number }): Promise<ExitCode>
         ...toBackupBody(r),
         encrypted: Boolean(r.encryption),
         lastVerification: v ? { verifiedAt: v.verified_at, valid: v.valid === 1, message: v.message } : null,
-        mirror: ctx.config.mirrorDir ? (mirrored.get(r.id) ?? 'missing') : null,
+        mirror: ctx.config.mirrorUrl ? (mirrored.get(r.id) ?? 'missing') : null,
       };
     });
     const human = items.length
@@ -33,10 +33,10 @@ async function list(ctx: CliContext, opts: { limit: number }): Promise<ExitCode>
             bytes(b.fileSize),
             encodingLabel(rows.find((r) => r.id === b.id)!),
             b.lastVerification ? (b.lastVerification.valid ? 'valid' : 'INVALID') : 'never',
-            ...(ctx.config.mirrorDir ? [b.mirror] : []),
+            ...(ctx.config.mirrorUrl ? [b.mirror] : []),
             b.fileName,
           ]),
-          ['ID', 'TYPE', 'STATUS', 'STARTED', 'SIZE', 'ENCODING', 'VERIFIED', ...(ctx.config.mirrorDir ? ['MIRROR'] : []), 'FILE'],
+          ['ID', 'TYPE', 'STATUS', 'STARTED', 'SIZE', 'ENCODING', 'VERIFIED', ...(ctx.config.mirrorUrl ? ['MIRROR'] : []), 'FILE'],
         )
       : 'No backups.';
     ctx.out.result(human, { success: true, backups: items, count: items.length, total: catalog.countBackups() });

@@ -17,10 +17,11 @@ async function stats(ctx: CliContext): Promise<ExitCode> {
     if (storage.mirror.configured) {
       const m = storage.mirror;
       lines.push(
-        `Mirror:         ${ctx.config.mirrorDir} (${m.writable ? 'writable' : `NOT writable: ${m.detail}`}), ${m.copies} copies, ${m.missing} missing`,
+        `Mirror:         ${m.location} (${m.writable ? m.detail : `NOT usable: ${m.detail}`}), ${m.copies} copies, ${m.missing} missing`,
       );
+      if (m.outage) lines.push(`Warning:        copies to the mirror have been failing since ${m.outage.since}: ${m.outage.reason}`);
     } else {
-      lines.push('Mirror:         not configured (BACKUP_MIRROR_DIR)');
+      lines.push('Mirror:         not configured (BACKUP_MIRROR_DIR or BACKUP_MIRROR_URL)');
     }
     ctx.out.result(lines.join('\n'), { success: true, statistics, storage });
     return EXIT.ok;

@@ -3,6 +3,7 @@ import type { Config } from '../../shared/runtime/config.js';
 import { AppError } from '../../shared/domain/errors.js';
 import { storageHealth, type StorageHealth } from '../../shared/storage/health.js';
 import type { BackupStorage } from '../../shared/storage/storage.js';
+import { storesOf } from '../../shared/storage/registry.js';
 import { bearerOutcome } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';
 import { observe } from '../health-facts.js';
@@ -60,12 +61,20 @@ async function storageState(deps: ProducerDeps): Promise<StorageState> {
   const probed = await storageProbe(deps).read();
   if (probed.answered) return probed.value;
   const detail = noAnswer(probed.limitMs);
+  const { mirror } = storesOf(deps.config);
   return {
     primary: { writable: null, detail, sameDeviceAsDatabase: null },
-    mirror: deps.config.mirrorDir
-      ? { configured: true, writable: null, detail, copies: null, missing: null, failed: [] }
+    mirror: mirror
+      ? { configured: true, location: mirror.location, writable: null, detail, copies: null, missing: null, failed: [], outage: null }
       : { configured: false },
   };
+}
+
+/** The sentence for copies to the mirror that keep failing, or null while they succeed. */
+function mirrorTrouble(m: Extract<StorageState['mirror'], { configured: true }>): string | null {
+  if (!m.outage) return null;
+  const missing = m.missing === null ? '' : ` (${m.missing} backup${m.missing === 1 ? '' : 's'} not copied yet)`;
+  return `copies to the mirror ${m.location} have been failing since ${m.outage.since}${missing}: ${m.outage.reason}`;
 }
 
 /**
@@ -91,7 +100,11 @@ export function healthRouter(deps: ProducerDeps): Router {
       return;
     }
     const [{ facts, lastBackup, statistics }, storage] = await Promise.all([observe(deps), storageState(deps)]);
-    const { status, problems } = assessHealth({ ...facts, backupDirWritable: storage.primary.writable });
+    const { status, problems } = assessHealth({
+      ...facts,
+      backupDirWritable: storage.primary.writable,
+      mirrorOutage: storage.mirror.configured ? mirrorTrouble(storage.mirror) : null,
+    });
     const late = overdueBy(facts);
     res.status(status === 'down' ? 503 : 200);
     if (who === 'missing') {

@@ -7,14 +7,14 @@ import { encodeFile, extensionOf } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
 import { keyringOf } from '../codec/encryption.js';
 import { AppError, DAMAGED_REASON_PREFIX, messageOf, permanentFailure } from '../domain/errors.js';
-import { BACKUP_PREFIX, backupBaseName, ensurePrivateDir, publish, removeQuietly, tempPath } from '../runtime/files.js';
+import { BACKUP_PREFIX, backupBaseName, ensurePrivateDir, removeQuietly, tempPath } from '../runtime/files.js';
 import type { LockGuard } from '../locking/lock.js';
 import type { Logger } from '../observability/logger.js';
 import { buildManifest, manifestName } from '../catalog/manifest.js';
 import { catchUpMirror, copyToMirror } from '../storage/mirror.js';
 import { integrityProblems, snapshot } from '../sqlite/sqlite-ops.js';
 import { cancelledError, throwIfCancelled } from '../jobs/cancel.js';
-import { storesOf } from '../storage/storage.js';
+import { storesOf } from '../storage/registry.js';
 
 export interface BackupContext {
   config: Config;
@@ -126,10 +126,11 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
   const key = keyringOf(config).write;
   const ext = extensionOf({ compression: config.compression, encrypted: Boolean(key) });
   const base = backupBaseName(startedAt);
+  const { primary } = storesOf(config);
   const id = catalog.beginBackup(req.type, path.join(config.backupDir, base + ext), req.jobId, config.compression, key?.id ?? null);
   const rawTemp = tempPath(config.backupDir, 'backup', id);
   const packedTemp = `${rawTemp}${ext}`;
-  let finalPath: string | undefined;
+  let finalName: string | undefined;
   const progress = async (p: number) => {
     await req.onProgress?.(p);
   };
@@ -181,7 +182,8 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     // The last safe point: past it the file has its final name, and the backup completes.
     throwIfCancelled(req.signal);
     await req.lock?.assertHeld();
-    finalPath = await publish(finished, config.backupDir, base, ext);
+    finalName = await primary.adopt(finished, base, ext);
+    const finalPath = primary.localPath(finalName);
     const completedAt = new Date().toISOString();
     // The manifest is written before the row completes: a completed backup always has one.
     const manifest = buildManifest(
@@ -196,7 +198,7 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       { sourcePath: config.databasePath, pageSize: info.pageSize, userVersion: info.userVersion, sizeBytes: databaseSize },
       key,
     );
-    await storesOf(config).primary.putText(manifestName(path.basename(finalPath)), `${JSON.stringify(manifest, null, 2)}\n`);
+    await primary.putText(manifestName(finalName), `${JSON.stringify(manifest, null, 2)}\n`);
     await req.lock?.assertHeld();
     catalog.completeBackup(id, {
       filePath: finalPath,
@@ -223,12 +225,12 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
   } catch (err) {
     // Unless the row records this very file: a rerun that took the row over has its own file.
     const kept = catalog.getBackup(id);
-    if (finalPath && !(kept?.status === 'completed' && kept.file_path === finalPath)) {
-      await removeQuietly(finalPath, path.join(config.backupDir, manifestName(path.basename(finalPath))));
+    if (finalName && !(kept?.status === 'completed' && kept.file_path === primary.localPath(finalName))) {
+      for (const name of [finalName, manifestName(finalName)]) await primary.remove(name).catch(() => undefined);
     }
     await removeQuietly(rawTemp, packedTemp);
     // A cancel that stopped a SQLite thread rejects with the signal's bare reason.
-    const reason = !finalPath && req.signal?.aborted ? cancelledError(req.signal) : explain(err, config);
+    const reason = !finalName && req.signal?.aborted ? cancelledError(req.signal) : explain(err, config);
     catalog.failBackup(id, reason.message);
     log.error({ backupId: id, err: reason }, 'backup failed');
     throw reason;

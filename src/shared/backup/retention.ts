@@ -1,12 +1,14 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
 import { BACKUP_FILE_PATTERN } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
-import { isInside } from '../runtime/files.js';
+import { messageOf } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import { manifestName } from '../catalog/manifest.js';
 import { deferMirrorRemoval, removeFromMirror } from '../storage/mirror.js';
+import { storesOf } from '../storage/registry.js';
+import { LocalDirStorage } from '../storage/local-dir.js';
+import { nameOf } from '../storage/storage.js';
 
 /** Safety backups kept when no configuration says otherwise (MAX_SAFETY_BACKUPS). */
 export const DEFAULT_SAFETY_BACKUPS = 3;
@@ -30,7 +32,10 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
   const deleted: number[] = [];
   for (const backup of candidates) {
     // A second line behind reindex's checks: retention only ever deletes a file named like a backup.
-    if (!BACKUP_FILE_PATTERN.test(path.basename(backup.file_path)) || (config && !isInside(config.backupDir, backup.file_path))) {
+    if (
+      !BACKUP_FILE_PATTERN.test(path.basename(backup.file_path)) ||
+      (config && path.dirname(path.resolve(backup.file_path)) !== config.backupDir)
+    ) {
       log.error(
         { backupId: backup.id, file: backup.file_path },
         'retention refused to delete a file that is not a backup; keeping its row',
@@ -41,9 +46,12 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
     // in between leaves a file the catalog no longer lists (its manifest lets reindex bring it
     // back), never a listed backup without a file.
     catalog.deleteBackup(backup.id);
+    const name = nameOf(backup);
+    // The row's directory: BACKUP_DIR, or (without `config`) wherever the catalog says.
+    const primary = config ? storesOf(config).primary : new LocalDirStorage('primary', path.dirname(backup.file_path));
     try {
-      await fs.rm(backup.file_path, { force: true });
-      await fs.rm(path.join(path.dirname(backup.file_path), manifestName(path.basename(backup.file_path))), { force: true });
+      await primary.remove(name);
+      await primary.remove(manifestName(name));
     } catch (err) {
       log.error(
         { err, backupId: backup.id, file: backup.file_path },
@@ -52,9 +60,9 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
     }
     if (config) {
       // A mirror that is away must not make the primary keep growing: its copy is removed later.
-      await removeFromMirror(config, backup).catch((err: unknown) => {
-        deferMirrorRemoval(catalog, backup.file_path);
-        log.warn({ err, backupId: backup.id }, 'retention could not delete the mirror copy of a backup; will retry');
+      await removeFromMirror(config, name).catch((err: unknown) => {
+        deferMirrorRemoval(catalog, name);
+        log.warn({ reason: messageOf(err), backupId: backup.id }, 'retention could not delete the mirror copy of a backup; will retry');
       });
     }
     deleted.push(backup.id);

@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import { backupNameOfManifest, toImported, type Manifest } from './manifest.js';
 import { differingFields, implausibleIds, scanManifests, type Candidate, type Refusal, type Scanned } from './manifest-trust.js';
 import { MIRROR } from '../storage/mirror.js';
-import { storesOf } from '../storage/storage.js';
+import { storesOf } from '../storage/registry.js';
 
 export interface ReindexReport {
   /** Ids put back into the catalog from manifests. */

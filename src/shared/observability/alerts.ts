@@ -11,6 +11,7 @@ export const ALERT_EVENTS = [
   'verify.invalid',
   'backup.overdue',
   'database.damaged',
+  'mirror.failed',
 ] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { CompressionMode } from '../domain/backup-types.js';
 import { verifyScheduleSchema } from '../jobs/schedule-spec.js';
@@ -65,6 +66,21 @@ const envSchema = z.object({
   BACKUP_ENCRYPTION_KEY_FILE: z.string().min(1).optional(),
   BACKUP_DECRYPTION_KEYS: keyList.optional(),
   BACKUP_MIRROR_DIR: z.string().min(1).optional(),
+  /** The mirror as a URL: `s3://bucket/prefix` (an S3-compatible bucket) or `file:///dir`. */
+  BACKUP_MIRROR_URL: z
+    .string()
+    .regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?|file:\/\/\/.+)$/, {
+      message: 'expected s3://bucket/prefix or file:///absolute/directory',
+    })
+    .optional(),
+  /** Bound on each request to the mirror (connect, and each wait for an answer or the next bytes). */
+  BACKUP_MIRROR_TIMEOUT: int(100, 3_600_000).default(30_000),
+  // The AWS SDK's own variables for where a bucket is; credentials stay with the SDK's default
+  // chain (environment, profiles, instance roles) and are never read here.
+  AWS_REGION: z.string().min(1).optional(),
+  AWS_ENDPOINT_URL_S3: httpUrl.optional(),
+  AWS_ENDPOINT_URL: httpUrl.optional(),
+  S3_FORCE_PATH_STYLE: bool.default(false),
   CATALOG_PATH: z.string().min(1).optional(),
   REDIS_URL: z
     .string()
@@ -111,7 +127,21 @@ const envSchema = z.object({
 
 export type Env = z.input<typeof envSchema>;
 
-function build(parsed: z.output<typeof envSchema>) {
+type Parsed = z.output<typeof envSchema>;
+
+function mirrorDirOf(parsed: Parsed): string | undefined {
+  if (parsed.BACKUP_MIRROR_DIR) return path.resolve(parsed.BACKUP_MIRROR_DIR);
+  if (parsed.BACKUP_MIRROR_URL?.startsWith('file:')) return fileURLToPath(parsed.BACKUP_MIRROR_URL);
+  return undefined;
+}
+
+function mirrorUrlOf(parsed: Parsed): string | undefined {
+  if (parsed.BACKUP_MIRROR_URL?.startsWith('s3:')) return parsed.BACKUP_MIRROR_URL.replace(/\/+$/, '');
+  const dir = mirrorDirOf(parsed);
+  return dir ? pathToFileURL(dir).href : undefined;
+}
+
+function build(parsed: Parsed) {
   const backupDir = path.resolve(parsed.BACKUP_DIR);
   return {
     backupDir,
@@ -126,7 +156,16 @@ function build(parsed: z.output<typeof envSchema>) {
     encryptionKeyFile: parsed.BACKUP_ENCRYPTION_KEY_FILE ? path.resolve(parsed.BACKUP_ENCRYPTION_KEY_FILE) : undefined,
     /** Older keys, only for reading backups written before a key rotation. */
     decryptionKeys: parsed.BACKUP_DECRYPTION_KEYS ?? [],
-    mirrorDir: parsed.BACKUP_MIRROR_DIR ? path.resolve(parsed.BACKUP_MIRROR_DIR) : undefined,
+    /** The mirror's URL (`file:///…` for BACKUP_MIRROR_DIR), or undefined without a mirror. */
+    mirrorUrl: mirrorUrlOf(parsed),
+    /** The mirror's directory when it is one (BACKUP_MIRROR_DIR or a file:// URL). */
+    mirrorDir: mirrorDirOf(parsed),
+    mirrorTimeout: parsed.BACKUP_MIRROR_TIMEOUT,
+    s3: {
+      region: parsed.AWS_REGION,
+      endpoint: parsed.AWS_ENDPOINT_URL_S3 ?? parsed.AWS_ENDPOINT_URL,
+      forcePathStyle: parsed.S3_FORCE_PATH_STYLE,
+    },
     catalogPath: path.resolve(parsed.CATALOG_PATH ?? path.join(backupDir, 'backup-catalog.db')),
     redisUrl: parsed.REDIS_URL,
     queuePrefix: parsed.QUEUE_PREFIX,
@@ -188,6 +227,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     const shown = SECRET.has(name) ? '(hidden)' : JSON.stringify(cleaned[name]);
     throw new ConfigError(`Invalid ${name}=${shown}: ${issue.message}`);
   }
+  if (result.data.BACKUP_MIRROR_DIR && result.data.BACKUP_MIRROR_URL) {
+    throw new ConfigError('Invalid BACKUP_MIRROR_URL: set either BACKUP_MIRROR_DIR or BACKUP_MIRROR_URL, not both');
+  }
   const config = build(result.data);
   if (config.encryptionKey && config.encryptionKeyFile) {
     throw new ConfigError('Invalid BACKUP_ENCRYPTION_KEY_FILE: set either BACKUP_ENCRYPTION_KEY or BACKUP_ENCRYPTION_KEY_FILE, not both');
@@ -197,7 +239,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     (config.mirrorDir === config.backupDir || isInside(config.backupDir, config.mirrorDir) || isInside(config.mirrorDir, config.backupDir))
   ) {
     throw new ConfigError(
-      `Invalid BACKUP_MIRROR_DIR=${JSON.stringify(cleaned.BACKUP_MIRROR_DIR)}: expected a directory apart from BACKUP_DIR (another disk or mount)`,
+      `Invalid ${cleaned.BACKUP_MIRROR_DIR ? 'BACKUP_MIRROR_DIR' : 'BACKUP_MIRROR_URL'}=${JSON.stringify(cleaned.BACKUP_MIRROR_DIR ?? cleaned.BACKUP_MIRROR_URL)}: expected a directory apart from BACKUP_DIR (another disk or mount)`,
     );
   }
   return Object.freeze(config);

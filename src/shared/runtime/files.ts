@@ -69,28 +69,6 @@ export async function fsyncPath(file: string): Promise<void> {
   }
 }
 
-/**
- * Moves a finished temp file to its final name without ever replacing another file: a hard link
- * fails when the name is taken, in which case `-1`, `-2`… is appended. The directory is synced
- * so the new name survives a power cut. Returns the final path.
- */
-export async function publish(temp: string, dir: string, base: string, ext: string): Promise<string> {
-  await fs.chmod(temp, 0o600);
-  await fsyncPath(temp);
-  for (let n = 0; ; n++) {
-    const target = path.join(dir, `${base}${n ? `-${n}` : ''}${ext}`);
-    try {
-      await fs.link(temp, target);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw err;
-    }
-    await fs.unlink(temp);
-    await fsyncPath(dir);
-    return target;
-  }
-}
-
 /** The writer's pid in a temp name (see tempPath), before the random part and any extension. */
 const TEMP_PID = /-(\d+)-[0-9a-f]{12}(?:\.[^-]*)?$/;
 

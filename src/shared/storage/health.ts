@@ -2,7 +2,9 @@ import fs from 'node:fs/promises';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../runtime/config.js';
 import { MIRROR } from './mirror.js';
-import { storesOf, type BackupStorage } from './storage.js';
+import { storesOf } from './registry.js';
+import type { BackupStorage } from './storage.js';
+import { mirrorOutage } from './mirror.js';
 
 export interface StorageHealth {
   primary: { writable: boolean; detail: string; sameDeviceAsDatabase: boolean | null };
@@ -10,11 +12,15 @@ export interface StorageHealth {
     | { configured: false }
     | {
         configured: true;
+        /** The directory or `s3://bucket/prefix`. */
+        location: string;
         writable: boolean;
         detail: string;
         copies: number;
         missing: number;
         failed: { backupId: number; error: string | null; checkedAt: string }[];
+        /** Since when copies have been failing, and the latest reason; null when the last copy succeeded. */
+        outage: { since: string; reason: string } | null;
       };
 }
 
@@ -50,8 +56,10 @@ export async function storageHealth(
   const mirrorProbe = await probe(mirror);
   const copies = catalog?.copies(MIRROR) ?? [];
   const missing = catalog?.backupsWithoutCopy(MIRROR).length ?? 0;
+  const outage = catalog ? mirrorOutage(catalog) : undefined;
   result.mirror = {
     configured: true,
+    location: mirror.location,
     writable: mirrorProbe.ok,
     detail: mirrorProbe.detail,
     copies: copies.filter((c) => c.status === 'ok').length,
@@ -60,6 +68,7 @@ export async function storageHealth(
       .filter((c) => c.status === 'failed')
       .slice(-5)
       .map((c) => ({ backupId: c.backup_id, error: c.error_message, checkedAt: c.checked_at })),
+    outage: outage ? { since: outage.since, reason: outage.reason } : null,
   };
   return result;
 }

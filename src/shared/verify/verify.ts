@@ -1,11 +1,15 @@
+import { createWriteStream } from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { BackupRow, Catalog } from '../catalog/catalog.js';
 import { decodeStream, isPlain } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
 import { KeyError, keyringOf } from '../codec/encryption.js';
 import { messageOf } from '../domain/errors.js';
-import { ensurePrivateDir, isInside, removeQuietly, tempPath } from '../runtime/files.js';
-import { LocalDirStorage, storesOf, type BackupStorage } from '../storage/storage.js';
+import { ensurePrivateDir, isInside, isTempName, removeQuietly, tempPath } from '../runtime/files.js';
+import { LocalDirStorage } from '../storage/local-dir.js';
+import { storesOf } from '../storage/registry.js';
+import { nameOf, type BackupStorage } from '../storage/storage.js';
 import { describeDatabase, integrityProblems } from '../sqlite/sqlite-ops.js';
 
 export type VerifyMode = 'full' | 'quick';
@@ -37,13 +41,32 @@ interface Source {
   name: string;
 }
 
-function primarySource(backup: BackupRow): Source {
-  return { store: new LocalDirStorage('primary', path.dirname(backup.file_path)), name: path.basename(backup.file_path) };
+function primarySource(config: Config, backup: BackupRow): Source {
+  const dir = path.dirname(path.resolve(backup.file_path));
+  // A row whose file sits deeper inside BACKUP_DIR (catalogs from before names) is read where it is.
+  const store = dir === config.backupDir ? storesOf(config).primary : new LocalDirStorage('primary', dir);
+  return { store, name: nameOf(backup) };
 }
 
 function mirrorSource(config: Config, backup: BackupRow): Source | undefined {
   const { mirror } = storesOf(config);
-  return mirror ? { store: mirror, name: path.basename(backup.file_path) } : undefined;
+  return mirror ? { store: mirror, name: nameOf(backup) } : undefined;
+}
+
+/**
+ * Downloads a copy from a target that is not a filesystem (a bucket) into a temp file in
+ * BACKUP_DIR, once: the checks then read it like a local copy.
+ */
+async function download(config: Config, backup: BackupRow, source: Source, purpose: 'read' | 'restore'): Promise<string> {
+  await ensurePrivateDir(config.backupDir);
+  const temp = tempPath(config.backupDir, purpose, backup.id);
+  try {
+    await pipeline(await source.store.read(source.name), createWriteStream(temp, { mode: 0o600 }));
+    return temp;
+  } catch (err) {
+    await removeQuietly(temp);
+    throw err;
+  }
 }
 
 const encodingOf = (backup: BackupRow) => ({ compression: backup.compression ?? 'none', encryption: backup.encryption ?? null });
@@ -54,11 +77,15 @@ const encodingOf = (backup: BackupRow) => ({ compression: backup.compression ?? 
  */
 async function decodedCopy(config: Config, backup: BackupRow, source: Source, purpose: 'read' | 'restore' = 'read'): Promise<ReadableCopy> {
   const local = source.store.localPath(source.name);
-  if (isPlain(encodingOf(backup)) && local) return { path: local, release: async () => undefined };
+  if (isPlain(encodingOf(backup)) && local) {
+    // A download is a temp file of its own: the copy is it, and releasing it removes it.
+    const isTemp = isTempName(path.basename(local));
+    return { path: local, release: async () => (isTemp ? removeQuietly(local) : undefined) };
+  }
   await ensurePrivateDir(config.backupDir);
   const temp = tempPath(config.backupDir, purpose, backup.id);
   try {
-    await decodeStream(source.store.read(source.name), temp, encodingOf(backup), keyringOf(config));
+    await decodeStream(await source.store.read(source.name), temp, encodingOf(backup), keyringOf(config));
   } catch (err) {
     await removeQuietly(temp);
     throw err;
@@ -71,10 +98,20 @@ async function decodedCopy(config: Config, backup: BackupRow, source: Source, pu
  * is missing. Decrypted and decompressed into a temp file when needed.
  */
 export async function readableCopy(config: Config, backup: BackupRow, purpose: 'read' | 'restore' = 'read'): Promise<ReadableCopy> {
-  const primary = primarySource(backup);
+  const primary = primarySource(config, backup);
   const mirror = mirrorSource(config, backup);
   const source = !(await primary.store.stat(primary.name)) && mirror && (await mirror.store.stat(mirror.name)) ? mirror : primary;
-  return decodedCopy(config, backup, source, purpose);
+  if (source.store.localPath(source.name)) return decodedCopy(config, backup, source, purpose);
+  const raw = await download(config, backup, source, purpose);
+  try {
+    const copy = await decodedCopy(config, backup, localSource(raw), purpose);
+    if (copy.path === raw) return copy;
+    await removeQuietly(raw);
+    return copy;
+  } catch (err) {
+    await removeQuietly(raw);
+    throw err;
+  }
 }
 
 export type VerifyResult = Verification & {
@@ -111,6 +148,9 @@ async function sqliteChecks(file: string, mode: VerifyMode): Promise<{ opens: Sq
   return { opens, integrity };
 }
 
+/** A temp file in BACKUP_DIR as a source. */
+const localSource = (file: string): Source => ({ store: new LocalDirStorage('primary', path.dirname(file)), name: path.basename(file) });
+
 async function checkCopy(config: Config, backup: BackupRow, source: Source, mode: VerifyMode, keep: boolean): Promise<VerifyResult> {
   const checks: CheckResult[] = [];
   const fail = (name: CheckName, detail: string, message: string): Verification => {
@@ -120,9 +160,31 @@ async function checkCopy(config: Config, backup: BackupRow, source: Source, mode
   const local = source.store.localPath(source.name);
   const where = local ?? `${source.store.location}/${source.name}`;
 
-  const stat = await source.store.stat(source.name).catch(() => null);
+  let stat: { size: number } | null;
+  try {
+    stat = await source.store.stat(source.name);
+  } catch (err) {
+    return fail('file_exists', `${where}: ${messageOf(err)}`, `cannot reach the copy: ${messageOf(err)}`);
+  }
   if (!stat) return fail('file_exists', `${where} does not exist`, 'file missing');
   checks.push({ name: 'file_exists', ok: true, detail: `${stat.size} bytes` });
+
+  if (!local) {
+    // A copy in a bucket is downloaded once, then checked like a local one; the download goes
+    // unless it is itself the readable copy handed to a restore.
+    let raw: string;
+    try {
+      raw = await download(config, backup, source, keep ? 'restore' : 'read');
+    } catch (err) {
+      return fail('checksum', `cannot read ${where}: ${messageOf(err)}`, `cannot read the copy: ${messageOf(err)}`);
+    }
+    const result = await checkCopy(config, backup, localSource(raw), mode, keep).catch(async (err: unknown) => {
+      await removeQuietly(raw);
+      throw err;
+    });
+    if (result.copy?.path !== raw) await removeQuietly(raw);
+    return { ...result, checks: [...checks, ...result.checks.slice(1)] };
+  }
 
   // A plain local backup is its own SQLite file: its SQLite checks (in their own thread) read
   // it while the hash does, so a full verification costs the longer of the two, not their sum.
@@ -182,7 +244,7 @@ export async function verifyBackup(config: Config, backup: BackupRow, mode: Veri
     const detail = `${backup.file_path} is outside ${config.backupDir}`;
     return { valid: false, message: 'file outside the backup directory', checks: [{ name: 'file_exists', ok: false, detail }] };
   }
-  const primary = await checkCopy(config, backup, primarySource(backup), mode, keep);
+  const primary = await checkCopy(config, backup, primarySource(config, backup), mode, keep);
   const mirror = mirrorSource(config, backup);
   if (primary.valid || !mirror) return { ...primary, source: 'primary' };
   const fromMirror = await checkCopy(config, backup, mirror, mode, keep);

@@ -1,0 +1,336 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { checkName, StorageError, type BackupStorage, type CallOptions, type StorageRole } from './storage.js';
+
+/** Where a bucket is and how to reach it; credentials come from the SDK's default chain. */
+export interface S3Options {
+  region: string | undefined;
+  /** A custom endpoint (MinIO, R2, B2, Ceph): AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL. */
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  /** Bound on connecting and on each wait for the server (BACKUP_MIRROR_TIMEOUT). */
+  timeoutMs: number;
+}
+
+/**
+ * Parts of a multipart upload: 8 MiB each, two in flight, so an upload holds about 16 MiB
+ * however large the file (S3 allows 10,000 parts: files up to about 78 GiB).
+ */
+export const PART_SIZE = 8 * 1024 * 1024;
+const PARTS_IN_FLIGHT = 2;
+
+const NOT_FOUND = new Set(['NotFound', 'NoSuchKey']);
+const DENIED = new Set(['AccessDenied', 'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EAI_AGAIN', 'EPIPE']);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  Code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
+
+/**
+ * An S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, Backblaze B2, Ceph) under a prefix:
+ * `s3://bucket/prefix/<name>`. Uploads stream in parts with a SHA-256 per part that the server
+ * checks; afterwards the stored object's checksum is compared with the catalog's, from what the
+ * server reports for a whole-object checksum, or else by reading the object back. The SDK is
+ * loaded on first use, so a service without a bucket never pays for it.
+ */
+export class S3Storage implements BackupStorage {
+  readonly bucket: string;
+  readonly prefix: string;
+  #client: Promise<S3Client> | undefined;
+
+  constructor(
+    readonly role: StorageRole,
+    url: string,
+    private readonly options: S3Options,
+  ) {
+    const parsed = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+    if (!parsed) throw new StorageError(`invalid S3 URL ${JSON.stringify(url)}: expected s3://bucket/prefix`);
+    this.bucket = parsed[1]!;
+    this.prefix = parsed[2]!.replace(/^\/+|\/+$/g, '');
+  }
+
+  get location(): string {
+    return `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+  }
+
+  /** The endpoint requests go to, for messages. */
+  get endpoint(): string {
+    return this.options.endpoint ?? `https://s3.${this.options.region ?? 'us-east-1'}.amazonaws.com`;
+  }
+
+  private key(name: string): string {
+    return this.prefix ? `${this.prefix}/${checkName(name)}` : checkName(name);
+  }
+
+  private client(): Promise<S3Client> {
+    this.#client ??= (async () => {
+      const [{ S3Client }, { NodeHttpHandler }] = await Promise.all([import('@aws-sdk/client-s3'), import('@smithy/node-http-handler')]);
+      const { region, endpoint, forcePathStyle, timeoutMs } = this.options;
+      return new S3Client({
+        // A custom endpoint needs some region to sign with; MinIO and its kin accept us-east-1.
+        region: region ?? (endpoint ? 'us-east-1' : undefined),
+        endpoint,
+        forcePathStyle,
+        maxAttempts: 3,
+        requestHandler: new NodeHttpHandler({ connectionTimeout: Math.min(timeoutMs, 10_000), requestTimeout: timeoutMs }),
+      });
+    })();
+    return this.#client;
+  }
+
+  /** An SDK error as a sentence a person can act on; never a secret, never a bare stack. */
+  explain(err: unknown, doing: string): StorageError {
+    if (err instanceof StorageError) return err;
+    const e = (err ?? {}) as SdkError;
+    const code = e.Code ?? e.name ?? '';
+    const status = e.$metadata?.httpStatusCode;
+    const errno = e.code ?? (err as { cause?: { code?: string } })?.cause?.code ?? '';
+    let message: string;
+    if (code === 'AbortError' || (err as Error)?.name === 'AbortError') message = `${doing} was cancelled`;
+    else if (code === 'NoSuchBucket') message = `bucket ${this.bucket} does not exist`;
+    else if (DENIED.has(code) || status === 403)
+      message = `access denied for ${this.location} (check AWS_ACCESS_KEY_ID)${DENIED.has(code) && code !== 'AccessDenied' ? `: ${code}` : ''}`;
+    else if (code === 'CredentialsProviderError' || (/credentials/i.test(e.message ?? '') && !status))
+      message = `no AWS credentials for ${this.location}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or an instance role`;
+    else if (UNREACHABLE.has(errno) || UNREACHABLE.has(code)) message = `endpoint ${this.endpoint} unreachable (${errno || code})`;
+    else if (code === 'TimeoutError' || code === 'RequestTimeout' || errno === 'ETIMEDOUT' || /timed? ?out/i.test(e.message ?? ''))
+      message = `endpoint ${this.endpoint} did not answer within ${this.options.timeoutMs} ms (BACKUP_MIRROR_TIMEOUT)`;
+    else if (status === 503 || code === 'SlowDown' || code === 'ServiceUnavailable')
+      message = `${this.location} is unavailable (${status ?? ''} ${code}): try again later`.replace('( ', '(');
+    else if (/region/i.test(e.message ?? '') && !status) message = `no region for ${this.location}: set AWS_REGION`;
+    else
+      message =
+        `${this.location}: ${[status, code].filter(Boolean).join(' ')}${e.message && e.message !== code ? ` ${e.message}` : ''}`.trim();
+    return new StorageError(`${message} (while ${doing})`, { cause: err });
+  }
+
+  private async send<T>(
+    doing: string,
+    opts: CallOptions | undefined,
+    call: (client: S3Client, signal?: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    opts?.signal?.throwIfAborted();
+    try {
+      return await call(await this.client(), opts?.signal);
+    } catch (err) {
+      throw this.explain(err, doing);
+    }
+  }
+
+  localPath(): undefined {
+    return undefined;
+  }
+
+  async put(localFile: string, name: string, sha256: string, opts?: CallOptions): Promise<void> {
+    const key = this.key(name);
+    const existing = await this.stat(name, opts);
+    if (existing) {
+      if ((await this.sha256(name, opts)) === sha256) return;
+      throw new StorageError(`${this.location}/${name} already exists with different contents`);
+    }
+    const size = (await fs.stat(localFile)).size;
+    const { Upload } = await import('@aws-sdk/lib-storage');
+    await this.send(`uploading ${name}`, opts, async (client, signal) => {
+      const upload = new Upload({
+        client,
+        params: {
+          Bucket: this.bucket,
+          Key: key,
+          Body: createReadStream(localFile, { highWaterMark: 1 << 20 }),
+          ChecksumAlgorithm: 'SHA256',
+          Metadata: { sha256 },
+        },
+        partSize: PART_SIZE,
+        queueSize: PARTS_IN_FLIGHT,
+        // A failed multipart upload is aborted: no parts are left behind to be billed.
+        leavePartsOnError: false,
+      });
+      const abort = () => void upload.abort().catch(() => undefined);
+      signal?.addEventListener('abort', abort, { once: true });
+      try {
+        await upload.done();
+      } finally {
+        signal?.removeEventListener('abort', abort);
+      }
+    });
+    // What the bucket holds, not what was sent: a mismatch leaves no object that could pass for good.
+    const problem = await this.checkStored(name, sha256, localFile, size, opts);
+    if (problem) {
+      await this.remove(name).catch(() => undefined);
+      throw new StorageError(`the copy at ${this.location}/${name} ${problem}`);
+    }
+  }
+
+  /** Why the stored object is not the file, or undefined when it is. */
+  private async checkStored(
+    name: string,
+    sha256: string,
+    localFile: string,
+    size: number,
+    opts?: CallOptions,
+  ): Promise<string | undefined> {
+    const key = this.key(name);
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    const head = await this.send(`checking ${name}`, opts, (client, abortSignal) =>
+      client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal }),
+    );
+    if (head.ContentLength !== size) return `has ${head.ContentLength} bytes, expected ${size}`;
+    // A whole-object SHA-256 the server computed; a multipart upload's is a checksum of the parts' checksums (`…-N`).
+    const reported = head.ChecksumSHA256;
+    if (reported && !reported.includes('-') && head.ChecksumType !== 'COMPOSITE') {
+      return reported === b64(sha256) ? undefined : `has SHA-256 ${Buffer.from(reported, 'base64').toString('hex')}, expected ${sha256}`;
+    }
+    if (reported?.includes('-')) {
+      // The server checked each part's SHA-256 on arrival; its checksum of those checksums must be
+      // the one of this file cut the same way, and this file must still be the catalog's.
+      const local = await partDigests(localFile, PART_SIZE).catch(() => undefined);
+      if (local && local.whole === sha256)
+        return reported === local.composite ? undefined : `has part checksums ${reported}, expected ${local.composite}`;
+    }
+    const stored = await this.sha256(name, opts);
+    return stored === sha256 ? undefined : `has SHA-256 ${stored}, expected ${sha256}`;
+  }
+
+  async putText(name: string, text: string, opts?: CallOptions): Promise<void> {
+    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+    const body = Buffer.from(text, 'utf8');
+    await this.send(`writing ${name}`, opts, (client, abortSignal) =>
+      client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(name),
+          Body: body,
+          ContentType: 'application/json',
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+        }),
+        { abortSignal },
+      ),
+    );
+  }
+
+  async getText(name: string, opts?: CallOptions): Promise<string | undefined> {
+    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+    try {
+      return await this.send(`reading ${name}`, opts, async (client, abortSignal) => {
+        const res = await client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }), { abortSignal });
+        return res.Body!.transformToString('utf8');
+      });
+    } catch (err) {
+      if (NOT_FOUND.has(codeOf(err))) return undefined;
+      throw err;
+    }
+  }
+
+  async read(name: string, opts?: CallOptions): Promise<Readable> {
+    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+    return this.send(`reading ${name}`, opts, async (client, abortSignal) => {
+      const res = await client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }), { abortSignal });
+      const body = res.Body as Readable | undefined;
+      if (!body) throw new StorageError(`${this.location}/${name} has no body`);
+      return body;
+    });
+  }
+
+  async stat(name: string, opts?: CallOptions): Promise<{ size: number } | null> {
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    try {
+      const head = await this.send(`looking for ${name}`, opts, (client, abortSignal) =>
+        client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(name) }), { abortSignal }),
+      );
+      return { size: head.ContentLength ?? 0 };
+    } catch (err) {
+      if (NOT_FOUND.has(codeOf(err))) return null;
+      throw err;
+    }
+  }
+
+  async sha256(name: string, opts?: CallOptions): Promise<string> {
+    const hash = createHash('sha256');
+    const body = await this.read(name, opts);
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) hash.update(chunk);
+    } catch (err) {
+      throw this.explain(err, `reading ${name}`);
+    }
+    return hash.digest('hex');
+  }
+
+  async remove(name: string, opts?: CallOptions): Promise<void> {
+    const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+    await this.send(`deleting ${name}`, opts, (client, abortSignal) =>
+      client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) }), { abortSignal }),
+    );
+  }
+
+  async list(opts?: CallOptions): Promise<string[]> {
+    const { ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+    const names: string[] = [];
+    const prefix = this.prefix ? `${this.prefix}/` : '';
+    let token: string | undefined;
+    do {
+      const page = await this.send('listing the bucket', opts, (client, abortSignal) =>
+        client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }), {
+          abortSignal,
+        }),
+      );
+      for (const o of page.Contents ?? []) if (o.Key) names.push(o.Key.slice(prefix.length));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return names;
+  }
+
+  /** Reaches the bucket with the configured credentials (HeadBucket): no object is written. */
+  async probe(opts?: CallOptions): Promise<{ ok: boolean; detail: string }> {
+    const { HeadBucketCommand } = await import('@aws-sdk/client-s3');
+    try {
+      await this.send('probing the bucket', opts, (client, abortSignal) =>
+        client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }),
+      );
+      return { ok: true, detail: 'reachable' };
+    } catch (err) {
+      const e = (err as Error & { cause?: unknown }).cause as SdkError | undefined;
+      // HeadBucket has no body: a missing bucket is a bare 404.
+      if (e?.$metadata?.httpStatusCode === 404) return { ok: false, detail: `bucket ${this.bucket} does not exist` };
+      return { ok: false, detail: (err as Error).message };
+    }
+  }
+}
+
+/** A file's SHA-256, and the composite checksum S3 reports for it uploaded in parts of `partSize`. */
+async function partDigests(file: string, partSize: number): Promise<{ whole: string; composite: string }> {
+  const whole = createHash('sha256');
+  const parts: Buffer[] = [];
+  let part = createHash('sha256');
+  let filled = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    whole.update(chunk);
+    for (let at = 0; at < chunk.length;) {
+      const take = Math.min(partSize - filled, chunk.length - at);
+      part.update(chunk.subarray(at, at + take));
+      filled += take;
+      at += take;
+      if (filled === partSize) {
+        parts.push(part.digest());
+        part = createHash('sha256');
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0 || !parts.length) parts.push(part.digest());
+  return { whole: whole.digest('hex'), composite: `${createHash('sha256').update(Buffer.concat(parts)).digest('base64')}-${parts.length}` };
+}
+
+function codeOf(err: unknown): string {
+  const cause = (err as { cause?: SdkError }).cause ?? (err as SdkError);
+  return cause?.Code ?? cause?.name ?? '';
+}
