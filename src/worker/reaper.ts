@@ -1,9 +1,11 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { storesOf } from '../shared/storage/registry.js';
+import { nameOf } from '../shared/storage/storage.js';
 import { Queue } from 'bullmq';
 import type { BackupRow } from '../shared/catalog/catalog.js';
 import { tryAcquireDatabaseLock } from '../shared/locking/acquire.js';
-import { removeAbandonedBackupTemps, removeQuietly, removeStaleWriteTemps } from '../shared/runtime/files.js';
+import { removeAbandonedBackupTemps, removeStaleWriteTemps } from '../shared/runtime/files.js';
 import { cliRunOwner, isCliRunId, processAlive } from '../shared/locking/process-owner.js';
 import { QUEUE } from '../shared/jobs/queues.js';
 import { restoreJobOfSafety } from '../shared/jobs/job-ids.js';
@@ -186,6 +188,9 @@ export class Reaper {
    */
   private async removeLeftovers(row: BackupRow): Promise<void> {
     const claimed = this.ctx.catalog.fileListedElsewhere(row.file_path, row.id);
-    if (!claimed && path.dirname(row.file_path) === this.ctx.config.backupDir) await removeQuietly(row.file_path);
+    if (!claimed && path.dirname(row.file_path) === this.ctx.config.backupDir) {
+      const { primary } = storesOf(this.ctx.config);
+      await primary.remove(nameOf(row)).catch(() => undefined);
+    }
   }
 }
