@@ -63,4 +63,33 @@ describe('storage configuration', () => {
     expect(() => parseConfig({ ...base, BACKUP_MIRROR_DIR: path.join(base.BACKUP_DIR, 'mirror') })).toThrow(/Invalid BACKUP_MIRROR_DIR/);
     expect(parseConfig({ ...base, BACKUP_MIRROR_DIR: path.join(dir, 'mirror') }).mirrorDir).toBe(path.join(dir, 'mirror'));
   });
+
+  it('takes the mirror as a URL: a bucket or a directory, never both variables', () => {
+    const s3 = parseConfig({
+      ...base,
+      BACKUP_MIRROR_URL: 's3://acc-bucket/workstation/',
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9000',
+      S3_FORCE_PATH_STYLE: 'true',
+    });
+    expect(s3.mirrorUrl).toBe('s3://acc-bucket/workstation');
+    expect(s3.mirrorDir).toBeUndefined();
+    expect(s3.s3).toEqual({ region: undefined, endpoint: 'http://127.0.0.1:9000', forcePathStyle: true });
+    // The S3-specific endpoint wins over the general one, as in the AWS SDK.
+    expect(parseConfig({ ...base, AWS_ENDPOINT_URL: 'http://a:1', AWS_ENDPOINT_URL_S3: 'http://b:2' }).s3.endpoint).toBe('http://b:2');
+    const file = parseConfig({ ...base, BACKUP_MIRROR_URL: `file://${path.join(dir, 'away')}` });
+    expect(file.mirrorDir).toBe(path.join(dir, 'away'));
+    expect(parseConfig({ ...base, BACKUP_MIRROR_DIR: path.join(dir, 'away') }).mirrorUrl).toBe(file.mirrorUrl);
+    expect(() => parseConfig({ ...base, BACKUP_MIRROR_URL: `file://${path.join(base.BACKUP_DIR, 'in')}` })).toThrow(
+      /Invalid BACKUP_MIRROR_URL/,
+    );
+    expect(() => parseConfig({ ...base, BACKUP_MIRROR_DIR: path.join(dir, 'm'), BACKUP_MIRROR_URL: 's3://acc-bucket/w' })).toThrow(
+      /set either BACKUP_MIRROR_DIR or BACKUP_MIRROR_URL, not both/,
+    );
+    for (const bad of ['s3://', 'http://acc-bucket/x', 's3://UPPER/x', 'file://relative/dir']) {
+      expect(() => parseConfig({ ...base, BACKUP_MIRROR_URL: bad })).toThrow(/Invalid BACKUP_MIRROR_URL=.*expected s3:\/\/bucket\/prefix/);
+    }
+    expect(() => parseConfig({ ...base, BACKUP_MIRROR_TIMEOUT: '10' })).toThrow(
+      /Invalid BACKUP_MIRROR_TIMEOUT="10": expected at least 100/,
+    );
+  });
 });
