@@ -82,7 +82,10 @@ export class S3Storage implements BackupStorage {
         endpoint,
         forcePathStyle,
         maxAttempts: 3,
-        requestHandler: new NodeHttpHandler({ connectionTimeout: Math.min(timeoutMs, 10_000), requestTimeout: timeoutMs }),
+        // socketTimeout is the bound on each wait for the server's next bytes; requestTimeout in
+        // @smithy/node-http-handler 4 is the whole request's duration and only warns unless told
+        // to throw, so a server that accepts connections and never answers would hang the copy.
+        requestHandler: new NodeHttpHandler({ connectionTimeout: Math.min(timeoutMs, 10_000), socketTimeout: timeoutMs }),
       });
     })();
     return this.#client;
