@@ -77,6 +77,44 @@ CREATE TABLE IF NOT EXISTS lock_fence (
   value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO lock_fence (id, value) VALUES (1, 0);
+
+CREATE TABLE IF NOT EXISTS wal_generation (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  started_at DATETIME NOT NULL,
+  reason TEXT NOT NULL,
+  page_size INTEGER NOT NULL,
+  snapshot_backup_id INTEGER,
+  snapshot_at DATETIME,
+  ended_at DATETIME,
+  end_reason TEXT
+);
+
+CREATE TABLE IF NOT EXISTS wal_segment (
+  generation_id INTEGER NOT NULL REFERENCES wal_generation(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  file_name TEXT NOT NULL UNIQUE,
+  salt1 INTEGER NOT NULL,
+  salt2 INTEGER NOT NULL,
+  big_endian INTEGER NOT NULL,
+  page_size INTEGER NOT NULL,
+  first_offset INTEGER NOT NULL,
+  last_offset INTEGER NOT NULL,
+  start_checksum0 INTEGER NOT NULL,
+  start_checksum1 INTEGER NOT NULL,
+  end_checksum0 INTEGER NOT NULL,
+  end_checksum1 INTEGER NOT NULL,
+  frames INTEGER NOT NULL,
+  commits INTEGER NOT NULL,
+  db_size_pages INTEGER NOT NULL,
+  read_at DATETIME NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  checksum TEXT NOT NULL,
+  compression TEXT NOT NULL,
+  encryption TEXT,
+  mirrored INTEGER,
+  PRIMARY KEY (generation_id, seq)
+);
+CREATE INDEX IF NOT EXISTS wal_segment_read_at ON wal_segment(read_at);
 `;
 
 export interface BackupRow {
@@ -143,6 +181,52 @@ export interface RestoreRow {
   completed_at: string | null;
   status: 'in_progress' | 'completed' | 'failed' | 'rolled_back';
   error_message: string | null;
+}
+
+/** A run of the WAL archive that can be replayed onto its snapshot without a gap. */
+export interface WalGenerationRow {
+  id: number;
+  started_at: string;
+  /** Why it began: the first start, or the gap that ended the one before. */
+  reason: string;
+  page_size: number;
+  /** The backup its segments replay onto; null until that backup completed. */
+  snapshot_backup_id: number | null;
+  /** When that backup completed: the earliest moment this generation can restore to. */
+  snapshot_at: string | null;
+  ended_at: string | null;
+  end_reason: string | null;
+}
+
+/** Committed WAL frames shipped in one sync: `first_offset`..`last_offset` of the WAL with these salts. */
+export interface WalSegmentRow {
+  generation_id: number;
+  seq: number;
+  file_name: string;
+  salt1: number;
+  salt2: number;
+  big_endian: number;
+  page_size: number;
+  first_offset: number;
+  last_offset: number;
+  /** The WAL's running checksum before the first frame and after the last: the chain continues segment to segment. */
+  start_checksum0: number;
+  start_checksum1: number;
+  end_checksum0: number;
+  end_checksum1: number;
+  frames: number;
+  commits: number;
+  /** Database size in pages after the segment's last commit. */
+  db_size_pages: number;
+  /** When the frames were read from the WAL: every transaction in it had committed by then. */
+  read_at: string;
+  size_bytes: number;
+  /** SHA-256 of the stored (compressed, maybe encrypted) segment file. */
+  checksum: string;
+  compression: CompressionMode;
+  encryption: string | null;
+  /** 1 copied to the mirror, 0 the copy failed, null not tried (or no mirror). */
+  mirrored: number | null;
 }
 
 export interface Statistics {

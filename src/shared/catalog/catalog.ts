@@ -8,6 +8,7 @@ import { Backups, type BackupPage, type CompletedBackup } from './repositories/b
 import { Copies } from './repositories/copies.js';
 import { Fence } from './repositories/fence.js';
 import { History, type DatabaseDamage, type Pruned } from './repositories/history.js';
+import { WalArchive } from './repositories/wal.js';
 import { Leases } from './repositories/leases.js';
 import { Restores, type RestoreUpdate } from './repositories/restores.js';
 import { SettingsStore } from './repositories/settings-store.js';
@@ -33,6 +34,8 @@ export class Catalog {
   readonly #settings: SettingsStore;
   readonly #fence: Fence;
   readonly #history: History;
+  /** The WAL archive's generations and segments (./repositories/wal.ts). */
+  readonly wal: WalArchive;
 
   constructor(
     readonly file: string,
@@ -61,6 +64,7 @@ export class Catalog {
     this.#settings = new SettingsStore(db);
     this.#fence = new Fence(db);
     this.#history = new History(db);
+    this.wal = new WalArchive(db);
   }
 
   close(): void {

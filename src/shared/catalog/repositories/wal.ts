@@ -1,0 +1,126 @@
+import type Database from 'better-sqlite3';
+import type { WalGenerationRow, WalSegmentRow } from '../catalog-schema.js';
+import { now } from './now.js';
+
+export type NewSegment = Omit<WalSegmentRow, 'seq' | 'mirrored'>;
+
+/** `wal_generation` and `wal_segment`: what the WAL archive holds, so that nothing lists a bucket per sync. */
+export class WalArchive {
+  constructor(private readonly db: Database.Database) {}
+
+  /** Ends the open generation (if any) and begins another; returns it. */
+  beginGeneration(reason: string, pageSize: number, endReason: string = reason): WalGenerationRow {
+    return this.db.transaction(() => {
+      this.db.prepare(`UPDATE wal_generation SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL`).run(now(), endReason);
+      const { lastInsertRowid } = this.db
+        .prepare(`INSERT INTO wal_generation (started_at, reason, page_size) VALUES (?, ?, ?)`)
+        .run(now(), reason, pageSize);
+      return this.generation(Number(lastInsertRowid))!;
+    })();
+  }
+
+  endGeneration(id: number, reason: string): void {
+    this.db.prepare(`UPDATE wal_generation SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL`).run(now(), reason, id);
+  }
+
+  setSnapshot(id: number, backupId: number, at: string): void {
+    this.db.prepare(`UPDATE wal_generation SET snapshot_backup_id = ?, snapshot_at = ? WHERE id = ?`).run(backupId, at, id);
+  }
+
+  generation(id: number): WalGenerationRow | undefined {
+    return this.db.prepare('SELECT * FROM wal_generation WHERE id = ?').get(id) as WalGenerationRow | undefined;
+  }
+
+  /** The generation being written, if any. */
+  openGeneration(): WalGenerationRow | undefined {
+    return this.db.prepare('SELECT * FROM wal_generation WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1').get() as
+      WalGenerationRow | undefined;
+  }
+
+  /** Oldest first. */
+  generations(): WalGenerationRow[] {
+    return this.db.prepare('SELECT * FROM wal_generation ORDER BY id').all() as WalGenerationRow[];
+  }
+
+  /** Records a stored segment as the next of its generation; returns its sequence number. */
+  addSegment(segment: NewSegment): number {
+    return this.db.transaction(() => {
+      const { next } = this.db
+        .prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM wal_segment WHERE generation_id = ?')
+        .get(segment.generation_id) as { next: number };
+      this.db
+        .prepare(
+          `INSERT INTO wal_segment (generation_id, seq, file_name, salt1, salt2, big_endian, page_size, first_offset, last_offset,
+             start_checksum0, start_checksum1, end_checksum0, end_checksum1, frames, commits, db_size_pages, read_at, size_bytes,
+             checksum, compression, encryption)
+           VALUES (@generation_id, @seq, @file_name, @salt1, @salt2, @big_endian, @page_size, @first_offset, @last_offset,
+             @start_checksum0, @start_checksum1, @end_checksum0, @end_checksum1, @frames, @commits, @db_size_pages, @read_at,
+             @size_bytes, @checksum, @compression, @encryption)`,
+        )
+        .run({ ...segment, seq: next });
+      return next;
+    })();
+  }
+
+  lastSegment(generationId: number): WalSegmentRow | undefined {
+    return this.db.prepare('SELECT * FROM wal_segment WHERE generation_id = ? ORDER BY seq DESC LIMIT 1').get(generationId) as
+      WalSegmentRow | undefined;
+  }
+
+  /** A generation's segments in order. */
+  segments(generationId: number): WalSegmentRow[] {
+    return this.db.prepare('SELECT * FROM wal_segment WHERE generation_id = ? ORDER BY seq').all(generationId) as WalSegmentRow[];
+  }
+
+  /** Per generation: segment count, bytes, and the times of its first and last segment. */
+  summary(): { generation_id: number; segments: number; bytes: number; first_read_at: string | null; last_read_at: string | null }[] {
+    return this.db
+      .prepare(
+        `SELECT g.id AS generation_id, count(s.seq) AS segments, coalesce(sum(s.size_bytes), 0) AS bytes,
+                min(s.read_at) AS first_read_at, max(s.read_at) AS last_read_at
+           FROM wal_generation g LEFT JOIN wal_segment s ON s.generation_id = g.id GROUP BY g.id ORDER BY g.id`,
+      )
+      .all() as { generation_id: number; segments: number; bytes: number; first_read_at: string | null; last_read_at: string | null }[];
+  }
+
+  setMirrored(fileName: string, ok: boolean): void {
+    this.db.prepare('UPDATE wal_segment SET mirrored = ? WHERE file_name = ?').run(ok ? 1 : 0, fileName);
+  }
+
+  /** Segments the mirror lacks, oldest first. */
+  unmirrored(limit = 1_000): WalSegmentRow[] {
+    return this.db
+      .prepare('SELECT * FROM wal_segment WHERE mirrored IS NOT 1 ORDER BY generation_id, seq LIMIT ?')
+      .all(limit) as WalSegmentRow[];
+  }
+
+  /** Backup ids that generations still use as their snapshot: retention keeps them. */
+  snapshotIds(): Set<number> {
+    const rows = this.db.prepare('SELECT snapshot_backup_id AS id FROM wal_generation WHERE snapshot_backup_id IS NOT NULL').all() as {
+      id: number;
+    }[];
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * Deletes the generations that ended before `before` (with their segments), except the newest
+   * ended one when `keepNewestEnded`; returns the segment file names to delete.
+   */
+  pruneGenerations(before: string): string[] {
+    return this.db.transaction(() => {
+      const doomed = this.db
+        .prepare(
+          `SELECT g.id FROM wal_generation g WHERE g.ended_at IS NOT NULL AND g.ended_at < ?
+             AND g.id < (SELECT max(id) FROM wal_generation)`,
+        )
+        .all(before) as { id: number }[];
+      const files: string[] = [];
+      for (const { id } of doomed) {
+        for (const s of this.segments(id)) files.push(s.file_name);
+        this.db.prepare('DELETE FROM wal_segment WHERE generation_id = ?').run(id);
+        this.db.prepare('DELETE FROM wal_generation WHERE id = ?').run(id);
+      }
+      return files;
+    })();
+  }
+}
