@@ -83,6 +83,12 @@ CREATE TABLE IF NOT EXISTS wal_generation (
   started_at DATETIME NOT NULL,
   reason TEXT NOT NULL,
   page_size INTEGER NOT NULL,
+  start_salt1 INTEGER,
+  start_salt2 INTEGER,
+  start_offset INTEGER,
+  start_checksum0 INTEGER,
+  start_checksum1 INTEGER,
+  big_endian INTEGER,
   snapshot_backup_id INTEGER,
   snapshot_at DATETIME,
   ended_at DATETIME,
@@ -190,6 +196,16 @@ export interface WalGenerationRow {
   /** Why it began: the first start, or the gap that ended the one before. */
   reason: string;
   page_size: number;
+  /**
+   * Where the WAL stood when it began (its salts, offset and running checksum), from which its
+   * segments continue; null when the WAL was empty then (its first header starts it).
+   */
+  start_salt1: number | null;
+  start_salt2: number | null;
+  start_offset: number | null;
+  start_checksum0: number | null;
+  start_checksum1: number | null;
+  big_endian: number | null;
   /** The backup its segments replay onto; null until that backup completed. */
   snapshot_backup_id: number | null;
   /** When that backup completed: the earliest moment this generation can restore to. */

@@ -4,17 +4,39 @@ import { now } from './now.js';
 
 export type NewSegment = Omit<WalSegmentRow, 'seq' | 'mirrored'>;
 
+/** Where the WAL stood when a generation began. */
+export interface GenerationStart {
+  salt1: number;
+  salt2: number;
+  offset: number;
+  checksum: readonly [number, number];
+  bigEndian: boolean;
+}
+
 /** `wal_generation` and `wal_segment`: what the WAL archive holds, so that nothing lists a bucket per sync. */
 export class WalArchive {
   constructor(private readonly db: Database.Database) {}
 
-  /** Ends the open generation (if any) and begins another; returns it. */
-  beginGeneration(reason: string, pageSize: number, endReason: string = reason): WalGenerationRow {
+  /** Ends the open generation (if any) and begins another at `start`; returns it. */
+  beginGeneration(reason: string, pageSize: number, start: GenerationStart | null): WalGenerationRow {
     return this.db.transaction(() => {
-      this.db.prepare(`UPDATE wal_generation SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL`).run(now(), endReason);
+      this.db.prepare(`UPDATE wal_generation SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL`).run(now(), reason);
       const { lastInsertRowid } = this.db
-        .prepare(`INSERT INTO wal_generation (started_at, reason, page_size) VALUES (?, ?, ?)`)
-        .run(now(), reason, pageSize);
+        .prepare(
+          `INSERT INTO wal_generation (started_at, reason, page_size, start_salt1, start_salt2, start_offset, start_checksum0,
+             start_checksum1, big_endian) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          now(),
+          reason,
+          pageSize,
+          start?.salt1 ?? null,
+          start?.salt2 ?? null,
+          start?.offset ?? null,
+          start?.checksum[0] ?? null,
+          start?.checksum[1] ?? null,
+          start ? (start.bigEndian ? 1 : 0) : null,
+        );
       return this.generation(Number(lastInsertRowid))!;
     })();
   }
@@ -103,8 +125,8 @@ export class WalArchive {
   }
 
   /**
-   * Deletes the generations that ended before `before` (with their segments), except the newest
-   * ended one when `keepNewestEnded`; returns the segment file names to delete.
+   * Deletes the generations that ended before `before`, with their segment rows (never the newest
+   * generation); returns the segment file names to delete.
    */
   pruneGenerations(before: string): string[] {
     return this.db.transaction(() => {

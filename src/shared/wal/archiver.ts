@@ -1,0 +1,542 @@
+import fs from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Catalog } from '../catalog/catalog.js';
+import type { WalGenerationRow, WalSegmentRow } from '../catalog/catalog-schema.js';
+import { messageOf } from '../domain/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Config } from '../runtime/config.js';
+import { SqliteConnection } from '../sqlite/connection.js';
+import { catchUpSegments, mirrorSegment, storeSegment } from './segment-store.js';
+import { frameSize, parseWalHeader, readAt, scanFrames, startOf, WAL_HEADER_SIZE, type WalHeader, type WalPosition } from './wal-format.js';
+
+/** PASSIVE checkpoint once this many frames were shipped since the last one… */
+export const CHECKPOINT_FRAMES = 1_000;
+/** …or this long after the last one, when anything was shipped since. */
+export const CHECKPOINT_MS = 60_000;
+/** TRUNCATE only when the `-wal` file has grown past this (readers kept PASSIVE from resetting it). */
+export const TRUNCATE_BYTES = 256 * 1024 * 1024;
+/** At most this much of the WAL is read per sync; the rest follows in the next one. */
+const READ_LIMIT = 64 * 1024 * 1024;
+/** How long a sync waits to hold the application's writers off for a moment. */
+const WRITE_LOCK_WAIT_MS = 100;
+/** Syncs in a row that find the write lock taken before the read mark is let go anyway. */
+const BUSY_SYNCS_BEFORE_RELEASE = 2;
+
+/** The archiver's state, for the board's progress and for `/health`. */
+export interface ArchiverProgress {
+  generation: number | null;
+  /** Byte offset in the current `-wal` file up to which every commit is stored. */
+  position: number | null;
+  /** How long ago the last sync point was, at which every commit before it was stored. */
+  lagMs: number;
+  /** Bytes of the `-wal` file past what is stored (committed or not). */
+  lagBytes: number;
+  walBytes: number;
+  segments: number;
+  lastSyncAt: string | null;
+  lastGap: { at: string; reason: string } | null;
+}
+
+export interface ArchiverDeps {
+  config: Config;
+  catalog: Catalog;
+  log: Logger;
+}
+
+export interface ArchiverOptions {
+  intervalMs: () => number;
+  /** Aborted to stop (shutdown, handover, archiving turned off): the read mark goes at once. */
+  signal: AbortSignal;
+  /** Takes the snapshot a new generation replays onto (a backup through the usual pipeline, under the database lock). */
+  takeSnapshot: (generation: WalGenerationRow) => Promise<{ backupId: number; completedAt: string }>;
+  /** Called once per new generation that follows a gap: the `wal.gap` alert. */
+  onGap?: (reason: string, generation: WalGenerationRow) => void;
+  onProgress?: (progress: ArchiverProgress) => void | Promise<void>;
+  /** Whether the service should stop archiving (turned off through the settings). */
+  shouldStop?: () => boolean;
+}
+
+/** The database is not in WAL mode: nothing is done to it. */
+export class NotWalMode extends Error {
+  override name = 'NotWalMode';
+  constructor(
+    readonly databasePath: string,
+    readonly journalMode: string,
+  ) {
+    super(
+      `WAL archiving needs the database in WAL mode; ${databasePath} is in ${journalMode} mode (run PRAGMA journal_mode=WAL in the application); nothing was done to it`,
+    );
+  }
+}
+
+class Gap extends Error {}
+
+/** Committed frames read from the WAL and not stored yet. */
+interface Pending {
+  from: WalPosition;
+  read: { end: WalPosition; bytes: Buffer; commits: number; dbSizePages: number; fileSize: number };
+  readAt: Date;
+}
+
+/**
+ * Ships every committed transaction of the live database's WAL to the archive, about once an
+ * interval, as segments of a generation that replays onto its snapshot (see docs/wal-archiving.md).
+ *
+ * Continuity rests on one rule: SQLite can reset the WAL (start again at its top with new salts)
+ * only while no reader holds a read mark in it. The archiver holds a read transaction all the time,
+ * and lets go of it only at a *sync point*: with the application's writers held off for a moment
+ * (BEGIN IMMEDIATE on a connection of its own), it ships what is left, drops and retakes its read
+ * mark (which lets the application's checkpoints go as far as what is stored), and then releases
+ * the writers. From a sync point on, at most one reset can happen before the archiver looks again,
+ * and that reset starts the WAL afresh with every later frame in it: continuity holds. When the
+ * read mark had to be let go without holding the writers off (a checkpoint of the application's
+ * waited for it), or the archiver was not running, a reset cannot be proven harmless: a new
+ * generation begins, and the gap is reported.
+ */
+export class WalArchiver {
+  #reader: SqliteConnection | undefined;
+  #writer: SqliteConnection | undefined;
+  #generation: WalGenerationRow | undefined;
+  /** The next frame to ship; undefined when the WAL was empty at the last sync point. */
+  #pos: WalPosition | undefined;
+  /** Whether the read mark has been held since a sync point (so one reset is harmless). */
+  #safe = false;
+  #busySyncs = 0;
+  #framesSinceCheckpoint = 0;
+  #lastCheckpoint = Date.now();
+  /** When the last sync point began: every commit before it is stored. */
+  #storedThrough = Date.now();
+  /** Set while a restore paused archiving: the next generation says why it began. */
+  #afterRestore = false;
+  /** A checkpoint copied the stored frames: the next sync point finishes it so that the WAL can start afresh. */
+  #resetDue = false;
+  #progress: ArchiverProgress = {
+    generation: null,
+    position: null,
+    lagMs: 0,
+    lagBytes: 0,
+    walBytes: 0,
+    segments: 0,
+    lastSyncAt: null,
+    lastGap: null,
+  };
+  #snapshot: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: ArchiverDeps,
+    private readonly opts: ArchiverOptions,
+  ) {}
+
+  private get walPath(): string {
+    return `${this.deps.config.databasePath}-wal`;
+  }
+
+  get progress(): ArchiverProgress {
+    return { ...this.#progress };
+  }
+
+  /** Runs until the signal is aborted or `shouldStop` says so. */
+  async run(): Promise<void> {
+    const { signal } = this.opts;
+    try {
+      while (!signal.aborted && !this.opts.shouldStop?.()) {
+        if (this.deps.catalog.inProgressRestores().length) {
+          await this.pauseForRestore();
+          continue;
+        }
+        try {
+          if (!this.#reader) await this.start();
+          await this.sync();
+        } catch (err) {
+          if (err instanceof NotWalMode) throw err;
+          if (signal.aborted) break;
+          if (err instanceof Gap) {
+            await this.newGeneration(err.message, true);
+          } else {
+            this.deps.log.warn({ reason: messageOf(err) }, 'WAL archiving: a sync failed; trying again');
+            await this.close();
+          }
+        }
+        await this.report();
+        await sleep(this.opts.intervalMs(), undefined, { signal }).catch(() => undefined);
+      }
+    } finally {
+      await this.close();
+      await this.#snapshot?.catch(() => undefined);
+    }
+  }
+
+  /** A restore rewrites the database: the generation ends, and a new one begins on the restored state. */
+  private async pauseForRestore(): Promise<void> {
+    await this.close();
+    if (this.#generation) {
+      this.deps.catalog.wal.endGeneration(this.#generation.id, 'a restore ran');
+      this.#generation = undefined;
+    }
+    this.#pos = undefined;
+    this.#afterRestore = true;
+    await sleep(this.opts.intervalMs(), undefined, { signal: this.opts.signal }).catch(() => undefined);
+  }
+
+  private async openConnections(): Promise<void> {
+    const file = this.deps.config.databasePath;
+    await fs.access(file);
+    this.#reader = await SqliteConnection.open(file, { busyTimeoutMs: 5_000 });
+    const [row] = await this.#reader.all<{ journal_mode: string }>('PRAGMA journal_mode');
+    const mode = String(row?.journal_mode ?? 'unknown');
+    if (mode.toLowerCase() !== 'wal') {
+      await this.close();
+      throw new NotWalMode(file, mode);
+    }
+    this.#writer = await SqliteConnection.open(file, { busyTimeoutMs: WRITE_LOCK_WAIT_MS });
+    // The archiver checkpoints itself, when what it read is stored; its connections never do on their own.
+    await this.#reader.run('PRAGMA wal_autocheckpoint = 0');
+    await this.#writer.run('PRAGMA wal_autocheckpoint = 0');
+  }
+
+  /** Opens the connections and continues the open generation where it stopped, or begins one. */
+  private async start(): Promise<void> {
+    await this.openConnections();
+    const open = this.deps.catalog.wal.openGeneration();
+    if (open && (await this.resume(open))) return;
+    if (this.#afterRestore) {
+      this.#afterRestore = false;
+      await this.newGeneration('a restore ran', true);
+      return;
+    }
+    const ended = this.deps.catalog.wal.generations().length > 0;
+    await this.newGeneration(
+      open
+        ? 'the archiver was not running while the application wrote, and the WAL was reset meanwhile'
+        : ended
+          ? 'archiving started again after it was stopped'
+          : 'archiving started',
+      Boolean(open) || ended,
+    );
+  }
+
+  /** Picks up an open generation when the WAL still holds exactly what was stored of it. */
+  private async resume(generation: WalGenerationRow): Promise<boolean> {
+    const last = this.deps.catalog.wal.lastSegment(generation.id);
+    const expected: WalPosition | undefined = last
+      ? positionAfter(last)
+      : generation.start_offset !== null
+        ? {
+            salt1: generation.start_salt1!,
+            salt2: generation.start_salt2!,
+            pageSize: generation.page_size,
+            bigEndian: generation.big_endian === 1,
+            offset: generation.start_offset,
+            checksum: [generation.start_checksum0!, generation.start_checksum1!],
+          }
+        : undefined;
+    const ok = await this.atSyncPointSoon(async () => {
+      const header = await this.readHeader();
+      if (!expected) return !header; // it began on an empty WAL and nothing was written since
+      if (!header || header.salt1 !== expected.salt1 || header.salt2 !== expected.salt2) return false;
+      if (expected.offset === WAL_HEADER_SIZE) return true;
+      // The frame before the position must end on the stored checksum: then the WAL still holds what was stored.
+      const size = frameSize(expected.pageSize);
+      const handle = await fs.open(this.walPath, 'r');
+      try {
+        const frame = await readAt(handle, expected.offset - size, 24);
+        return (
+          frame.length === 24 &&
+          frame.readUInt32BE(8) === expected.salt1 &&
+          frame.readUInt32BE(16) === expected.checksum[0] &&
+          frame.readUInt32BE(20) === expected.checksum[1]
+        );
+      } finally {
+        await handle.close();
+      }
+    });
+    if (!ok) return false;
+    this.#generation = generation;
+    this.#pos = expected;
+    this.#safe = true;
+    if (generation.snapshot_backup_id === null) this.snapshotInBackground(generation);
+    this.deps.log.info({ generation: generation.id, position: expected?.offset ?? null }, 'WAL archiving resumed its generation');
+    return true;
+  }
+
+  /**
+   * Begins a generation at the WAL's committed end (taken at a sync point, so that nothing is
+   * between it and what the snapshot will hold), then takes its snapshot in the background while
+   * syncs go on: replaying the segments from this point onto a snapshot taken after it gives the
+   * database as of each later commit (a frame holds a whole page; replaying one already in the
+   * snapshot writes what the snapshot has or a later frame overwrites).
+   */
+  private async newGeneration(reason: string, isGap: boolean): Promise<void> {
+    if (!this.#reader) await this.openConnections();
+    const previous = this.#generation;
+    let start: WalPosition | undefined;
+    let pageSize = 0;
+    await this.atSyncPointSoon(async () => {
+      const [row] = await this.#reader!.all<{ page_size: number }>('PRAGMA page_size');
+      pageSize = Number(row?.page_size);
+      const header = await this.readHeader();
+      start = header ? (await this.committedEnd(startOf(header))).end : undefined;
+      return true;
+    });
+    const generation = this.deps.catalog.wal.beginGeneration(reason, pageSize, start ?? null);
+    this.#generation = generation;
+    this.#pos = start;
+    this.#safe = true;
+    this.#framesSinceCheckpoint = 0;
+    if (isGap) {
+      this.#progress.lastGap = { at: new Date().toISOString(), reason };
+      this.deps.log.warn({ generation: generation.id, previous: previous?.id ?? null, reason }, 'WAL archive: new generation after a gap');
+      this.opts.onGap?.(reason, generation);
+    } else {
+      this.deps.log.info({ generation: generation.id, reason }, 'WAL archive: new generation');
+    }
+    this.snapshotInBackground(generation);
+  }
+
+  private snapshotInBackground(generation: WalGenerationRow): void {
+    if (this.#snapshot) return;
+    this.#snapshot = (async () => {
+      try {
+        const { backupId, completedAt } = await this.opts.takeSnapshot(generation);
+        this.deps.catalog.wal.setSnapshot(generation.id, backupId, completedAt);
+        this.deps.log.info({ generation: generation.id, backupId }, 'WAL archive: snapshot of the generation taken');
+      } catch (err) {
+        this.deps.log.warn({ generation: generation.id, reason: messageOf(err) }, 'WAL archive: the snapshot failed; trying again');
+      } finally {
+        this.#snapshot = undefined;
+      }
+    })();
+  }
+
+  /** One interval's work: ship new commits, then a sync point (and a checkpoint when due). */
+  private async sync(): Promise<void> {
+    const generation = this.#generation;
+    if (!generation) throw new Gap('archiving started');
+    if (generation.snapshot_backup_id === null) {
+      const fresh = this.deps.catalog.wal.generation(generation.id);
+      if (fresh) this.#generation = fresh;
+      if (fresh?.snapshot_backup_id === null && !this.#snapshot) this.snapshotInBackground(fresh);
+    }
+    await this.shipNew();
+    // Under the write lock only the reading: storing (compression, fsync, the catalog) waits
+    // until the writers are free again, with the frames in hand.
+    const finishCheckpoint = this.#resetDue;
+    const point = await this.atSyncPoint(() => this.readNew(), finishCheckpoint);
+    if (point.held) {
+      if (finishCheckpoint) this.#resetDue = false;
+      if (point.value) await this.store(point.value);
+      this.#busySyncs = 0;
+      if (this.checkpointDue()) await this.checkpoint();
+    } else if (++this.#busySyncs >= BUSY_SYNCS_BEFORE_RELEASE) {
+      // Someone has held the write lock across syncs: perhaps a checkpoint of the application's
+      // that waits for readers (TRUNCATE, RESTART). Let it through rather than stall its writers.
+      await this.#reader!.endRead();
+      this.#safe = false;
+      await sleep(50);
+      await this.#reader!.beginRead();
+      this.#busySyncs = 0;
+    }
+    this.#progress.lastSyncAt = new Date().toISOString();
+    if (this.deps.config.mirrorUrl) await catchUpSegments(this.deps.config, this.deps.catalog, this.opts.signal).catch(() => 0);
+  }
+
+  /**
+   * Holds the application's writers off (BEGIN IMMEDIATE, waiting at most a moment), drops and
+   * retakes the read mark, runs `work`, and lets the writers go. False when the write lock was
+   * not free (nothing was run).
+   */
+  private async atSyncPoint<T>(work: () => Promise<T>, checkpointFirst = false): Promise<{ held: true; value: T } | { held: false }> {
+    const writer = this.#writer!;
+    try {
+      await writer.run('BEGIN IMMEDIATE');
+    } catch (err) {
+      if (/SQLITE_BUSY|locked/i.test(`${(err as { code?: string }).code} ${messageOf(err)}`)) return { held: false };
+      throw err;
+    }
+    try {
+      const at = Date.now();
+      await this.#reader!.endRead();
+      // The end of a checkpoint begun outside: the few frames written since, with no read mark
+      // held, so that the whole WAL is in the database file and the next writer starts it afresh.
+      if (checkpointFirst) await this.#reader!.run('PRAGMA wal_checkpoint(PASSIVE)');
+      await this.#reader!.beginRead();
+      const value = await work();
+      this.#safe = true;
+      this.#storedThrough = at;
+      return { held: true, value };
+    } finally {
+      await writer.run('ROLLBACK').catch(() => undefined);
+    }
+  }
+
+  /** `atSyncPoint`, waiting through a few busy rounds; throws when the write lock stays taken. */
+  private async atSyncPointSoon<T>(work: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const result = await this.atSyncPoint(work);
+      if (result.held) return result.value;
+      await sleep(50, undefined, { signal: this.opts.signal });
+    }
+    throw new Error('the application kept the write lock for seconds; trying again');
+  }
+
+  private async readHeader(): Promise<WalHeader | null> {
+    const handle = await fs.open(this.walPath, 'r').catch(() => null);
+    if (!handle) return null;
+    try {
+      return parseWalHeader(await readAt(handle, 0, WAL_HEADER_SIZE));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Scans from `from` to the WAL's last commit; also returns the bytes read. */
+  private async committedEnd(
+    from: WalPosition,
+  ): Promise<{ end: WalPosition; bytes: Buffer; commits: number; dbSizePages: number; fileSize: number }> {
+    const handle = await fs.open(this.walPath, 'r');
+    try {
+      const fileSize = (await handle.stat()).size;
+      const size = frameSize(from.pageSize);
+      const want = Math.max(0, Math.min(fileSize - from.offset, Math.floor(READ_LIMIT / size) * size));
+      const bytes = want > 0 ? await readAt(handle, from.offset, want) : Buffer.alloc(0);
+      const scan = scanFrames(bytes, from.offset, from);
+      return { end: scan.end, bytes, commits: scan.commits, dbSizePages: scan.dbSizePages, fileSize };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Stores the commits after the position as one segment. */
+  private async shipNew(): Promise<void> {
+    const pending = await this.readNew();
+    if (pending) await this.store(pending);
+  }
+
+  /**
+   * Reads the commits after the position (checking the WAL's salts and checksum chain), without
+   * storing them or moving the position. Throws `Gap` when the WAL started afresh and that cannot
+   * be proven harmless, or when the page size changed.
+   */
+  private async readNew(): Promise<Pending | undefined> {
+    const header = await this.readHeader();
+    this.#progress.walBytes = await fs.stat(this.walPath).then(
+      (s) => s.size,
+      () => 0,
+    );
+    if (!header) return undefined; // empty: nothing written since the WAL was last reset or truncated
+    const generation = this.#generation!;
+    if (header.pageSize !== generation.page_size) throw new Gap(`the page size changed from ${generation.page_size} to ${header.pageSize}`);
+    if (!this.#pos || header.salt1 !== this.#pos.salt1 || header.salt2 !== this.#pos.salt2) {
+      // The WAL started afresh. Harmless when the read mark has been held since a sync point.
+      if (!this.#safe) throw new Gap('the WAL was reset by another connection while the archiver had let go of it');
+      this.#pos = startOf(header);
+    }
+    const from = this.#pos;
+    const read = await this.committedEnd(from);
+    this.#progress.lagBytes = Math.max(0, read.fileSize - from.offset);
+    if (read.end.offset === from.offset) return undefined;
+    return { from, read, readAt: new Date() };
+  }
+
+  private async store({ from, read, readAt }: Pending): Promise<void> {
+    const generation = this.#generation!;
+    const segment = await storeSegment(this.deps.config, this.deps.catalog, {
+      generationId: generation.id,
+      bytes: read.bytes.subarray(0, read.end.offset - from.offset),
+      salt1: from.salt1,
+      salt2: from.salt2,
+      bigEndian: from.bigEndian,
+      pageSize: from.pageSize,
+      firstOffset: from.offset,
+      startChecksum: from.checksum,
+      endChecksum: read.end.checksum,
+      commits: read.commits,
+      dbSizePages: read.dbSizePages,
+      readAt,
+    });
+    this.#pos = read.end;
+    this.#framesSinceCheckpoint += segment.frames;
+    this.#progress.segments++;
+    this.#progress.lagBytes = Math.max(0, read.fileSize - read.end.offset);
+    await this.mirror(segment);
+  }
+
+  private async mirror(segment: WalSegmentRow): Promise<void> {
+    if (!this.deps.config.mirrorUrl) return;
+    await mirrorSegment(this.deps.config, this.deps.catalog, segment, this.opts.signal).catch((err: unknown) =>
+      this.deps.log.warn(
+        { segment: segment.file_name, reason: messageOf(err) },
+        'WAL archive: copying a segment to the mirror failed; will retry',
+      ),
+    );
+  }
+
+  private checkpointDue(): boolean {
+    if (this.#framesSinceCheckpoint >= CHECKPOINT_FRAMES) return true;
+    return this.#framesSinceCheckpoint > 0 && Date.now() - this.#lastCheckpoint >= CHECKPOINT_MS;
+  }
+
+  /**
+   * A PASSIVE checkpoint on the writer's connection while the read mark, taken at the last sync
+   * point, stays held: it copies into the database file what is stored (the frames up to the mark)
+   * and never goes past it, never waits and never blocks the application. The next sync point
+   * finishes it without the read mark (only the frames written since are left to copy, while the
+   * writers are held off), so the next writer starts the WAL afresh: the file stays about as large
+   * as what is written between two checkpoints. Past TRUNCATE_BYTES
+   * (the application's own readers kept it from starting afresh), the file is cut back with
+   * TRUNCATE, which needs the read mark let go: continuity then cannot be proven, and the next
+   * generation begins.
+   */
+  private async checkpoint(): Promise<void> {
+    const writer = this.#writer!;
+    if (this.#progress.walBytes > TRUNCATE_BYTES) {
+      await this.#reader!.endRead();
+      this.#safe = false;
+      try {
+        const [result] = await writer.all<{ busy: number; log: number; checkpointed: number }>('PRAGMA wal_checkpoint(TRUNCATE)');
+        this.deps.log.warn(
+          { walBytes: this.#progress.walBytes, ...result },
+          'WAL archive: the -wal file grew past its bound; truncated it',
+        );
+      } finally {
+        await this.#reader!.beginRead();
+      }
+    } else {
+      const [result] = await writer.all<{ busy: number; log: number; checkpointed: number }>('PRAGMA wal_checkpoint(PASSIVE)');
+      this.deps.log.debug({ ...result }, 'WAL archive: checkpoint');
+      this.#resetDue = true;
+    }
+    this.#framesSinceCheckpoint = 0;
+    this.#lastCheckpoint = Date.now();
+  }
+
+  private async report(): Promise<void> {
+    const p = this.#progress;
+    p.generation = this.#generation?.id ?? null;
+    p.position = this.#pos?.offset ?? null;
+    p.lagMs = this.#generation ? Date.now() - this.#storedThrough : 0;
+    await Promise.resolve(this.opts.onProgress?.(this.progress)).catch(() => undefined);
+  }
+
+  /** Lets go of the read mark and closes the connections. */
+  async close(): Promise<void> {
+    const reader = this.#reader;
+    const writer = this.#writer;
+    this.#reader = undefined;
+    this.#writer = undefined;
+    this.#safe = false;
+    await Promise.all([reader?.close().catch(() => undefined), writer?.close().catch(() => undefined)]);
+  }
+}
+
+/** Where the WAL continues after a stored segment. */
+export function positionAfter(segment: WalSegmentRow): WalPosition {
+  return {
+    salt1: segment.salt1,
+    salt2: segment.salt2,
+    pageSize: segment.page_size,
+    bigEndian: segment.big_endian === 1,
+    offset: segment.last_offset,
+    checksum: [segment.end_checksum0, segment.end_checksum1],
+  };
+}

@@ -1,0 +1,128 @@
+import fs from 'node:fs/promises';
+import type { Catalog } from '../catalog/catalog.js';
+import type { WalGenerationRow, WalSegmentRow } from '../catalog/catalog-schema.js';
+import { AppError, messageOf, permanentFailure } from '../domain/errors.js';
+import type { Config } from '../runtime/config.js';
+import path from 'node:path';
+import { isTempName, removeQuietly, tempPath } from '../runtime/files.js';
+import { integrityProblems } from '../sqlite/sqlite-ops.js';
+import { verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
+import { readSegment } from './segment-store.js';
+import { framesOf } from './wal-format.js';
+
+/** What a replay produced: a checked database file, and what it is made of. */
+export interface Replayed {
+  copy: ReadableCopy;
+  generation: WalGenerationRow;
+  snapshotBackupId: number;
+  segmentsApplied: number;
+  /** When the last applied segment was read from the WAL: the database is as of then. */
+  restoredTo: string;
+}
+
+/** The newest generation that has a snapshot and can be replayed. */
+export function latestReplayable(catalog: Catalog): WalGenerationRow | undefined {
+  return catalog.wal
+    .generations()
+    .filter((g) => g.snapshot_backup_id !== null && catalog.getBackup(g.snapshot_backup_id)?.status === 'completed')
+    .at(-1);
+}
+
+/**
+ * Rebuilds the database as of the last segment of a generation read at or before `until` (all of
+ * them without it): a full verification of the snapshot backup gives a readable copy; each segment
+ * is read (primary, else mirror), its SHA-256 and WAL checksum chain checked, and its frames'
+ * pages written at their places in order; the file is cut to the size of the last commit and
+ * must pass `integrity_check`. The snapshot was taken after the generation's first frame, so
+ * replaying from there leaves every page as of the last commit applied (a frame holds a whole
+ * page; one the snapshot already has is written over by the same or a later version).
+ * `purpose` `restore` names the temp file so the next holder of the database lock may remove it.
+ */
+export async function replayGeneration(config: Config, catalog: Catalog, generation: WalGenerationRow, until?: Date): Promise<Replayed> {
+  if (generation.snapshot_backup_id === null) {
+    throw permanentFailure('backup_not_restorable', `WAL generation ${generation.id} has no snapshot yet`);
+  }
+  const snapshot = catalog.getBackup(generation.snapshot_backup_id);
+  if (!snapshot || snapshot.status !== 'completed') {
+    throw permanentFailure(
+      'backup_not_restorable',
+      `the snapshot of WAL generation ${generation.id} (backup ${generation.snapshot_backup_id}) is gone`,
+    );
+  }
+  const verification = await verifyAndRecord(config, catalog, snapshot, 'full', true);
+  if (!verification.valid || !verification.copy) {
+    throw permanentFailure(
+      'backup_invalid',
+      `the snapshot of WAL generation ${generation.id} (backup ${snapshot.id}) failed verification: ${verification.message}`,
+    );
+  }
+  const copy = await writableCopy(config, verification.copy, snapshot.id);
+  try {
+    const segments = catalog.wal.segments(generation.id).filter((s) => !until || new Date(s.read_at) <= until);
+    const applied = await applySegments(config, copy.path, segments);
+    const problems = await integrityProblems(copy.path, 'full');
+    if (problems.length) {
+      throw permanentFailure(
+        'backup_invalid',
+        `the database rebuilt from WAL generation ${generation.id} fails integrity_check: ${problems.slice(0, 3).join('; ')}`,
+      );
+    }
+    return {
+      copy,
+      generation,
+      snapshotBackupId: snapshot.id,
+      segmentsApplied: applied,
+      restoredTo: segments.at(-1)?.read_at ?? generation.snapshot_at ?? snapshot.completed_at ?? snapshot.started_at,
+    };
+  } catch (err) {
+    await copy.release();
+    if (err instanceof AppError) throw err;
+    throw permanentFailure('backup_invalid', `replaying WAL generation ${generation.id} failed: ${messageOf(err)}`);
+  }
+}
+
+/** Writes the segments' pages into `file` in order and cuts it to the last commit's size. Returns how many were applied. */
+export async function applySegments(config: Config, file: string, segments: WalSegmentRow[]): Promise<number> {
+  if (!segments.length) return 0;
+  const handle = await fs.open(file, 'r+');
+  try {
+    let dbSizePages = 0;
+    let pageSize = 0;
+    for (const segment of segments) {
+      const read = await readSegment(config, segment);
+      if (!read.ok) throw permanentFailure('backup_invalid', `the WAL archive is broken: ${read.problem}`);
+      pageSize = segment.page_size;
+      for (const frame of framesOf(read.frames, pageSize)) {
+        await handle.write(frame.page, 0, frame.page.length, (frame.pageNumber - 1) * pageSize);
+        if (frame.commitSize > 0) dbSizePages = frame.commitSize;
+      }
+    }
+    if (dbSizePages > 0) await handle.truncate(dbSizePages * pageSize);
+    await handle.sync();
+    return segments.length;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A copy the replay may write into: a decoded temp file as it is; a plain backup file (handed out
+ * as itself) is copied first, so the backup is never touched.
+ */
+async function writableCopy(config: Config, copy: ReadableCopy, backupId: number): Promise<ReadableCopy> {
+  if (isTempName(path.basename(copy.path))) return copy;
+  const temp = tempPath(config.backupDir, 'restore', backupId);
+  try {
+    await fs.copyFile(copy.path, temp);
+    await fs.chmod(temp, 0o600);
+  } catch (err) {
+    await removeQuietly(temp);
+    throw err;
+  } finally {
+    await copy.release();
+  }
+  return { path: temp, release: () => removeQuietly(temp) };
+}
+
+/** Removes a replayed copy that was not used. */
+export const discard = (replayed: Replayed) => replayed.copy.release().catch(() => removeQuietly(replayed.copy.path));
