@@ -8,14 +8,12 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startProducer, type RunningProducer } from '../src/producer/server.js';
 import { withCatalogDb } from './helpers/catalog-db.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { createBulkyDb, sha256 } from './helpers/faults.js';
-import { testLogger } from './helpers/log.js';
+import { createBulkyDb, sha256, startProducerProcess } from './helpers/faults.js';
 import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, startTestProducer } from './helpers/producer.js';
+import { auth } from './helpers/producer.js';
 import { S3Server } from './helpers/s3.js';
 import { WebhookReceiver } from './helpers/webhook.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
@@ -25,7 +23,8 @@ const PREFIX = 'workstation';
 let s3: S3Server;
 let hook: WebhookReceiver;
 let box: Sandbox;
-let producer: RunningProducer;
+/** The producer as a process of its own: the SDK takes its credentials from the process's environment. */
+let producer: { proc: Proc; url: string };
 let worker: Proc;
 const boxes: Sandbox[] = [];
 
@@ -37,11 +36,11 @@ beforeAll(async () => {
   boxes.push(box);
   createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
   worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
+  producer = await startProducerProcess(box.env);
 });
 
 afterAll(async () => {
-  await producer?.close();
+  await producer?.proc.stop();
   await worker?.stop();
   await killAll();
   await hook?.close();
@@ -58,7 +57,7 @@ interface Made {
 }
 
 async function backupNow(): Promise<Made> {
-  const res = await request(producer.server).post('/api/backups').set(auth);
+  const res = await request(producer.url).post('/api/backups').set(auth);
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.backup as Made;
 }
@@ -73,8 +72,8 @@ function copyRows(catalogPath: string): CopyRow[] {
 
 const copyOf = (catalogPath: string, id: number) => copyRows(catalogPath).find((r) => r.backup_id === id);
 
-async function health(server: RunningProducer = producer) {
-  return (await request(server.server).get('/health').set(auth)).body as {
+async function health() {
+  return (await request(producer.url).get('/health').set(auth)).body as {
     status: string;
     problems: string[];
     storage: { mirror: Record<string, unknown> & { failed: { backupId: number; error: string | null }[] } };
@@ -197,11 +196,9 @@ describe('a bucket that refuses', () => {
     expect(list.json.backups[0].mirror).toBe('failed');
 
     // What the service shows of it: /health with the token, /metrics, the producer's logs.
-    const seen: string[] = [];
-    const config = b.with({ ...env, REDIS_URL: b.env.REDIS_URL! }).config;
-    const denied = await startProducer(config, testLogger(config, 'producer', seen));
+    const denied = await startProducerProcess({ ...env, REDIS_URL: b.env.REDIS_URL! });
     try {
-      const h = (await request(denied.server).get('/health').set(auth)).body as {
+      const h = (await request(denied.url).get('/health').set(auth)).body as {
         status: string;
         problems: string[];
         storage: { mirror: { failed: unknown[] } };
@@ -212,7 +209,7 @@ describe('a bucket that refuses', () => {
         JSON.stringify(h.problems),
       ).toBe(true);
       expect(JSON.stringify(h.storage.mirror.failed)).toContain('access denied');
-      const metrics = await request(denied.server).get('/metrics').set(auth);
+      const metrics = await request(denied.url).get('/metrics').set(auth);
       expect(metrics.status).toBe(200);
       const everything = [
         r.stdout,
@@ -221,13 +218,76 @@ describe('a bucket that refuses', () => {
         list.stderr,
         JSON.stringify(h),
         metrics.text,
-        ...seen,
+        denied.proc.output(),
         JSON.stringify(copyRows(b.config.catalogPath)),
       ];
       for (const text of everything) expect(text).not.toContain(secret);
     } finally {
-      await denied.close();
+      await denied.proc.stop();
     }
+  });
+});
+
+describe('a bucket that hangs', () => {
+  it('is given up after BACKUP_MIRROR_TIMEOUT per request: the backup completes, the copy fails naming the endpoint', async () => {
+    const b = sandbox('s3-hung', { BACKUP_MIRROR_TIMEOUT: '1000' });
+    boxes.push(b);
+    createWorkstationDb(b.config.databasePath, { sizeMb: 1 });
+    const env = { ...b.env, ...s3.env('hung'), REDIS_URL: REDIS_DOWN };
+    s3.pause();
+    const started = Date.now();
+    let r;
+    try {
+      // Bounded here too, so that a copy that hangs fails this test instead of the ones after it.
+      r = await Promise.race([runCli(env, 'backup', '--json'), new Promise<null>((resolve) => setTimeout(() => resolve(null), 30_000))]);
+    } finally {
+      s3.resume();
+    }
+    if (!r) throw new Error('the backup did not finish within 30 s with the bucket hung (BACKUP_MIRROR_TIMEOUT=1000)');
+    const took = Date.now() - started;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.json.backup.status).toBe('completed');
+    // A few bounded attempts, not the SDK's default of waiting for ever.
+    expect(took).toBeLessThan(20_000);
+    const copy = copyOf(b.config.catalogPath, r.json.backup.id as number);
+    expect(copy).toMatchObject({ status: 'failed', error_message: expect.stringContaining(s3.endpoint) });
+    expect(copy!.error_message).toMatch(/did not answer|timed? ?out/i);
+  });
+});
+
+describe('retention while the bucket is away', () => {
+  it('deletes the bucket copy later, once the bucket is back', async () => {
+    const b = sandbox('s3-retention', { MAX_BACKUPS: '1' });
+    boxes.push(b);
+    createWorkstationDb(b.config.databasePath, { sizeMb: 1 });
+    const prefix = 'retention';
+    const env = { ...b.env, ...s3.env(prefix), REDIS_URL: REDIS_DOWN };
+    const backup = async () => {
+      const r = await runCli(env, 'backup', '--json');
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      return r.json as { backup: Made; retentionDeleted: number[] };
+    };
+
+    const first = (await backup()).backup;
+    expect(await s3.keys(`${prefix}/`)).toEqual([`${prefix}/${first.fileName}`, `${prefix}/.${first.fileName}.manifest.json`].sort());
+
+    await s3.stop();
+    let second: { backup: Made; retentionDeleted: number[] };
+    try {
+      second = await backup();
+    } finally {
+      await s3.start();
+    }
+    // Retention removed the first backup here; its bucket copy could not be deleted then.
+    expect(second.retentionDeleted).toEqual([first.id]);
+    expect(await s3.exists(`${prefix}/${first.fileName}`)).toBe(true);
+
+    const third = await backup();
+    expect(third.retentionDeleted).toEqual([second.backup.id]);
+    expect(await s3.keys(`${prefix}/`)).toEqual(
+      [`${prefix}/${third.backup.fileName}`, `${prefix}/.${third.backup.fileName}.manifest.json`].sort(),
+    );
+    expect(await s3.sha256(`${prefix}/${third.backup.fileName}`)).toBe(third.backup.checksum);
   });
 });
 

@@ -21,6 +21,9 @@ import { freePort } from './redis-server.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const S3RVER_BIN = path.join(ROOT, 'node_modules/s3rver/bin/s3rver.js');
 
+// The SDK warns once per process that its releases from 2027 need Node 22: noise in a green run.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** s3rver's one account. */
 export const S3_KEY_ID = 'S3RVER';
 export const S3_SECRET = 'S3RVER';
@@ -182,6 +185,18 @@ export class S3Server {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
+  }
+
+  /**
+   * SIGSTOP: the server still accepts connections (the kernel does) but answers nothing, as a
+   * hung or overloaded bucket does; `resume()` lets it go on.
+   */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
   }
 
   /** Kills the server and removes its data. */
