@@ -33,6 +33,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   backup_invalid: 422,
   no_valid_backup: 422,
   no_backups: 422,
+  no_wal_archive: 422,
+  not_wal_mode: 422,
   page_size_mismatch: 422,
   restore_damaged: 422,
   restore_failed: 422,

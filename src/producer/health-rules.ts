@@ -21,6 +21,8 @@ export interface HealthFacts {
   backupDirWritable?: boolean | null;
   /** Why copies to the mirror keep failing (a sentence), or null while they succeed; undefined where not looked at. */
   mirrorOutage?: string | null;
+  /** Why WAL archiving is not keeping up (not in WAL mode, no archiver, lagging), or null. */
+  walProblem?: string | null;
 }
 
 export type HealthStatus = 'ok' | 'degraded' | 'down';
@@ -59,6 +61,7 @@ export function assessHealth(f: HealthFacts): { status: HealthStatus; problems: 
   if (f.databaseDamage) problems.push(f.databaseDamage);
   if (f.backupDirWritable === false) problems.push('BACKUP_DIR cannot be written: no backup can be taken until it is fixed');
   if (f.mirrorOutage) problems.push(f.mirrorOutage);
+  if (f.walProblem) problems.push(f.walProblem);
   if (f.workersAlive === 0) problems.push('no worker process is alive: queued jobs will wait');
   if (overdueBy(f) !== null) {
     const since = f.lastSuccessAt ?? f.watchingSince;

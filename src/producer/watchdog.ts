@@ -1,4 +1,7 @@
 import type { ProducerDeps } from './deps.js';
+import { walStatus } from '../shared/wal/wal-health.js';
+
+const WAL_SPELL = 'wal-lagging-since';
 import { observe } from './health-facts.js';
 import { formatDuration, overdueBy } from './health-rules.js';
 
@@ -12,8 +15,25 @@ import { formatDuration, overdueBy } from './health-rules.js';
 export function startWatchdog(deps: ProducerDeps): { stop(): void } {
   const { config, redis } = deps;
   const log = deps.log.child({ component: 'watchdog' });
+  const checkWal = () => {
+    const wal = walStatus(config, deps.catalog);
+    if (!wal.enabled) return;
+    // One alert per spell, agreed on by every producer through the catalog.
+    const lagging = wal.problem !== null;
+    let starts = false;
+    deps.catalog.updateSetting<string | null>(WAL_SPELL, (stored) => {
+      if (!lagging) return null;
+      if (stored) return stored as string;
+      starts = true;
+      return new Date().toISOString();
+    });
+    if (!starts) return;
+    log.warn({ lagSeconds: wal.lagSeconds }, wal.problem!);
+    deps.ops.alerts.send({ event: 'wal.lagging', summary: 'WAL archiving is not keeping up', reason: wal.problem! });
+  };
   const check = async () => {
     if (!deps.ops.alerts.enabled) return;
+    checkWal();
     const { facts, lastBackup } = await observe(deps);
     const late = overdueBy(facts);
     if (late === null || !facts.redisUp) return;
@@ -35,7 +55,8 @@ export function startWatchdog(deps: ProducerDeps): { stop(): void } {
     });
   };
   let running = false;
-  const period = () => Math.min(60_000, Math.max(1_000, Math.floor(config.autoBackupInterval / 2)));
+  const period = () =>
+    Math.min(60_000, Math.max(1_000, Math.floor(config.autoBackupInterval / 2)), Math.max(1_000, config.walArchiveInterval * 5));
   const timer = setInterval(() => {
     if (running) return;
     running = true;

@@ -6,6 +6,7 @@ import { isTransient, messageOf } from '../shared/domain/errors.js';
 import type { LockWaitPolicy } from '../shared/locking/acquire.js';
 import type { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/observability/logger.js';
+import type { AlertSender } from '../shared/observability/alerts.js';
 import type { LockedRun, OperationDeps, Run } from '../shared/operations/run.js';
 import { cancelledError, isCancelled } from '../shared/jobs/cancel.js';
 
@@ -20,6 +21,8 @@ export interface WorkerContext {
   workerId: string;
   /** Set once shutdown begins: a job fetched in BullMQ's closing window is handed back unrun. */
   stopping: boolean;
+  /** Alerts that are not a job's failure (a gap in the WAL archive); set once the worker's ops exist. */
+  alerts?: AlertSender;
 }
 
 export function jobLogger(ctx: WorkerContext, job: Job): Logger {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import type { Config } from '../shared/runtime/config.js';
 import { keyringOf } from '../shared/codec/encryption.js';
 import { ensurePrivateDir } from '../shared/runtime/files.js';
@@ -8,7 +8,10 @@ import { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/observability/logger.js';
 import { openCatalog } from '../shared/catalog/open.js';
 import { onCancelRequest } from '../shared/jobs/cancel.js';
-import { QUEUE_NAMES, type JobDataOf, type QueueName } from '../shared/jobs/registry.js';
+import { QUEUE, QUEUE_NAMES, type JobDataOf, type QueueName } from '../shared/jobs/registry.js';
+import type { WalJobData } from '../shared/jobs/job-data.js';
+import { currentSettings } from '../shared/catalog/settings.js';
+import { ensureArchiverJob } from '../shared/wal/archiver-job.js';
 import { waitForRedis, workerRedis } from '../shared/runtime/redis.js';
 import { runService } from '../shared/runtime/service-main.js';
 import { backupProcessor } from './backup-processor.js';
@@ -17,12 +20,14 @@ import { createWorkerOps, type JobProcessor } from './ops.js';
 import { restoreProcessor } from './restore-processor.js';
 import { Reaper } from './reaper.js';
 import { verifyProcessor } from './verify-processor.js';
+import { walProcessor } from './wal-processor.js';
 
 /** Each queue's processor; the registry (`shared/jobs/registry.ts`) holds the rest of its definition. */
 const PROCESSORS: { [Q in QueueName]: (ctx: WorkerContext) => JobProcessor<Job<JobDataOf<Q>>, unknown> } = {
   backup: backupProcessor,
   verify: verifyProcessor,
   restore: restoreProcessor,
+  wal: walProcessor,
 };
 
 export interface RunningWorker {
@@ -67,7 +72,18 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     maxStalledCount: 1,
   };
   const ops = createWorkerOps(ctx);
-  const workers = QUEUE_NAMES.map((name) => new Worker(name, ops.wrap(name, PROCESSORS[name](ctx) as JobProcessor<Job, unknown>), opts));
+  ctx.alerts = ops.alerts;
+  // The archiver's job runs for hours: a dead worker's copy is taken over one lock duration (plus
+  // one check) later, however often it already stalled.
+  const walOpts = {
+    ...opts,
+    concurrency: 1,
+    stalledInterval: Math.min(config.stalledInterval, Math.max(500, config.walArchiveInterval)),
+    maxStalledCount: Number.MAX_SAFE_INTEGER,
+  };
+  const workers = QUEUE_NAMES.map(
+    (name) => new Worker(name, ops.wrap(name, PROCESSORS[name](ctx) as JobProcessor<Job, unknown>), name === 'wal' ? walOpts : opts),
+  );
   const cancel = (queue: string, jobId: string, reason?: string) =>
     workers.find((w) => w.name === queue)?.cancelJob(jobId, reason) ?? false;
   for (const w of workers) {
@@ -86,6 +102,15 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   });
   const reaper = new Reaper(ctx);
   reaper.start();
+  // The archiver's job is brought back whenever it is missing (first start, Redis restarted empty).
+  const walQueue = new Queue<WalJobData>(QUEUE.wal, { connection: redis, prefix: config.queuePrefix });
+  const ensureArchiver = async () => {
+    if (!currentSettings(config, catalog).walArchiveEnabled) return;
+    await ensureArchiverJob(walQueue).catch((err: unknown) => log.debug({ err }, 'could not check the WAL archiver job'));
+  };
+  await ensureArchiver();
+  const archiverWatch = setInterval(() => void ensureArchiver(), Math.max(1_000, Math.min(config.reaperInterval, 10_000)));
+  archiverWatch.unref();
   log.info({ workerId, concurrency: config.workerConcurrency, queues: workers.map((w) => w.name) }, 'worker ready');
 
   let closing: Promise<void> | undefined;
@@ -97,9 +122,11 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     close() {
       closing ??= (async () => {
         ctx.stopping = true;
+        clearInterval(archiverWatch);
         await stopListening();
         subscriber.disconnect();
         await Promise.allSettled([...workers.map((w) => w.close()), reaper.stop()]);
+        await walQueue.close().catch(() => undefined);
         await ops.stop();
         catalog.close();
         redis.disconnect();

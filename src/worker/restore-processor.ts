@@ -1,6 +1,7 @@
 import type { Job } from 'bullmq';
 import { toRestoreBody } from '../shared/domain/presenters.js';
-import { restoreJobSchema, type RestoreJobData } from '../shared/jobs/queues.js';
+import { LATEST, restoreJobSchema, type RestoreJobData } from '../shared/jobs/queues.js';
+import { restoreLatest } from '../shared/operations/restore-latest.js';
 import { restoreLatestValid } from '../shared/operations/restore-latest-valid.js';
 import { restoreOne } from '../shared/operations/restore-one.js';
 import { classify, lockedJobRun, operationDeps, type WorkerContext } from './context.js';
@@ -12,6 +13,10 @@ export function restoreProcessor(ctx: WorkerContext) {
       const deps = operationDeps(ctx, job);
       const run = await lockedJobRun(ctx, job, token, signal);
       if ('backupId' in data) return toRestoreBody((await restoreOne(deps, { ...run, backupId: data.backupId })).row);
+      if (data.to === LATEST) {
+        const { row, wal } = await restoreLatest(deps, run);
+        return { ...toRestoreBody(row), wal };
+      }
       const { row, skipped } = await restoreLatestValid(deps, run);
       return { ...toRestoreBody(row), skipped };
     } catch (err) {

@@ -4,6 +4,9 @@ import type { BackupRow } from '../../shared/catalog/catalog.js';
 import { toRestoreBody } from '../../shared/domain/presenters.js';
 import { NoValidBackup, restoreLatestValid, type SkippedBackup } from '../../shared/operations/restore-latest-valid.js';
 import { restoreOne } from '../../shared/operations/restore-one.js';
+import { NoWalArchive, restoreLatest, type LatestOutcome } from '../../shared/operations/restore-latest.js';
+import { LATEST, LATEST_VALID } from '../../shared/jobs/job-data.js';
+import { latestReplayable } from '../../shared/wal/replay.js';
 import { cliFailure, cliRun, findBackup, withCatalog, withOperationDeps, type CliContext } from '../context.js';
 import { CliError, EXIT, bytes, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';
@@ -38,7 +41,19 @@ function noneValid(ctx: CliContext, err: NoValidBackup): ExitCode {
   throw new CliError(message, EXIT.invalid, err.code);
 }
 
-async function restore(ctx: CliContext, target: string | undefined, opts: { latestValid?: boolean; yes?: boolean }): Promise<ExitCode> {
+interface RestoreOptions {
+  latestValid?: boolean;
+  to?: string;
+  yes?: boolean;
+}
+
+async function restore(ctx: CliContext, target: string | undefined, opts: RestoreOptions): Promise<ExitCode> {
+  if (opts.to !== undefined) {
+    if (target || opts.latestValid) throw new CliError('pass either a backup, --latest-valid or --to', EXIT.usage, 'bad_request');
+    if (opts.to === LATEST_VALID) opts = { ...opts, latestValid: true };
+    else if (opts.to === LATEST) return restoreToLatest(ctx, opts);
+    else throw new CliError(`--to takes "${LATEST}" or "${LATEST_VALID}", not ${JSON.stringify(opts.to)}`, EXIT.usage, 'bad_request');
+  }
   if (Boolean(target) === Boolean(opts.latestValid)) {
     throw new CliError('name one backup (an id or a file) or pass --latest-valid', EXIT.usage, 'bad_request');
   }
@@ -85,12 +100,58 @@ async function restore(ctx: CliContext, target: string | undefined, opts: { late
   });
 }
 
+/** `restore --to latest`: the last commit the WAL archive holds, rebuilt and checked, then restored as a backup is. */
+async function restoreToLatest(ctx: CliContext, opts: RestoreOptions): Promise<ExitCode> {
+  if (!opts.yes && !ctx.out.canAsk) {
+    throw new CliError(
+      'restore replaces the live database and there is no terminal to confirm on: pass --yes to restore without asking',
+      EXIT.usage,
+      'confirmation_required',
+    );
+  }
+  return withCatalog(ctx, async (catalog) => {
+    const generation = latestReplayable(catalog);
+    if (!generation) throw cliFailure(new NoWalArchive(), 'restore');
+    const segments = catalog.wal.segments(generation.id);
+    const question = [
+      `About to rebuild the database as of the last archived commit (${segments.at(-1)?.read_at ?? generation.snapshot_at}):`,
+      `  WAL generation ${generation.id}, snapshot backup ${generation.snapshot_backup_id}, ${segments.length} segment(s).`,
+      `It replaces the live database ${ctx.config.databasePath}; its current contents are kept as a safety backup first.`,
+      'Replace the live database? [y/N] ',
+    ].join('\n');
+    if (!opts.yes && !(await ctx.out.confirm(question)))
+      throw new CliError('restore cancelled; nothing was changed', EXIT.failed, 'cancelled');
+    return withOperationDeps(ctx, catalog, async (deps) => {
+      let outcome: LatestOutcome;
+      try {
+        outcome = await ctx.out.progress(async (update) =>
+          restoreLatest(
+            deps,
+            cliRun(ctx, 'restore', (p) => update(p, stage(p))),
+          ),
+        );
+      } catch (err) {
+        throw cliFailure(err, 'restore');
+      }
+      const { row, wal, via } = outcome;
+      const lines = [
+        `Restored the database as of ${wal.restoredTo} (WAL generation ${wal.generation}: snapshot backup ${wal.snapshotBackupId} and ${wal.segmentsApplied} segment(s)) into ${ctx.config.databasePath}.`,
+        row.safety_backup_id ? `The database as it was is kept as safety backup ${row.safety_backup_id}.` : '',
+        row.error_message ? `Note: ${row.error_message}` : '',
+      ].filter(Boolean);
+      ctx.out.result(lines.join('\n'), { success: true, restore: toRestoreBody(row), wal, restoredTo: wal.restoredTo, lock: via });
+      return EXIT.ok;
+    });
+  });
+}
+
 export const registerRestore: RegisterCommand = (program, { ctx, run }) => {
   program
     .command('restore')
     .description('Verify a backup, keep a safety backup of the database, copy the backup in, check the result')
     .argument('[backup]', 'backup id, file path or file name')
     .option('--latest-valid', 'restore the newest backup that passes full verification')
+    .option('--to <target>', `"${LATEST}": the last commit the WAL archive holds; "${LATEST_VALID}": as --latest-valid`)
     .option('-y, --yes', 'restore without asking (required when not run from a terminal)')
-    .action(async (target: string | undefined, opts: { latestValid?: boolean; yes?: boolean }) => run(await restore(ctx(), target, opts)));
+    .action(async (target: string | undefined, opts: RestoreOptions) => run(await restore(ctx(), target, opts)));
 };

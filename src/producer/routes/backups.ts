@@ -4,6 +4,9 @@ import { AppError, badRequest, notFound } from '../../shared/domain/errors.js';
 import { toBackupBody, toBackupListItem } from '../../shared/domain/presenters.js';
 import { backupJobSchema, restoreDedupId, restoreJobSchema, verifyDedupId, verifyJobSchema } from '../../shared/jobs/queues.js';
 import { nextScheduledBackup, nextScheduledVerification, syncSchedules } from '../../shared/jobs/scheduler.js';
+import { describeDatabase } from '../../shared/sqlite/sqlite-ops.js';
+import { NotWalMode } from '../../shared/wal/archiver.js';
+import { ensureArchiverJob } from '../../shared/wal/archiver-job.js';
 import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/catalog/settings.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody, parseId, parseQuery } from '../validate.js';
@@ -87,10 +90,16 @@ export function backupsRouter(deps: ProducerDeps): Router {
   router.put('/config', async (req, res) => {
     const patch = parseBody(settingsPatchSchema, req.body ?? {});
     if (Object.keys(patch).length === 0) {
-      throw badRequest('send at least one of autoBackupEnabled, autoBackupInterval, maxBackups, verifyAfterBackup, verifySchedule');
+      throw badRequest(`send at least one of ${Object.keys(settingsPatchSchema.shape).join(', ')}`);
+    }
+    // Archiving needs WAL mode; the database is not changed to get it.
+    if (patch.walArchiveEnabled) {
+      const info = await describeDatabase(config.databasePath).catch(() => undefined);
+      if (info && info.journalMode.toLowerCase() !== 'wal') throw new NotWalMode(config.databasePath, info.journalMode).asAppError();
     }
     const settings = updateSettings(config, catalog, patch);
     await syncSchedules(queues, settings);
+    if (settings.walArchiveEnabled) await ensureArchiverJob(queues.wal);
     req.log.info({ settings }, 'backup configuration updated');
     res.json({ success: true, message: 'Configuration updated', config: await describeConfig(deps) });
   });
@@ -145,6 +154,9 @@ async function describeConfig({ config, catalog, queues }: ProducerDeps) {
     nextScheduledBackup: settings.autoBackupEnabled ? await nextScheduledBackup(queues.backup) : null,
     verifyAfterBackup: settings.verifyAfterBackup,
     verifySchedule: settings.verifySchedule,
+    walArchiveEnabled: settings.walArchiveEnabled,
+    walArchiveInterval: settings.walArchiveInterval,
+    walRetention: settings.walRetention,
     nextScheduledVerification: settings.verifySchedule !== 'off' ? await nextScheduledVerification(queues.verify) : null,
   };
 }

@@ -7,6 +7,7 @@ import { storesOf } from '../../shared/storage/registry.js';
 import { bearerOutcome } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';
 import { observe } from '../health-facts.js';
+import { walStatus } from '../../shared/wal/wal-health.js';
 import { assessHealth, overdueBy } from '../health-rules.js';
 import { cachedProbe, CachedProbe, PROBE_LIMITS } from '../probe-cache.js';
 
@@ -100,10 +101,12 @@ export function healthRouter(deps: ProducerDeps): Router {
       return;
     }
     const [{ facts, lastBackup, statistics }, storage] = await Promise.all([observe(deps), storageState(deps)]);
+    const wal = walStatus(deps.config, deps.catalog);
     const { status, problems } = assessHealth({
       ...facts,
       backupDirWritable: storage.primary.writable,
       mirrorOutage: storage.mirror.configured ? mirrorTrouble(storage.mirror) : null,
+      walProblem: wal.problem,
     });
     const late = overdueBy(facts);
     res.status(status === 'down' ? 503 : 200);
@@ -121,6 +124,7 @@ export function healthRouter(deps: ProducerDeps): Router {
           primary: { writable: storage.primary.writable },
           mirror: m.configured ? { configured: true, writable: m.writable, upToDate: m.missing === null ? null : m.missing === 0 } : m,
         },
+        wal: { enabled: wal.enabled, running: wal.running, ok: wal.problem === null },
       });
       return;
     }
@@ -145,6 +149,7 @@ export function healthRouter(deps: ProducerDeps): Router {
         statistics,
       },
       storage,
+      wal: { ...wal, problem: undefined },
     });
   });
   return router;

@@ -67,7 +67,7 @@ export async function enqueue<T>(queue: Queue<T>, data: T, dedupId?: string): Pr
  */
 export async function answerRestore(deps: ProducerDeps, req: Request, res: Response, job: Job): Promise<void> {
   if (wantsAsync(req)) return accepted(res, job, 'Restore');
-  let outcome: { skipped?: unknown } | typeof TIMED_OUT;
+  let outcome: { skipped?: unknown; wal?: { restoredTo?: unknown } } | typeof TIMED_OUT;
   try {
     outcome = await waitFor(job, deps.queues.events.restore, deps.config.requestTimeout);
   } catch (err) {
@@ -83,8 +83,11 @@ export async function answerRestore(deps: ProducerDeps, req: Request, res: Respo
   const row = deps.catalog.getRestoreByJob(String(job.id))!;
   res.json({
     success: true,
-    message: 'Backup restored successfully; no restart needed',
+    message: outcome?.wal
+      ? 'Database restored to the latest archived point; no restart needed'
+      : 'Backup restored successfully; no restart needed',
     restore: toRestoreBody(row),
     ...(outcome?.skipped !== undefined ? { skipped: outcome.skipped } : {}),
+    ...(outcome?.wal ? { wal: outcome.wal, restoredTo: outcome.wal.restoredTo ?? null } : {}),
   });
 }

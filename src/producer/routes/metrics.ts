@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { Gauge, Registry } from 'prom-client';
+import { walStatus } from '../../shared/wal/wal-health.js';
 import { BACKUP_TYPES } from '../../shared/domain/backup-types.js';
 import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../../shared/observability/metrics.js';
 import type { ProducerDeps } from '../deps.js';
@@ -49,6 +50,20 @@ function stateGauges(deps: ProducerDeps) {
     registers,
   });
   const overdue = new Gauge({ name: `${METRIC_PREFIX}backup_overdue`, help: '1 when automatic backups are on and overdue', registers });
+  const wal = {
+    enabled: new Gauge({ name: `${METRIC_PREFIX}wal_archive_enabled`, help: '1 when WAL archiving is on', registers }),
+    running: new Gauge({ name: `${METRIC_PREFIX}wal_archiver_running`, help: '1 when an archiver reported recently', registers }),
+    lag: new Gauge({
+      name: `${METRIC_PREFIX}wal_lag_seconds`,
+      help: 'Seconds since every commit was last stored in the archive',
+      registers,
+    }),
+    lagBytes: new Gauge({ name: `${METRIC_PREFIX}wal_lag_bytes`, help: 'Bytes of committed WAL frames not archived yet', registers }),
+    walBytes: new Gauge({ name: `${METRIC_PREFIX}wal_file_bytes`, help: "Size of the database's -wal file", registers }),
+    generation: new Gauge({ name: `${METRIC_PREFIX}wal_generation`, help: 'The WAL archive generation being written', registers }),
+    segments: new Gauge({ name: `${METRIC_PREFIX}wal_segments`, help: 'Segments the WAL archive holds', registers }),
+    bytes: new Gauge({ name: `${METRIC_PREFIX}wal_archive_bytes`, help: 'Bytes the WAL archive holds', registers }),
+  };
 
   return {
     registry,
@@ -64,6 +79,15 @@ function stateGauges(deps: ProducerDeps) {
       if (o.facts.freeBytes !== null) freeBytes.set(o.facts.freeBytes);
       if (o.facts.neededBytes !== null) neededBytes.set(o.facts.neededBytes);
       overdue.set(overdueBy(o.facts) !== null ? 1 : 0);
+      const w = walStatus(deps.config, catalog);
+      wal.enabled.set(w.enabled ? 1 : 0);
+      wal.running.set(w.running ? 1 : 0);
+      wal.lag.set(w.lagSeconds ?? 0);
+      wal.lagBytes.set(w.lagBytes ?? 0);
+      wal.walBytes.set(w.walBytes ?? 0);
+      wal.generation.set(w.generation ?? 0);
+      wal.segments.set(w.segments);
+      wal.bytes.set(w.bytes);
       queueJobs.reset();
       if (o.facts.redisUp) {
         await Promise.all(

@@ -1,14 +1,16 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { LATEST_VALID, restoreDedupId, restoreJobSchema } from '../../shared/jobs/queues.js';
+import { LATEST, LATEST_VALID, restoreDedupId, restoreJobSchema } from '../../shared/jobs/queues.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody } from '../validate.js';
 import { answerRestore, enqueue } from './job-answers.js';
 
-/** Where to restore to. Only the newest valid backup today; points in time come with WAL archiving. */
+/** Where to restore to: the newest valid backup, or the last commit the WAL archive holds. */
 const restoreBody = z
   .object({
-    to: z.literal(LATEST_VALID, { message: `expected "${LATEST_VALID}" (the newest backup that passes full verification)` }),
+    to: z.enum([LATEST_VALID, LATEST], {
+      message: `expected "${LATEST_VALID}" (the newest backup that passes full verification) or "${LATEST}" (the last archived commit)`,
+    }),
   })
   .strict();
 
@@ -21,8 +23,8 @@ export function restoresRouter(deps: ProducerDeps): Router {
   const router = Router();
 
   router.post('/', async (req, res) => {
-    parseBody(restoreBody, req.body);
-    const job = await enqueue(queues.restore, restoreJobSchema.parse({ to: LATEST_VALID }), restoreDedupId(LATEST_VALID));
+    const { to } = parseBody(restoreBody, req.body);
+    const job = await enqueue(queues.restore, restoreJobSchema.parse({ to }), restoreDedupId(to));
     await answerRestore(deps, req, res, job);
   });
 

@@ -19,7 +19,7 @@ export const DEFAULT_SAFETY_BACKUPS = 3;
  * - safety backups (`pre-migration`, taken before every restore): the `MAX_SAFETY_BACKUPS` newest.
  * Older ones are deleted (row, file, manifest, then the mirror's copy), except, in each group, the
  * newest backup whose last full verification is valid, the newest not known to be invalid, and
- * any backup a running job has leased. Returns the ids deleted. Without `config`, the mirror is
+ * any backup a running job has leased, and the snapshots of the WAL archive's generations. Returns the ids deleted. Without `config`, the mirror is
  * left alone.
  */
 export async function applyRetention(catalog: Catalog, maxBackups: number, log: Logger, config?: Config): Promise<number[]> {
@@ -27,7 +27,8 @@ export async function applyRetention(catalog: Catalog, maxBackups: number, log: 
   const regular = catalog.retentionView('regular', maxBackups);
   const safety = catalog.retentionView('safety', maxSafety);
   if (!regular.beyond.length && !safety.beyond.length) return [];
-  const kept = new Set([...catalog.leasedBackupIds(), ...regular.protectedIds, ...safety.protectedIds]);
+  // A WAL generation's snapshot stays while the generation is kept (WAL_RETENTION): its segments replay onto it.
+  const kept = new Set([...catalog.leasedBackupIds(), ...regular.protectedIds, ...safety.protectedIds, ...catalog.wal.snapshotIds()]);
   const candidates = [...regular.beyond, ...safety.beyond].filter((b) => !kept.has(b.id));
   const deleted: number[] = [];
   for (const backup of candidates) {

@@ -114,6 +114,9 @@ export class Catalog {
   completedBackups(): BackupRow[] {
     return this.#backups.completed();
   }
+  firstBackupStartedAfter(iso: string): BackupRow | undefined {
+    return this.#backups.firstStartedAfter(iso);
+  }
   retentionView(group: 'regular' | 'safety', keep: number): ReturnType<Backups['retentionView']> {
     return this.#backups.retentionView(group, keep);
   }

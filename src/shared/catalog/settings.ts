@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import type { Catalog } from './catalog.js';
-import { MAX_AUTO_BACKUP_INTERVAL, MIN_AUTO_BACKUP_INTERVAL, type Config } from '../runtime/config.js';
+import {
+  MAX_AUTO_BACKUP_INTERVAL,
+  MAX_WAL_ARCHIVE_INTERVAL,
+  MAX_WAL_RETENTION,
+  MIN_AUTO_BACKUP_INTERVAL,
+  MIN_WAL_ARCHIVE_INTERVAL,
+  MIN_WAL_RETENTION,
+  type Config,
+} from '../runtime/config.js';
 import { verifyScheduleSchema } from '../jobs/schedule-spec.js';
 
 /** What `PUT /api/backups/config` may change; every field optional, nothing else allowed. */
@@ -13,6 +21,10 @@ export const settingsPatchSchema = z
     verifyAfterBackup: z.boolean(),
     /** When to verify every kept backup (the runbook's weekly check). */
     verifySchedule: verifyScheduleSchema,
+    /** Continuous WAL archiving (the database must be in WAL mode). */
+    walArchiveEnabled: z.boolean(),
+    walArchiveInterval: z.number().int().min(MIN_WAL_ARCHIVE_INTERVAL).max(MAX_WAL_ARCHIVE_INTERVAL),
+    walRetention: z.number().int().min(MIN_WAL_RETENTION).max(MAX_WAL_RETENTION),
   })
   .partial()
   .strict();
@@ -37,6 +49,9 @@ function inForce(config: Config, stored: SettingsPatch): Settings {
     maxBackups: config.maxBackups,
     verifyAfterBackup: config.verifyAfterBackup,
     verifySchedule: config.verifySchedule,
+    walArchiveEnabled: config.walArchiveEnabled,
+    walArchiveInterval: config.walArchiveInterval,
+    walRetention: config.walRetention,
     ...stored,
   };
 }

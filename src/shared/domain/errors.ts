@@ -35,6 +35,8 @@ export const ERROR_CODES = [
   'backup_invalid',
   'no_valid_backup',
   'no_backups',
+  'no_wal_archive',
+  'not_wal_mode',
   'page_size_mismatch',
   'restore_damaged',
   'restore_failed',

@@ -21,13 +21,22 @@ export const verifyDedupId = (backupId: number, mode: VerifyJobData['mode']) => 
 
 /** A restore target that is not one backup: the newest backup that passes full verification. */
 export const LATEST_VALID = 'latest-valid';
+/** A restore target: the last commit the WAL archive holds. */
+export const LATEST = 'latest';
 
-/** One backup by id, or the newest valid one (chosen by the worker when the job runs). */
+/** One backup by id, the newest valid one (chosen by the worker when the job runs), or the WAL archive's latest point. */
 export const restoreJobSchema = z.union([
   z.object({ backupId: z.number().int().positive() }).strict(),
-  z.object({ to: z.literal(LATEST_VALID) }).strict(),
+  z.object({ to: z.enum([LATEST_VALID, LATEST]) }).strict(),
 ]);
 export type RestoreJobData = z.infer<typeof restoreJobSchema>;
 
 /** One pending restore per target; a second request for it joins the first. */
-export const restoreDedupId = (target: number | typeof LATEST_VALID) => `restore-${target}`;
+export const restoreDedupId = (target: number | typeof LATEST_VALID | typeof LATEST) => `restore-${target}`;
+
+/** The WAL archiver: one long-running job, no data. */
+export const walJobSchema = z.object({}).strict();
+export type WalJobData = z.infer<typeof walJobSchema>;
+
+/** The archiver's job id: one job, so one archiver across every worker process. */
+export const WAL_ARCHIVER_JOB_ID = 'wal-archiver';

@@ -6,6 +6,8 @@ import {
   restoreJobSchema,
   verifyDedupId,
   verifyJobSchema,
+  WAL_ARCHIVER_JOB_ID,
+  walJobSchema,
   type VerifyJobData,
 } from './job-data.js';
 
@@ -16,7 +18,7 @@ export interface QueueDefinition<S extends z.ZodType = z.ZodType, E extends stri
   /** While a job with this id is pending, adding another joins it instead. */
   dedupId(data: z.output<S>): string;
   /** The counter its jobs' outcomes go to: `workstation_backup_<metric>_total`. */
-  metric: 'backups' | 'verifications' | 'restores';
+  metric: 'backups' | 'verifications' | 'restores' | 'walArchiver';
   /**
    * The alert a job raises when it fails for good. Kept as its literal, so the worker's alert
    * sender (typed by `ALERT_EVENTS`) refuses an event that does not exist; not imported from
@@ -54,6 +56,13 @@ export const QUEUE_REGISTRY = {
     metric: 'restores',
     failedEvent: 'restore.failed',
     description: 'Restores of a backup into the live database',
+  }),
+  wal: define({
+    schema: walJobSchema,
+    dedupId: () => WAL_ARCHIVER_JOB_ID,
+    metric: 'walArchiver',
+    failedEvent: 'wal.failed',
+    description: 'Continuous WAL archiving: one long-running job (position and lag in its progress)',
   }),
 } as const;
 

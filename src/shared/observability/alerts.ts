@@ -12,6 +12,9 @@ export const ALERT_EVENTS = [
   'backup.overdue',
   'database.damaged',
   'mirror.failed',
+  'wal.gap',
+  'wal.lagging',
+  'wal.failed',
 ] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 

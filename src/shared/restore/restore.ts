@@ -7,7 +7,7 @@ import { LockLostError, type LockGuard } from '../locking/lock.js';
 import { BACKUP_LEASE_MS } from '../locking/lease.js';
 import { copyIntoLive, describeDatabase } from '../sqlite/sqlite-ops.js';
 import { cancelledError, isCancelled, throwIfCancelled } from '../jobs/cancel.js';
-import { readableCopy, verifyAndRecord } from '../verify/verify.js';
+import { readableCopy, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
 
 export interface RestoreRequest {
   backupId: number;
@@ -20,6 +20,11 @@ export interface RestoreRequest {
    * which leaves the live database as it was; a committed copy is checked and recorded as usual.
    */
   signal?: AbortSignal;
+  /**
+   * Builds the database to copy in instead of taking the backup as it is (a replay of the WAL
+   * archive onto it): it must hand back a copy it has fully checked.
+   */
+  prepare?: () => Promise<ReadableCopy>;
 }
 
 const now = () => new Date().toISOString();
@@ -60,11 +65,20 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
   catalog.lease(backup.id, holder, BACKUP_LEASE_MS);
   try {
     throwIfCancelled(req.signal);
-    const verification = await verifyAndRecord(config, catalog, backup, 'full', true);
-    if (!verification.valid || !verification.copy) {
-      throw fail(ctx, row.id, permanentFailure('backup_invalid', `backup ${backup.id} failed verification: ${verification.message}`));
+    let source: ReadableCopy;
+    if (req.prepare) {
+      try {
+        source = await req.prepare();
+      } catch (err) {
+        throw fail(ctx, row.id, err instanceof AppError ? err : permanentFailure('backup_invalid', messageOf(err)));
+      }
+    } else {
+      const verification = await verifyAndRecord(config, catalog, backup, 'full', true);
+      if (!verification.valid || !verification.copy) {
+        throw fail(ctx, row.id, permanentFailure('backup_invalid', `backup ${backup.id} failed verification: ${verification.message}`));
+      }
+      source = verification.copy;
     }
-    const source = verification.copy;
     try {
       throwIfCancelled(req.signal);
       await progress(25);

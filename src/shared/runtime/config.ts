@@ -25,6 +25,10 @@ const int = (min: number, max: number) =>
 
 export const MIN_AUTO_BACKUP_INTERVAL = 1_000;
 export const MAX_AUTO_BACKUP_INTERVAL = 30 * 24 * 3_600_000;
+export const MIN_WAL_ARCHIVE_INTERVAL = 100;
+export const MAX_WAL_ARCHIVE_INTERVAL = 3_600_000;
+export const MIN_WAL_RETENTION = 60_000;
+export const MAX_WAL_RETENTION = 3_650 * 86_400_000;
 
 // `true` means gzip: the runbook's switch, and a format every machine can read without this tool.
 const compression = z
@@ -121,6 +125,10 @@ const envSchema = z.object({
   STALLED_INTERVAL: int(500, 3_600_000).default(30_000),
   REAPER_INTERVAL: int(500, 86_400_000).default(60_000),
   CATALOG_BUSY_TIMEOUT: int(100, 3_600_000).default(10_000),
+  /** Continuous archiving of the database's WAL (RPO about one interval). */
+  WAL_ARCHIVE_ENABLED: bool.default(false),
+  WAL_ARCHIVE_INTERVAL: int(MIN_WAL_ARCHIVE_INTERVAL, MAX_WAL_ARCHIVE_INTERVAL).default(1_000),
+  WAL_RETENTION: int(MIN_WAL_RETENTION, MAX_WAL_RETENTION).default(7 * 86_400_000),
   /** Days of history (failed backup rows, verifications, restores) kept; see Catalog.pruneHistory. */
   HISTORY_RETENTION_DAYS: int(1, 36_500).default(90),
 });
@@ -198,6 +206,9 @@ function build(parsed: Parsed) {
     reaperInterval: parsed.REAPER_INTERVAL,
     catalogBusyTimeout: parsed.CATALOG_BUSY_TIMEOUT,
     historyRetentionDays: parsed.HISTORY_RETENTION_DAYS,
+    walArchiveEnabled: parsed.WAL_ARCHIVE_ENABLED,
+    walArchiveInterval: parsed.WAL_ARCHIVE_INTERVAL,
+    walRetention: parsed.WAL_RETENTION,
   };
 }
 

@@ -2,11 +2,11 @@ import fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Catalog } from '../catalog/catalog.js';
 import type { WalGenerationRow, WalSegmentRow } from '../catalog/catalog-schema.js';
-import { messageOf } from '../domain/errors.js';
+import { AppError, messageOf } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Config } from '../runtime/config.js';
 import { SqliteConnection } from '../sqlite/connection.js';
-import { catchUpSegments, mirrorSegment, storeSegment } from './segment-store.js';
+import { catchUpSegments, mirrorSegment, removeSegmentFiles, storeSegment } from './segment-store.js';
 import { frameSize, parseWalHeader, readAt, scanFrames, startOf, WAL_HEADER_SIZE, type WalHeader, type WalPosition } from './wal-format.js';
 
 /** PASSIVE checkpoint once this many frames were shipped since the last one… */
@@ -17,6 +17,9 @@ export const CHECKPOINT_MS = 60_000;
 export const TRUNCATE_BYTES = 256 * 1024 * 1024;
 /** At most this much of the WAL is read per sync; the rest follows in the next one. */
 const READ_LIMIT = 64 * 1024 * 1024;
+/** A generation runs at most this long (or half of WAL_RETENTION) before a fresh snapshot begins the next. */
+export const ROLLOVER_MAX_MS = 24 * 3_600_000;
+const PRUNE_EVERY_MS = 10 * 60_000;
 /** How long a sync waits to hold the application's writers off for a moment. */
 const WRITE_LOCK_WAIT_MS = 100;
 /** Syncs in a row that find the write lock taken before the read mark is let go anyway. */
@@ -29,7 +32,7 @@ export interface ArchiverProgress {
   position: number | null;
   /** How long ago the last sync point was, at which every commit before it was stored. */
   lagMs: number;
-  /** Bytes of the `-wal` file past what is stored (committed or not). */
+  /** Bytes of committed frames read at the last look and not stored yet. */
   lagBytes: number;
   walBytes: number;
   segments: number;
@@ -54,6 +57,13 @@ export interface ArchiverOptions {
   onProgress?: (progress: ArchiverProgress) => void | Promise<void>;
   /** Whether the service should stop archiving (turned off through the settings). */
   shouldStop?: () => boolean;
+  /** How long the archive's history is kept (WAL_RETENTION): generations that ended longer ago go. */
+  retentionMs?: () => number;
+  /**
+   * Takes or renews the right to archive (a lease); false while another archiver holds it. Checked
+   * before every sync: an archiver that lost it lets go of the database and waits.
+   */
+  lease?: () => boolean;
 }
 
 /** The database is not in WAL mode: nothing is done to it. */
@@ -66,6 +76,11 @@ export class NotWalMode extends Error {
     super(
       `WAL archiving needs the database in WAL mode; ${databasePath} is in ${journalMode} mode (run PRAGMA journal_mode=WAL in the application); nothing was done to it`,
     );
+  }
+
+  /** The same sentence as the API's 422. */
+  asAppError(): AppError {
+    return new AppError('not_wal_mode', this.message, true);
   }
 }
 
@@ -110,6 +125,7 @@ export class WalArchiver {
   #afterRestore = false;
   /** A checkpoint copied the stored frames: the next sync point finishes it so that the WAL can start afresh. */
   #resetDue = false;
+  #lastPrune = 0;
   #progress: ArchiverProgress = {
     generation: null,
     position: null,
@@ -142,6 +158,12 @@ export class WalArchiver {
       while (!signal.aborted && !this.opts.shouldStop?.()) {
         if (this.deps.catalog.inProgressRestores().length) {
           await this.pauseForRestore();
+          continue;
+        }
+        if (this.opts.lease && !this.opts.lease()) {
+          if (this.#reader) this.deps.log.warn('WAL archiving: another archiver holds the lease; waiting');
+          await this.close();
+          await sleep(this.opts.intervalMs(), undefined, { signal }).catch(() => undefined);
           continue;
         }
         try {
@@ -312,6 +334,12 @@ export class WalArchiver {
   private async sync(): Promise<void> {
     const generation = this.#generation;
     if (!generation) throw new Gap('archiving started');
+    if (this.rolloverDue(generation)) {
+      // Not a gap: a fresh snapshot now and then keeps a restore's replay short and lets old history go.
+      await this.newGeneration(`rollover: generation ${generation.id} began ${generation.started_at}`, false);
+      return;
+    }
+    if (Date.now() - this.#lastPrune > PRUNE_EVERY_MS) await this.prune();
     if (generation.snapshot_backup_id === null) {
       const fresh = this.deps.catalog.wal.generation(generation.id);
       if (fresh) this.#generation = fresh;
@@ -433,7 +461,7 @@ export class WalArchiver {
     }
     const from = this.#pos;
     const read = await this.committedEnd(from);
-    this.#progress.lagBytes = Math.max(0, read.fileSize - from.offset);
+    this.#progress.lagBytes = read.end.offset - from.offset;
     if (read.end.offset === from.offset) return undefined;
     return { from, read, readAt: new Date() };
   }
@@ -457,7 +485,7 @@ export class WalArchiver {
     this.#pos = read.end;
     this.#framesSinceCheckpoint += segment.frames;
     this.#progress.segments++;
-    this.#progress.lagBytes = Math.max(0, read.fileSize - read.end.offset);
+    this.#progress.lagBytes = 0;
     await this.mirror(segment);
   }
 
@@ -469,6 +497,22 @@ export class WalArchiver {
         'WAL archive: copying a segment to the mirror failed; will retry',
       ),
     );
+  }
+
+  private rolloverDue(generation: WalGenerationRow): boolean {
+    const retention = this.opts.retentionMs?.() ?? ROLLOVER_MAX_MS * 2;
+    return Date.now() - Date.parse(generation.started_at) > Math.min(retention / 2, ROLLOVER_MAX_MS);
+  }
+
+  /** Deletes the generations (rows, then segment files) that ended more than WAL_RETENTION ago. */
+  private async prune(): Promise<void> {
+    this.#lastPrune = Date.now();
+    const retention = this.opts.retentionMs?.();
+    if (!retention) return;
+    const files = this.deps.catalog.wal.pruneGenerations(new Date(Date.now() - retention).toISOString());
+    if (!files.length) return;
+    await removeSegmentFiles(this.deps.config, files);
+    this.deps.log.info({ segments: files.length }, 'WAL archive: removed generations older than WAL_RETENTION');
   }
 
   private checkpointDue(): boolean {

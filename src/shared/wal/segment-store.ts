@@ -112,7 +112,14 @@ export async function storeSegment(config: Config, catalog: Catalog, frames: Seg
       compression: 'zstd',
       encryption: key?.id ?? null,
     };
-    const seq = catalog.wal.addSegment(row);
+    let seq: number;
+    try {
+      seq = catalog.wal.addSegment(row);
+    } catch (err) {
+      // Not recorded, so not kept: a segment file is in the archive only with its row.
+      await primary.remove(name).catch(() => undefined);
+      throw err;
+    }
     return { ...row, seq, mirrored: null };
   } finally {
     await removeQuietly(temp);

@@ -204,6 +204,13 @@ export class Backups {
     return (this.db.prepare('SELECT count(*) AS n FROM backup_log').get() as { n: number }).n;
   }
 
+  /** The first completed backup that began after `iso` (a WAL generation's snapshot). */
+  firstStartedAfter(iso: string): BackupRow | undefined {
+    return this.db
+      .prepare(`SELECT ${BACKUP_COLUMNS} FROM ${BACKUP_FROM} WHERE l.status = 'completed' AND l.started_at > ? ORDER BY l.id LIMIT 1`)
+      .get(iso) as BackupRow | undefined;
+  }
+
   /** Newest first. */
   completed(): BackupRow[] {
     return this.db

@@ -2,6 +2,9 @@ import type Database from 'better-sqlite3';
 import type { WalGenerationRow, WalSegmentRow } from '../catalog-schema.js';
 import { now } from './now.js';
 
+/** A WAL started afresh has its first frame here. */
+const WAL_HEADER_BYTES = 32;
+
 export type NewSegment = Omit<WalSegmentRow, 'seq' | 'mirrored'>;
 
 /** Where the WAL stood when a generation began. */
@@ -64,9 +67,40 @@ export class WalArchive {
     return this.db.prepare('SELECT * FROM wal_generation ORDER BY id').all() as WalGenerationRow[];
   }
 
-  /** Records a stored segment as the next of its generation; returns its sequence number. */
+  /**
+   * Records a stored segment as the next of its generation; returns its sequence number. Refuses
+   * one that does not continue the chain (the end of the one before, or the top of a WAL started
+   * afresh): two archivers at once, or one that lost track, can never record a broken chain.
+   */
   addSegment(segment: NewSegment): number {
     return this.db.transaction(() => {
+      const last = this.lastSegment(segment.generation_id);
+      const generation = this.generation(segment.generation_id);
+      const after = last
+        ? { salt1: last.salt1, salt2: last.salt2, offset: last.last_offset, c0: last.end_checksum0, c1: last.end_checksum1 }
+        : generation?.start_offset != null
+          ? {
+              salt1: generation.start_salt1,
+              salt2: generation.start_salt2,
+              offset: generation.start_offset,
+              c0: generation.start_checksum0,
+              c1: generation.start_checksum1,
+            }
+          : undefined;
+      const continues =
+        !after ||
+        (segment.salt1 === after.salt1 &&
+          segment.salt2 === after.salt2 &&
+          segment.first_offset === after.offset &&
+          segment.start_checksum0 === after.c0 &&
+          segment.start_checksum1 === after.c1) ||
+        (segment.first_offset === WAL_HEADER_BYTES && (segment.salt1 !== after.salt1 || segment.salt2 !== after.salt2));
+      if (!generation || generation.ended_at !== null || !continues) {
+        throw new Error(
+          `WAL segment ${segment.file_name} does not continue generation ${segment.generation_id}` +
+            (generation?.ended_at ? ' (it has ended)' : ''),
+        );
+      }
       const { next } = this.db
         .prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM wal_segment WHERE generation_id = ?')
         .get(segment.generation_id) as { next: number };

@@ -1,0 +1,90 @@
+import { Queue, WaitingError, type Job } from 'bullmq';
+import { currentSettings } from '../shared/catalog/settings.js';
+import { messageOf } from '../shared/domain/errors.js';
+import { QUEUE, defaultJobOptions, type BackupJobData, type WalJobData } from '../shared/jobs/queues.js';
+import { NotWalMode, WalArchiver, type ArchiverProgress } from '../shared/wal/archiver.js';
+import { holdArchiverLease, releaseArchiverLease } from '../shared/wal/archiver-job.js';
+import { recordArchiverState } from '../shared/wal/archiver-state.js';
+import { waitForSnapshot } from '../shared/wal/snapshot.js';
+import { jobLogger, type WorkerContext } from './context.js';
+
+/**
+ * The WAL archiver as a job: it runs until archiving is turned off or the process stops. One job
+ * id, so one archiver across every worker; a worker that dies leaves the job stalled, and another
+ * takes it over once its lock expires. On shutdown it goes back to the queue at once for another
+ * worker to pick up.
+ */
+export function walProcessor(ctx: WorkerContext) {
+  const backupQueue = new Queue<BackupJobData>(QUEUE.backup, {
+    connection: ctx.redis,
+    prefix: ctx.config.queuePrefix,
+    defaultJobOptions: defaultJobOptions(ctx.config),
+  });
+  return async (job: Job<WalJobData>, token: string | undefined, signal: AbortSignal | undefined) => {
+    const { config, catalog } = ctx;
+    const log = jobLogger(ctx, job).child({ component: 'wal' });
+    const settings = () => currentSettings(config, catalog);
+    if (!settings().walArchiveEnabled) return { stopped: 'archiving is off' };
+    const owner = `${ctx.workerId}:${job.id}:${token ?? ''}`;
+    const stop = new AbortController();
+    let lastReport = 0;
+    const watch = setInterval(() => {
+      if (ctx.stopping) stop.abort();
+    }, 100);
+    const archiver = new WalArchiver(
+      { config, catalog, log },
+      {
+        intervalMs: () => settings().walArchiveInterval,
+        signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+        shouldStop: () => !settings().walArchiveEnabled,
+        retentionMs: () => settings().walRetention,
+        lease: () => holdArchiverLease(catalog, owner, config.jobLockDuration),
+        takeSnapshot: (generation) =>
+          waitForSnapshot(catalog, generation, async (jobId) => {
+            await backupQueue.add('backup', { type: 'scheduled' }, { jobId });
+          }),
+        onGap: (reason, generation) =>
+          ctx.alerts?.send({
+            event: 'wal.gap',
+            summary: `the WAL archive has a gap: generation ${generation.id} begins with a fresh snapshot`,
+            reason,
+            queue: QUEUE.wal,
+            jobId: String(job.id),
+            data: { generation: generation.id },
+          }),
+        onProgress: async (progress: ArchiverProgress) => {
+          // At most once a second: the catalog and Redis are written for people, not per sync.
+          if (Date.now() - lastReport < 1_000) return;
+          lastReport = Date.now();
+          recordArchiverState(catalog, { ...progress, workerId: ctx.workerId, at: new Date().toISOString(), notWalMode: null });
+          await job.updateProgress(progress as unknown as object).catch(() => undefined);
+        },
+      },
+    );
+    try {
+      await archiver.run();
+    } catch (err) {
+      if (err instanceof NotWalMode) {
+        log.error(err.message);
+        recordArchiverState(catalog, {
+          ...archiver.progress,
+          workerId: ctx.workerId,
+          at: new Date().toISOString(),
+          notWalMode: err.message,
+        });
+        return { stopped: err.message };
+      }
+      throw err;
+    } finally {
+      clearInterval(watch);
+      releaseArchiverLease(catalog, owner);
+    }
+    if (ctx.stopping && token) {
+      // Back to the queue at once, for another worker to carry on from the same generation.
+      log.info('WAL archiver handed over on shutdown');
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+    return { stopped: signal?.aborted ? `cancelled: ${messageOf(signal.reason)}` : 'archiving turned off' };
+  };
+}
