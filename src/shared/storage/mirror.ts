@@ -71,8 +71,7 @@ export async function copyToMirror(ctx: MirrorContext, backup: BackupRow): Promi
   } catch (err) {
     const reason = messageOf(err);
     recordOutcome(ctx.catalog, backup.id, reason);
-    // The reason is the sentence; the SDK's error object can be long and is not needed.
-    log.error({ backupId: backup.id, mirror: mirror.location, reason }, 'copying the backup to the mirror failed');
+    log.error({ backupId: backup.id, mirror: mirror.location, reason, err }, 'copying the backup to the mirror failed');
     return false;
   }
 }
