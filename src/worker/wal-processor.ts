@@ -39,10 +39,15 @@ export function walProcessor(ctx: WorkerContext) {
         shouldStop: () => !settings().walArchiveEnabled,
         retentionMs: () => settings().walRetention,
         lease: () => holdArchiverLease(catalog, owner, config.jobLockDuration),
-        takeSnapshot: (generation) =>
-          waitForSnapshot(catalog, generation, async (jobId) => {
-            await backupQueue.add('backup', { type: 'scheduled' }, { jobId });
-          }),
+        takeSnapshot: (generation, snapshotSignal) =>
+          waitForSnapshot(
+            catalog,
+            generation,
+            async (jobId) => {
+              await backupQueue.add('backup', { type: 'scheduled' }, { jobId });
+            },
+            snapshotSignal,
+          ),
         onGap: (reason, generation) =>
           ctx.alerts?.send({
             event: 'wal.gap',

@@ -51,7 +51,7 @@ export interface ArchiverOptions {
   /** Aborted to stop (shutdown, handover, archiving turned off): the read mark goes at once. */
   signal: AbortSignal;
   /** Takes the snapshot a new generation replays onto (a backup through the usual pipeline, under the database lock). */
-  takeSnapshot: (generation: WalGenerationRow) => Promise<{ backupId: number; completedAt: string }>;
+  takeSnapshot: (generation: WalGenerationRow, signal: AbortSignal) => Promise<{ backupId: number; completedAt: string }>;
   /** Called once per new generation that follows a gap: the `wal.gap` alert. */
   onGap?: (reason: string, generation: WalGenerationRow) => void;
   onProgress?: (progress: ArchiverProgress) => void | Promise<void>;
@@ -126,6 +126,9 @@ export class WalArchiver {
   /** A checkpoint copied the stored frames: the next sync point finishes it so that the WAL can start afresh. */
   #resetDue = false;
   #lastPrune = 0;
+  #syncWaiters: ((at: string) => void)[] = [];
+  /** Aborted when `run` ends: a snapshot still being waited for is given up. */
+  #stopping = new AbortController();
   #progress: ArchiverProgress = {
     generation: null,
     position: null,
@@ -184,6 +187,10 @@ export class WalArchiver {
       }
     } finally {
       await this.close();
+      // A snapshot still waiting for a sync point is not recorded: the next archiver asks again.
+      this.#generation = undefined;
+      this.#stopping.abort();
+      for (const resolve of this.#syncWaiters.splice(0)) resolve('');
       await this.#snapshot?.catch(() => undefined);
     }
   }
@@ -319,15 +326,26 @@ export class WalArchiver {
     if (this.#snapshot) return;
     this.#snapshot = (async () => {
       try {
-        const { backupId, completedAt } = await this.opts.takeSnapshot(generation);
-        this.deps.catalog.wal.setSnapshot(generation.id, backupId, completedAt);
+        const { backupId } = await this.opts.takeSnapshot(generation, this.#stopping.signal);
+        // The snapshot counts once the archive reaches past it: replaying stored frames onto a copy
+        // newer than the last of them would put older versions of some pages back. Every commit
+        // before the next sync point (which begins after the backup completed) is then stored.
+        const coveredAt = await this.nextStoredSyncPoint();
+        if (this.#generation?.id !== generation.id) return; // it ended meanwhile: another snapshot for the next
+        this.deps.catalog.wal.setSnapshot(generation.id, backupId, coveredAt);
         this.deps.log.info({ generation: generation.id, backupId }, 'WAL archive: snapshot of the generation taken');
       } catch (err) {
+        if (this.#stopping.signal.aborted) return;
         this.deps.log.warn({ generation: generation.id, reason: messageOf(err) }, 'WAL archive: the snapshot failed; trying again');
       } finally {
         this.#snapshot = undefined;
       }
     })();
+  }
+
+  /** Resolves with the time of the next sync point once what it read is stored. */
+  private nextStoredSyncPoint(): Promise<string> {
+    return new Promise((resolve) => this.#syncWaiters.push(resolve));
   }
 
   /** One interval's work: ship new commits, then a sync point (and a checkpoint when due). */
@@ -353,6 +371,9 @@ export class WalArchiver {
     if (point.held) {
       if (finishCheckpoint) this.#resetDue = false;
       if (point.value) await this.store(point.value);
+      const waiters = this.#syncWaiters.splice(0);
+      const at = new Date(this.#storedThrough).toISOString();
+      for (const resolve of waiters) resolve(at);
       this.#busySyncs = 0;
       if (this.checkpointDue()) await this.checkpoint();
     } else if (++this.#busySyncs >= BUSY_SYNCS_BEFORE_RELEASE) {
