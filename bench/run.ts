@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick] [-- --size 1024] [-- --runs 3]`: generates its own databases, measures
- * backup, disturbance, compression, verify, restore and the queue/API side by side with the tools
- * people use instead, and prints one markdown table. Never part of `npm test`.
+ * backup, disturbance, compression, verify, restore, the queue/API and the S3 mirror side by side
+ * with the tools people use instead, and prints one markdown table. Never part of `npm test`.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -19,11 +19,12 @@ import { deletePrefix, WorkerProcess } from './lib/procs.js';
 import { median } from './lib/stats.js';
 import { renderTable } from './lib/table.js';
 import { benchBackup } from './sections/backup.js';
+import { benchMirror } from './sections/mirror.js';
 import { benchQueue } from './sections/queue.js';
 import { benchRestore } from './sections/restore.js';
 import { benchVerify } from './sections/verify.js';
 
-const SECTIONS = ['backup', 'verify', 'restore', 'queue'] as const;
+const SECTIONS = ['backup', 'verify', 'restore', 'queue', 'mirror'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function options(argv: string[]): BenchOptions & { out?: string; only: Set<Section> } {
@@ -43,7 +44,7 @@ function options(argv: string[]): BenchOptions & { out?: string; only: Set<Secti
   if (values.help) {
     process.stdout.write(
       [
-        'npm run bench -- [--quick] [--size MiB] [--runs N] [--dir DIR] [--out FILE] [--only backup,verify,restore,queue] [--keep]',
+        'npm run bench -- [--quick] [--size MiB] [--runs N] [--dir DIR] [--out FILE] [--only backup,verify,restore,queue,mirror] [--keep]',
         '  --quick   32 MiB database and fewer requests: a smoke run of about a minute',
         '  --size    size of the generated database in MiB (default 1024, 32 with --quick)',
         '  --runs    runs per measurement (default 3, at least 3)',
@@ -116,11 +117,13 @@ async function main(): Promise<void> {
   let dbInfo = '';
   try {
     const needMain = opts.only.has('backup') || opts.only.has('verify') || opts.only.has('restore');
-    if (needMain) {
+    if (needMain || opts.only.has('mirror')) {
       progress(`generating a ${(opts.sizeBytes / 2 ** 20).toFixed(0)} MiB database in ${work}`);
       const gen = generateDatabase(main.config.databasePath, opts.sizeBytes);
       dbInfo = `${(gen.bytes / 2 ** 20).toFixed(0)} MiB, ${gen.rows.toLocaleString('en')} executions plus users, workflows, audit log, 7 indexes, WAL`;
       progress(`database ready: ${dbInfo}`);
+    }
+    if (needMain) {
       const scratch = path.join(work, 'scratch');
       fs.mkdirSync(scratch);
       const catalog = new Catalog(main.config.catalogPath);
@@ -150,6 +153,14 @@ async function main(): Promise<void> {
       }
     }
     if (opts.only.has('queue') && !interrupted) await benchQueue(bench, small);
+    if (opts.only.has('mirror') && !interrupted) {
+      await benchMirror(bench, {
+        database: main.config.databasePath,
+        dir: path.join(work, 'mirror'),
+        prefix: `wbbench-${tag}-mirror`,
+        atExit: (fn) => cleanups.push(fn),
+      });
+    }
   } finally {
     await cleanup();
   }
