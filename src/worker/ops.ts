@@ -22,7 +22,8 @@ const derivedId = (...parts: (string | number | undefined)[]) => parts.map((p) =
 /** Failures of a backup that mean the live database itself is damaged. */
 const DAMAGE_CODES = new Set(['database_damaged', 'database_unreadable']);
 
-const isDelayed = (err: unknown) => (err as Error | null)?.name === 'DelayedError';
+/** A job handed back to wait (the database lock was taken, or the archiver hands over on shutdown): not a failure. */
+const isDelayed = (err: unknown) => ['DelayedError', 'WaitingError'].includes((err as Error | null)?.name ?? '');
 
 /**
  * What the operator sees of a worker process, kept apart from the job logic: metrics around
@@ -164,8 +165,9 @@ export function createWorkerOps(ctx: WorkerContext) {
         try {
           result = await processor(job, token, signal);
         } catch (err) {
-          if (isDelayed(err)) metrics.lockWaits.inc({ queue });
-          else record(queue, job, 'failed', undefined, seconds());
+          // Handed back to wait is no failure; only the database lock's wait is counted.
+          if (!isDelayed(err)) record(queue, job, 'failed', undefined, seconds());
+          else if ((err as Error).name === 'DelayedError') metrics.lockWaits.inc({ queue });
           if (queue === QUEUE.backup && DAMAGE_CODES.has(String((err as { code?: unknown }).code))) {
             alerts.send({
               event: 'database.damaged',
