@@ -1,0 +1,165 @@
+import fs from 'node:fs';
+import Database from 'better-sqlite3';
+import type { Catalog } from '../../src/shared/catalog/catalog.js';
+import type { WalGenerationRow, WalSegmentRow } from '../../src/shared/catalog/catalog-schema.js';
+import { waitUntil } from './env.js';
+import { spawnTs, type Proc } from './processes.js';
+import { ACCOUNTS, INITIAL_BALANCE } from './workstation-db.js';
+
+export interface WalWriterOptions {
+  /** Milliseconds between commits (5 by default). */
+  everyMs?: number;
+  busyTimeoutMs?: number;
+  /** The application's `wal_autocheckpoint` in pages; 0 turns it off; absent leaves SQLite's default (1,000). */
+  autocheckpoint?: number;
+  /** Runs `PRAGMA wal_checkpoint(TRUNCATE)` after every that many commits. */
+  truncateEvery?: number;
+}
+
+/** What the writer printed when stopped with SIGTERM. */
+export interface WalWriterSummary {
+  lastN: number;
+  commits: number;
+  errors: number;
+  lastError: string;
+  maxStallMs: number;
+  checkpoints: { truncated: number; busy: number; failed: number };
+}
+
+export interface WalWriter {
+  proc: Proc;
+  /** The last n the writer reported committed (read from its file: true after a SIGKILL too). */
+  lastN(): number;
+  /** SIGKILL: the application crashes mid-write. */
+  kill(): Promise<void>;
+  /** SIGTERM, and its counts. */
+  stop(): Promise<WalWriterSummary>;
+}
+
+/** Adds the `events` table the writer fills (before archiving starts, so the snapshot has it). */
+export function addEventsTable(file: string): void {
+  const db = new Database(file);
+  try {
+    db.exec('CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY, at TEXT NOT NULL)');
+  } finally {
+    db.close();
+  }
+}
+
+/** Starts the application's writer (test/helpers/wal-writer.mjs) as a separate process; resolves once it writes. */
+export async function startWalWriter(file: string, options: WalWriterOptions = {}): Promise<WalWriter> {
+  const lastFile = `${file}.writer-${Date.now()}-${Math.random().toString(16).slice(2)}.last`;
+  const proc = spawnTs('test/helpers/wal-writer.mjs', {}, [file, JSON.stringify({ ...options, lastFile })]);
+  await proc.waitFor(/"ready":true/);
+  const lastN = () => Number(fs.readFileSync(lastFile, 'utf8').trim());
+  return {
+    proc,
+    lastN,
+    kill: () => proc.kill(),
+    async stop() {
+      await proc.stop();
+      const line = proc
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"done":true'));
+      if (!line) throw new Error(`the writer did not report its counts:\n${proc.output().slice(-2000)}`);
+      return JSON.parse(line) as WalWriterSummary;
+    },
+  };
+}
+
+/** The events in a database file: how many, the largest n, and whether they are exactly 1..max. */
+export function eventsOf(file: string): { count: number; max: number; contiguous: boolean } {
+  const db = new Database(file, { readonly: true });
+  try {
+    const { count, max } = db.prepare('SELECT count(*) AS count, coalesce(max(n), 0) AS max FROM events').get() as {
+      count: number;
+      max: number;
+    };
+    const min = (db.prepare('SELECT coalesce(min(n), 1) AS min FROM events').get() as { min: number }).min;
+    return { count, max, contiguous: count === max && min === 1 };
+  } finally {
+    db.close();
+  }
+}
+
+/** Everything a restored database must show: its events, the balance sum, integrity_check. */
+export function stateOf(file: string): { events: ReturnType<typeof eventsOf>; balanceSum: number; integrity: string } {
+  const db = new Database(file, { readonly: true });
+  try {
+    const balanceSum = (db.prepare('SELECT sum(balance) AS s FROM accounts').get() as { s: number }).s;
+    const integrity = String(db.pragma('integrity_check', { simple: true }));
+    return { events: eventsOf(file), balanceSum, integrity };
+  } finally {
+    db.close();
+  }
+}
+
+export const BALANCE_TOTAL = ACCOUNTS * INITIAL_BALANCE;
+
+/** Deletes the database and its `-wal` and `-shm` files: the disaster. */
+export function deleteDatabase(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+}
+
+/**
+ * Waits until the archive's open generation (newer than `after`, when given) has its snapshot and
+ * at least `segments` segments: archiving is under way and a restore to latest has something to
+ * replay. Returns that generation.
+ */
+export function archivingUnderWay(catalog: Catalog, { after = 0, segments = 3, timeoutMs = 45_000 } = {}): Promise<WalGenerationRow> {
+  return waitUntil(
+    `an open WAL generation after ${after} with its snapshot and ${segments} segments`,
+    () => {
+      const g = catalog.wal.openGeneration();
+      return g && g.id > after && g.snapshot_backup_id !== null && catalog.wal.segments(g.id).length >= segments ? g : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/**
+ * The chain has no silent gap: in each generation the segments' sequences run 1, 2, 3… and each
+ * segment begins where the one before it ended (same salts, offset and checksum), or at the top
+ * of a WAL started afresh (new salts, offset 32); no segment file name is recorded twice. Returns
+ * the problems found (empty when none).
+ */
+export function chainProblems(catalog: Catalog): string[] {
+  const problems: string[] = [];
+  const names = new Set<string>();
+  for (const g of catalog.wal.generations()) {
+    let previous: WalSegmentRow | undefined;
+    for (const [i, s] of catalog.wal.segments(g.id).entries()) {
+      if (names.has(s.file_name)) problems.push(`${s.file_name} is recorded twice`);
+      names.add(s.file_name);
+      if (s.seq !== i + 1) problems.push(`generation ${g.id}: segment ${i + 1} has sequence ${s.seq}`);
+      if (s.commits < 1) problems.push(`${s.file_name} holds no commit`);
+      if (!previous) {
+        const atStart =
+          g.start_offset === null
+            ? s.first_offset === 32
+            : s.first_offset === g.start_offset && s.salt1 === g.start_salt1 && s.start_checksum0 === g.start_checksum0;
+        const afresh = s.first_offset === 32 && s.salt1 !== g.start_salt1;
+        if (!atStart && !afresh)
+          problems.push(`generation ${g.id}: its first segment ${s.file_name} begins at ${s.first_offset}, not where it began`);
+      } else {
+        const continues =
+          s.salt1 === previous.salt1 &&
+          s.salt2 === previous.salt2 &&
+          s.first_offset === previous.last_offset &&
+          s.start_checksum0 === previous.end_checksum0 &&
+          s.start_checksum1 === previous.end_checksum1;
+        const afresh = s.first_offset === 32 && (s.salt1 !== previous.salt1 || s.salt2 !== previous.salt2);
+        if (!continues && !afresh) {
+          problems.push(
+            `generation ${g.id}: ${s.file_name} (salts ${s.salt1}/${s.salt2} from ${s.first_offset}) does not follow ${previous.file_name} (salts ${previous.salt1}/${previous.salt2} to ${previous.last_offset})`,
+          );
+        }
+      }
+      previous = s;
+    }
+  }
+  return problems;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,211 @@
+/**
+ * The WAL archive under what the application does to its own WAL (a TRUNCATE checkpoint, its
+ * autocheckpoint) and under a restore: never a silent gap, every new generation announced by a
+ * `wal.gap` alert that says why, and a restore to latest that is complete afterwards. Real worker
+ * process, real Redis, a writer in a process of its own.
+ */
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningProducer } from '../src/producer/server.js';
+import type { Catalog } from '../src/shared/catalog/catalog.js';
+import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
+import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
+import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
+import { WebhookReceiver } from './helpers/webhook.js';
+import {
+  addEventsTable,
+  archivingUnderWay,
+  BALANCE_TOTAL,
+  chainProblems,
+  deleteDatabase,
+  eventsOf,
+  sleep,
+  startWalWriter,
+  stateOf,
+  type WalWriter,
+} from './helpers/wal-writer.js';
+import { createWorkstationDb, query } from './helpers/workstation-db.js';
+
+const INTERVAL = 200;
+
+let box: Sandbox;
+let hooks: WebhookReceiver;
+let worker: Proc;
+let producer: RunningProducer;
+let catalog: Catalog;
+
+beforeAll(async () => {
+  hooks = await WebhookReceiver.start();
+  box = sandbox('wal-archive', {
+    WAL_ARCHIVE_ENABLED: 'true',
+    WAL_ARCHIVE_INTERVAL: String(INTERVAL),
+    ALERT_WEBHOOK_URL: hooks.url,
+    REQUEST_TIMEOUT: '60000',
+    MAX_BACKUPS: '100',
+  });
+  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
+  addEventsTable(box.config.databasePath);
+  worker = await startWorkerProcess(box.env);
+  producer = await startTestProducer(box.config);
+  catalog = openCatalog(box.config);
+});
+
+afterAll(async () => {
+  catalog?.close();
+  await producer?.close();
+  await worker?.stop();
+  await killAll();
+  await hooks?.close();
+  await box?.cleanup();
+});
+
+const db = () => box.config.databasePath;
+const newestGeneration = () => catalog.wal.generations().at(-1)!;
+const gapAlerts = () => hooks.of('wal.gap');
+
+/** Generations begun after `after` that no `wal.gap` alert announced (with their reason). */
+function unannounced(after: number): string[] {
+  const reasons = gapAlerts().map((d) => d.body.reason);
+  return catalog.wal
+    .generations()
+    .filter((g) => g.id > after && !reasons.includes(g.reason))
+    .map((g) => `generation ${g.id}: ${g.reason}`);
+}
+
+/**
+ * Crashes the writer, waits for the open generation to have its snapshot and two intervals more,
+ * deletes the database files and restores to latest through the API: every event the writer
+ * reported is back, none that was not committed, and the database adds up.
+ */
+async function crashDeleteAndRestore(writer: WalWriter): Promise<number> {
+  await writer.kill();
+  const reported = writer.lastN();
+  const committed = eventsOf(db()).max;
+  expect(committed).toBeGreaterThanOrEqual(reported);
+  await sleep(2 * INTERVAL);
+  const live = await archivingUnderWay(catalog, { segments: 0 });
+  await sleep(2 * INTERVAL);
+  expect(catalog.wal.openGeneration()?.id).toBe(live.id);
+  deleteDatabase(db());
+
+  const res = await request(producer.server).post('/api/restores').set(auth).send({ to: 'latest' });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  expect(res.body).toMatchObject({
+    success: true,
+    restore: { status: 'completed' },
+    wal: { generation: live.id, snapshotBackupId: live.snapshot_backup_id, segmentsApplied: catalog.wal.segments(live.id).length },
+  });
+  const state = stateOf(db());
+  expect(state.integrity).toBe('ok');
+  expect(state.balanceSum).toBe(BALANCE_TOTAL);
+  expect(state.events.contiguous, JSON.stringify(state.events)).toBe(true);
+  expect(state.events.max).toBeGreaterThanOrEqual(reported);
+  expect(state.events.max).toBeLessThanOrEqual(committed);
+  // The archive goes on from the restored database, and says so.
+  const next = await waitUntil(
+    'a new generation on the restored database',
+    () => catalog.wal.generations().find((g) => g.id > live.id),
+    30_000,
+  );
+  expect(next.reason).toMatch(/restore/i);
+  await waitUntil('its wal.gap alert', () =>
+    gapAlerts().find((d) => d.body.reason === next.reason && String(d.body.at) >= next.started_at),
+  );
+  return live.id;
+}
+
+describe('the application checkpoints its own WAL while it is archived', () => {
+  it('wal_checkpoint(TRUNCATE) run by the application: a new generation announced by a wal.gap alert, and the restore to latest is complete', async () => {
+    const first = await archivingUnderWay(catalog, { segments: 0 });
+    const writer = await startWalWriter(db(), { truncateEvery: 100 });
+    const gapped = await waitUntil(
+      'a new generation after the application truncated the WAL',
+      () => catalog.wal.generations().find((g) => g.id > first.id),
+      30_000,
+    );
+    expect(gapped.reason).toMatch(/reset|truncat/i);
+    expect(catalog.wal.generation(first.id)!.ended_at).not.toBeNull();
+    await waitUntil('the wal.gap alert saying why', () => gapAlerts().find((d) => d.body.reason === gapped.reason));
+    await sleep(1_000);
+    // Stopped rather than killed here, to read how many of its TRUNCATE checkpoints went through.
+    const summary = await writer.stop();
+    expect(summary.checkpoints.truncated, JSON.stringify(summary)).toBeGreaterThan(0);
+    // The last stretch of writing comes after a crash.
+    const crashing = await startWalWriter(db(), { truncateEvery: 100 });
+    await sleep(1_500);
+    await crashDeleteAndRestore(crashing);
+    expect(unannounced(first.id)).toEqual([]);
+    expect(chainProblems(catalog)).toEqual([]);
+  });
+
+  it('its own wal_autocheckpoint: no silent gap (any new generation is announced), and the restore to latest is complete', async () => {
+    const start = await archivingUnderWay(catalog, { after: newestGeneration().id - 1, segments: 0 });
+    const writer = await startWalWriter(db(), { autocheckpoint: 50 });
+    await archivingUnderWay(catalog, { after: start.id - 1, segments: 5 });
+    await sleep(3_000);
+    await crashDeleteAndRestore(writer);
+    expect(unannounced(start.id)).toEqual([]);
+    expect(chainProblems(catalog)).toEqual([]);
+  });
+});
+
+describe('a restore while archiving', () => {
+  it('ends the generation; archiving goes on from the restored state as a new generation whose reason is the restore', async () => {
+    const before = await archivingUnderWay(catalog, { after: newestGeneration().id - 1, segments: 0 });
+    const first = await startWalWriter(db());
+    await sleep(1_000);
+    const atBackup = (await first.stop()).lastN;
+    const backup = await request(producer.server).post('/api/backups').set(auth);
+    expect(backup.status, JSON.stringify(backup.body)).toBe(201);
+    // Later writes the restore will take back.
+    const later = await startWalWriter(db());
+    await sleep(1_000);
+    expect((await later.stop()).lastN).toBeGreaterThan(atBackup);
+    await sleep(2 * INTERVAL);
+    const alertsBefore = gapAlerts().length;
+
+    const ending = catalog.wal.openGeneration()!;
+    const restoredAt = new Date().toISOString();
+    const res = await request(producer.server).post(`/api/backups/${backup.body.backup.id}/restore`).set(auth);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(eventsOf(db())).toEqual({ count: atBackup, max: atBackup, contiguous: true });
+
+    const after = await waitUntil(
+      'a new generation on the restored database',
+      () => catalog.wal.generations().find((g) => g.id > ending.id),
+      30_000,
+    );
+    expect(after.reason).toMatch(/restore/i);
+    expect(catalog.wal.generation(ending.id)).toMatchObject({
+      ended_at: expect.any(String),
+      end_reason: expect.stringMatching(/restore/i),
+    });
+    await waitUntil('the wal.gap alert naming the restore', () =>
+      gapAlerts()
+        .slice(alertsBefore)
+        .find((d) => /restore/i.test(String(d.body.reason))),
+    );
+
+    // The archive follows the restored database: a restore to latest gives it plus what was written since.
+    const writer = await startWalWriter(db());
+    await archivingUnderWay(catalog, { after: before.id, segments: 3 });
+    const health = await request(producer.server).get('/health').set(auth);
+    expect(health.body.wal).toMatchObject({
+      enabled: true,
+      generation: catalog.wal.openGeneration()!.id,
+      lagSeconds: expect.any(Number),
+      segments: expect.any(Number),
+      lastGap: expect.objectContaining({ reason: expect.stringMatching(/restore/i) }),
+    });
+    await sleep(1_000);
+    const generation = await crashDeleteAndRestore(writer);
+    expect(generation).toBeGreaterThan(before.id);
+    const rewritten = stateOf(db());
+    expect(rewritten.events.max).toBeGreaterThan(atBackup);
+    // The events past the backup are the ones written after the restore, not the ones it took back.
+    const earliest = query<{ at: string }>(db(), 'SELECT min(at) AS at FROM events WHERE n > ?', atBackup).at;
+    expect(earliest >= restoredAt, `${earliest} is after ${restoredAt}`).toBe(true);
+    expect(unannounced(before.id)).toEqual([]);
+    expect(chainProblems(catalog)).toEqual([]);
+  });
+});
