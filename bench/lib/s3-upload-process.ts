@@ -21,9 +21,8 @@ const started = performance.now();
 if (mode === 'upload') {
   await mirror.put(file, name, sha256);
 } else {
-  // What `put` loads and asks before it sends a byte: the client, a HEAD, the upload module.
+  // What `put` loads and asks before it sends a byte: the client and a HEAD.
   await mirror.stat(name);
-  await import('@aws-sdk/lib-storage');
 }
 const ms = performance.now() - started;
 const status = fs.readFileSync('/proc/self/status', 'utf8');

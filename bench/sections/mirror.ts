@@ -4,7 +4,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { createBackup } from '../../src/shared/backup/backup.js';
 import { Catalog } from '../../src/shared/catalog/catalog.js';
 import { manifestName } from '../../src/shared/catalog/manifest.js';
@@ -14,6 +13,7 @@ import type { Config } from '../../src/shared/runtime/config.js';
 import { MIRROR, removeFromMirror } from '../../src/shared/storage/mirror.js';
 import { storesOf } from '../../src/shared/storage/registry.js';
 import { PART_SIZE, S3Storage } from '../../src/shared/storage/s3.js';
+import { uploadFile } from '../../src/shared/storage/s3-upload.js';
 import { nameOf } from '../../src/shared/storage/storage.js';
 import { serviceEnv, type Bench } from '../lib/context.js';
 import { ROOT, runShell } from '../lib/procs.js';
@@ -37,7 +37,7 @@ const SECTION = '7 S3 mirror (s3rver on 127.0.0.1)';
 export const METHOD = {
   cp: 'cp + sync (same file, same disk)',
   put: 'S3Storage.put (HEAD, multipart upload, read-back check)',
-  upload: 'its upload alone (lib-storage, 8 MiB parts, 2 in flight, SHA-256 per part)',
+  upload: 'its upload alone (8 MiB parts in 2 reused buffers, SHA-256 per part)',
   check: 'its read-back check alone (GET + SHA-256)',
   childUpload: 'process uploading the file with S3Storage.put',
   childBaseline: 'same process, same modules and HEAD, no upload',
@@ -156,20 +156,7 @@ async function upload(
       const name = `split-${n++}.db`;
       const key = `${mirror.prefix}/${name}`;
       const t = await timed(async () => {
-        const up = new Upload({
-          client,
-          params: {
-            Bucket: mirror.bucket,
-            Key: key,
-            Body: fs.createReadStream(file, { highWaterMark: 1 << 20 }),
-            ChecksumAlgorithm: 'SHA256',
-            Metadata: { sha256 },
-          },
-          partSize: PART_SIZE,
-          queueSize: 2,
-          leavePartsOnError: false,
-        });
-        await up.done();
+        await uploadFile({ client, bucket: mirror.bucket, key, file, partSize: PART_SIZE, inFlight: 2, metadata: { sha256 } });
       });
       ms.upload.push(t.ms);
       await flush();

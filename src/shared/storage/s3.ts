@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { compositeOf, uploadFile, type Uploaded } from './s3-upload.js';
 import { checkName, StorageError, type BackupStorage, type CallOptions, type StorageRole } from './storage.js';
 
 /** Where a bucket is and how to reach it; credentials come from the SDK's default chain. */
@@ -17,10 +17,11 @@ export interface S3Options {
 
 /**
  * Parts of a multipart upload: 8 MiB each, two in flight, so an upload holds about 16 MiB
- * however large the file (S3 allows 10,000 parts: files up to about 78 GiB).
+ * however large the file; past 9,000 parts (about 70 GiB) the parts grow, as S3 allows 10,000.
  */
 export const PART_SIZE = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT = 2;
+const partSizeFor = (size: number) => Math.max(PART_SIZE, Math.ceil(size / 9_000 / 2 ** 20) * 2 ** 20);
 
 const NOT_FOUND = new Set(['NotFound', 'NoSuchKey']);
 const DENIED = new Set(['AccessDenied', 'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken']);
@@ -142,32 +143,25 @@ export class S3Storage implements BackupStorage {
       throw new StorageError(`${this.location}/${name} already exists with different contents`);
     }
     const size = (await fs.stat(localFile)).size;
-    const { Upload } = await import('@aws-sdk/lib-storage');
-    await this.send(`uploading ${name}`, opts, async (client, signal) => {
-      const upload = new Upload({
+    const uploaded = await this.send(`uploading ${name}`, opts, async (client, signal) =>
+      uploadFile({
         client,
-        params: {
-          Bucket: this.bucket,
-          Key: key,
-          Body: createReadStream(localFile, { highWaterMark: 1 << 20 }),
-          ChecksumAlgorithm: 'SHA256',
-          Metadata: { sha256 },
-        },
-        partSize: PART_SIZE,
-        queueSize: PARTS_IN_FLIGHT,
-        // A failed multipart upload is aborted: no parts are left behind to be billed.
-        leavePartsOnError: false,
-      });
-      const abort = () => void upload.abort().catch(() => undefined);
-      signal?.addEventListener('abort', abort, { once: true });
-      try {
-        await upload.done();
-      } finally {
-        signal?.removeEventListener('abort', abort);
-      }
-    });
+        bucket: this.bucket,
+        key,
+        file: localFile,
+        partSize: partSizeFor(size),
+        inFlight: PARTS_IN_FLIGHT,
+        metadata: { sha256 },
+        signal,
+      }),
+    );
+    if (uploaded.sha256 !== sha256) {
+      // The local file changed under the upload: what went up is not the backup the catalog knows.
+      await this.remove(name).catch(() => undefined);
+      throw new StorageError(`${localFile} read as SHA-256 ${uploaded.sha256} while uploading, expected ${sha256}`);
+    }
     // What the bucket holds, not what was sent: a mismatch leaves no object that could pass for good.
-    const problem = await this.checkStored(name, sha256, localFile, size, opts);
+    const problem = await this.checkStored(name, sha256, uploaded, size, opts);
     if (problem) {
       await this.remove(name).catch(() => undefined);
       throw new StorageError(`the copy at ${this.location}/${name} ${problem}`);
@@ -178,7 +172,7 @@ export class S3Storage implements BackupStorage {
   private async checkStored(
     name: string,
     sha256: string,
-    localFile: string,
+    uploaded: Uploaded,
     size: number,
     opts?: CallOptions,
   ): Promise<string | undefined> {
@@ -195,10 +189,9 @@ export class S3Storage implements BackupStorage {
     }
     if (reported?.includes('-')) {
       // The server checked each part's SHA-256 on arrival; its checksum of those checksums must be
-      // the one of this file cut the same way, and this file must still be the catalog's.
-      const local = await partDigests(localFile, PART_SIZE).catch(() => undefined);
-      if (local && local.whole === sha256)
-        return reported === local.composite ? undefined : `has part checksums ${reported}, expected ${local.composite}`;
+      // the one of the parts sent, read in the same pass that hashed the file to the catalog's.
+      const expected = compositeOf(uploaded.partDigests);
+      return reported === expected ? undefined : `has part checksums ${reported}, expected ${expected}`;
     }
     const stored = await this.sha256(name, opts);
     return stored === sha256 ? undefined : `has SHA-256 ${stored}, expected ${sha256}`;
@@ -307,30 +300,6 @@ export class S3Storage implements BackupStorage {
       return { ok: false, detail: (err as Error).message };
     }
   }
-}
-
-/** A file's SHA-256, and the composite checksum S3 reports for it uploaded in parts of `partSize`. */
-async function partDigests(file: string, partSize: number): Promise<{ whole: string; composite: string }> {
-  const whole = createHash('sha256');
-  const parts: Buffer[] = [];
-  let part = createHash('sha256');
-  let filled = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    whole.update(chunk);
-    for (let at = 0; at < chunk.length;) {
-      const take = Math.min(partSize - filled, chunk.length - at);
-      part.update(chunk.subarray(at, at + take));
-      filled += take;
-      at += take;
-      if (filled === partSize) {
-        parts.push(part.digest());
-        part = createHash('sha256');
-        filled = 0;
-      }
-    }
-  }
-  if (filled > 0 || !parts.length) parts.push(part.digest());
-  return { whole: whole.digest('hex'), composite: `${createHash('sha256').update(Buffer.concat(parts)).digest('base64')}-${parts.length}` };
 }
 
 function codeOf(err: unknown): string {
