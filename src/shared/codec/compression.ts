@@ -44,10 +44,19 @@ class ZstdEncodeStream extends Transform {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     if (this.pendingBytes < ZSTD_FRAME_INPUT) return done();
-    const input = Buffer.concat(this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.frame(input).then(() => done(), done);
+    let input = Buffer.concat(this.pending);
+    // At most ZSTD_FRAME_INPUT bytes per frame however large the chunk (a WAL segment comes as
+    // one): the reader refuses a frame longer than MAX_FRAME_BYTES as damage.
+    const frames: Buffer[] = [];
+    while (input.length >= ZSTD_FRAME_INPUT) {
+      frames.push(input.subarray(0, ZSTD_FRAME_INPUT));
+      input = input.subarray(ZSTD_FRAME_INPUT);
+    }
+    this.pending = input.length ? [input] : [];
+    this.pendingBytes = input.length;
+    (async () => {
+      for (const f of frames) await this.frame(f);
+    })().then(() => done(), done);
   }
 
   override _flush(done: TransformCallback): void {
