@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick] [-- --size 1024] [-- --runs 3]`: generates its own databases, measures
- * backup, disturbance, compression, verify, restore, the queue/API and the S3 mirror side by side
- * with the tools people use instead, and prints one markdown table. Never part of `npm test`.
+ * backup, disturbance, compression, verify, restore, the queue/API, the S3 mirror and WAL archiving
+ * side by side with the tools people use instead, and prints one markdown table. Never part of `npm test`.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -23,8 +23,9 @@ import { benchMirror } from './sections/mirror.js';
 import { benchQueue } from './sections/queue.js';
 import { benchRestore } from './sections/restore.js';
 import { benchVerify } from './sections/verify.js';
+import { benchWal } from './sections/wal.js';
 
-const SECTIONS = ['backup', 'verify', 'restore', 'queue', 'mirror'] as const;
+const SECTIONS = ['backup', 'verify', 'restore', 'queue', 'mirror', 'wal'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function options(argv: string[]): BenchOptions & { out?: string; only: Set<Section> } {
@@ -44,7 +45,7 @@ function options(argv: string[]): BenchOptions & { out?: string; only: Set<Secti
   if (values.help) {
     process.stdout.write(
       [
-        'npm run bench -- [--quick] [--size MiB] [--runs N] [--dir DIR] [--out FILE] [--only backup,verify,restore,queue,mirror] [--keep]',
+        'npm run bench -- [--quick] [--size MiB] [--runs N] [--dir DIR] [--out FILE] [--only backup,verify,restore,queue,mirror,wal] [--keep]',
         '  --quick   32 MiB database and fewer requests: a smoke run of about a minute',
         '  --size    size of the generated database in MiB (default 1024, 32 with --quick)',
         '  --runs    runs per measurement (default 3, at least 3)',
@@ -160,6 +161,9 @@ async function main(): Promise<void> {
         prefix: `wbbench-${tag}-mirror`,
         atExit: (fn) => cleanups.push(fn),
       });
+    }
+    if (opts.only.has('wal') && !interrupted) {
+      await benchWal(bench, { dir: path.join(work, 'wal'), prefix: `wbbench-${tag}-wal`, atExit: (fn) => cleanups.push(fn) });
     }
   } finally {
     await cleanup();
