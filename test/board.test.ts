@@ -104,6 +104,7 @@ describe('Bull Board at /admin/queues', () => {
       ['backup', true],
       ['restore', true],
       ['verify', true],
+      ['wal', true],
     ]);
     expect((await retry(readOnly)).status).toBe(405);
 

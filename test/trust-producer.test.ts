@@ -183,6 +183,7 @@ describe('GET /health to anyone and to the token holder', () => {
       backups: { overdue: false },
       disk: { enoughForNextBackup: null },
       storage: { primary: { writable: false }, mirror: { configured: false } },
+      wal: { enabled: false, running: false, ok: true },
     });
     const text = JSON.stringify(open.body);
     for (const secret of [box.dir, box.config.backupDir, box.config.databasePath, 'ENOTDIR', 'mkdir', TEST_TOKEN, REDIS_URL]) {
