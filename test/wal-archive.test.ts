@@ -4,11 +4,13 @@
  * `wal.gap` alert that says why, and a restore to latest that is complete afterwards. Real worker
  * process, real Redis, a writer in a process of its own.
  */
+import fs from 'node:fs';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
+import { sha256 } from './helpers/faults.js';
 import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
 import { WebhookReceiver } from './helpers/webhook.js';
@@ -63,12 +65,12 @@ const db = () => box.config.databasePath;
 const newestGeneration = () => catalog.wal.generations().at(-1)!;
 const gapAlerts = () => hooks.of('wal.gap');
 
-/** Generations begun after `after` that no `wal.gap` alert announced (with their reason). */
+/** Generations begun after `after` that no `wal.gap` alert announced (with their reason); a rollover is no gap. */
 function unannounced(after: number): string[] {
   const reasons = gapAlerts().map((d) => d.body.reason);
   return catalog.wal
     .generations()
-    .filter((g) => g.id > after && !reasons.includes(g.reason))
+    .filter((g) => g.id > after && !g.reason.startsWith('rollover') && !reasons.includes(g.reason))
     .map((g) => `generation ${g.id}: ${g.reason}`);
 }
 
@@ -97,6 +99,8 @@ async function crashDeleteAndRestore(writer: WalWriter): Promise<number> {
   });
   const state = stateOf(db());
   expect(state.integrity).toBe('ok');
+  // As the application had it: archiving can go on only from a database in WAL mode.
+  expect(query<{ journal_mode: string }>(db(), 'PRAGMA journal_mode').journal_mode, 'the restored database is in WAL mode').toBe('wal');
   expect(state.balanceSum).toBe(BALANCE_TOTAL);
   expect(state.events.contiguous, JSON.stringify(state.events)).toBe(true);
   expect(state.events.max).toBeGreaterThanOrEqual(reported);
@@ -207,5 +211,43 @@ describe('a restore while archiving', () => {
     expect(earliest >= restoredAt, `${earliest} is after ${restoredAt}`).toBe(true);
     expect(unannounced(before.id)).toEqual([]);
     expect(chainProblems(catalog)).toEqual([]);
+  });
+});
+
+describe('a database not in WAL mode', () => {
+  let off: Sandbox;
+  let offWorker: Proc;
+  let offProducer: RunningProducer;
+  let offCatalog: Catalog;
+
+  beforeAll(async () => {
+    off = sandbox('wal-off', { WAL_ARCHIVE_ENABLED: 'true', WAL_ARCHIVE_INTERVAL: String(INTERVAL) });
+    createWorkstationDb(off.config.databasePath, { sizeMb: 0.2, wal: false });
+    offWorker = await startWorkerProcess(off.env);
+    offProducer = await startTestProducer(off.config);
+    offCatalog = openCatalog(off.config);
+  });
+
+  afterAll(async () => {
+    offCatalog?.close();
+    await offProducer?.close();
+    await offWorker?.stop();
+    await off?.cleanup();
+  });
+
+  it('is left as it is, and /health says in one sentence that archiving needs WAL mode', async () => {
+    const file = off.config.databasePath;
+    const before = sha256(file);
+    const res = await waitUntil('/health to name the journal mode as the problem', async () => {
+      const r = await request(offProducer.server).get('/health').set(auth);
+      return (r.body.problems as string[] | undefined)?.some((p) => /WAL mode/.test(p)) ? r : undefined;
+    });
+    expect((res.body.problems as string[]).filter((p) => /WAL mode/.test(p))).toHaveLength(1);
+    expect(res.body.wal).toMatchObject({ enabled: true });
+    await sleep(5 * INTERVAL);
+    expect(query<{ journal_mode: string }>(file, 'PRAGMA journal_mode').journal_mode).toBe('delete');
+    expect(fs.existsSync(`${file}-wal`)).toBe(false);
+    expect(sha256(file)).toBe(before);
+    expect(offCatalog.wal.generations()).toEqual([]);
   });
 });

@@ -4,12 +4,13 @@
  * commit it reported, through the API and then through the CLI with the service and Redis down.
  * Real worker process, real Redis, a writer in a process of its own.
  */
+import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
-import { sandbox, type Sandbox } from './helpers/env.js';
+import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
 import { WebhookReceiver } from './helpers/webhook.js';
@@ -24,7 +25,7 @@ import {
   startWalWriter,
   stateOf,
 } from './helpers/wal-writer.js';
-import { createWorkstationDb } from './helpers/workstation-db.js';
+import { createWorkstationDb, query } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
 
@@ -84,6 +85,8 @@ async function writeThenCrash(after: number) {
 function expectRestored(reported: number, committed: number): void {
   const state = stateOf(db());
   expect(state.integrity).toBe('ok');
+  // As the application had it: archiving can go on only from a database in WAL mode.
+  expect(query<{ journal_mode: string }>(db(), 'PRAGMA journal_mode').journal_mode, 'the restored database is in WAL mode').toBe('wal');
   expect(state.balanceSum).toBe(BALANCE_TOTAL);
   expect(state.events.contiguous, JSON.stringify(state.events)).toBe(true);
   expect(state.events.max).toBeGreaterThanOrEqual(reported);
@@ -137,5 +140,65 @@ describe('restore to latest after the application crashed and its database files
     });
     expectRestored(reported, committed.max);
     expect(chainProblems(catalog)).toEqual([]);
+  });
+});
+
+describe('restore to latest of a database that is gone', () => {
+  let gone: Sandbox;
+  let goneWorker: Proc;
+  let goneProducer: RunningProducer;
+  let goneCatalog: Catalog;
+
+  beforeAll(async () => {
+    gone = sandbox('wal-gone', { WAL_ARCHIVE_ENABLED: 'true', WAL_ARCHIVE_INTERVAL: String(INTERVAL), REQUEST_TIMEOUT: '60000' });
+    createWorkstationDb(gone.config.databasePath, { sizeMb: 0.2 });
+    goneWorker = await startWorkerProcess(gone.env);
+    goneProducer = await startTestProducer(gone.config);
+    goneCatalog = openCatalog(gone.config);
+  });
+
+  afterAll(async () => {
+    goneCatalog?.close();
+    await goneProducer?.close();
+    await goneWorker?.stop();
+    await gone?.cleanup();
+  });
+
+  it('leaves it in WAL mode, as the application had it, so that archiving goes on from it', async () => {
+    const file = gone.config.databasePath;
+    const generation = await archivingUnderWay(goneCatalog, { segments: 0 });
+    // Transfers only: the database does not grow, so no archived frame holds page 1 (whose header
+    // says WAL); what the restore writes must be in WAL mode all the same.
+    const app = new Database(file);
+    try {
+      app.pragma('busy_timeout = 5000');
+      for (let i = 1; i <= 5; i++) {
+        app.prepare('UPDATE accounts SET balance = balance - ? WHERE id = 1').run(i);
+        app.prepare('UPDATE accounts SET balance = balance + ? WHERE id = 2').run(i);
+      }
+    } finally {
+      app.close();
+    }
+    await waitUntil('the transfers archived', () => goneCatalog.wal.segments(generation.id).reduce((n, s) => n + s.commits, 0) >= 10);
+    const balances = query<{ a: number; b: number }>(
+      file,
+      'SELECT (SELECT balance FROM accounts WHERE id = 1) AS a, (SELECT balance FROM accounts WHERE id = 2) AS b',
+    );
+    await sleep(2 * INTERVAL);
+    deleteDatabase(file);
+
+    const res = await request(goneProducer.server).post('/api/restores').set(auth).send({ to: 'latest' });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.wal).toMatchObject({ generation: generation.id, segmentsApplied: goneCatalog.wal.segments(generation.id).length });
+    expect(
+      query(file, 'SELECT (SELECT balance FROM accounts WHERE id = 1) AS a, (SELECT balance FROM accounts WHERE id = 2) AS b'),
+    ).toEqual(balances);
+    expect(query<{ journal_mode: string }>(file, 'PRAGMA journal_mode').journal_mode, 'the restored database is in WAL mode').toBe('wal');
+    const next = await waitUntil(
+      'archiving to go on from the restored database',
+      () => goneCatalog.wal.generations().find((g) => g.id > generation.id && g.snapshot_backup_id !== null),
+      20_000,
+    );
+    expect(next.reason).toMatch(/restore/i);
   });
 });
