@@ -78,7 +78,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const walOpts = {
     ...opts,
     concurrency: 1,
-    stalledInterval: Math.min(config.stalledInterval, Math.max(500, config.walArchiveInterval)),
+    stalledInterval: Math.min(config.stalledInterval, Math.max(50, Math.floor(config.walArchiveInterval / 2))),
     maxStalledCount: Number.MAX_SAFE_INTEGER,
   };
   const workers = QUEUE_NAMES.map(

@@ -38,7 +38,8 @@ export function walProcessor(ctx: WorkerContext) {
         signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
         shouldStop: () => !settings().walArchiveEnabled,
         retentionMs: () => settings().walRetention,
-        lease: () => holdArchiverLease(catalog, owner, config.jobLockDuration),
+        // Shorter than the job lock, so that a worker taking over a dead one's job finds the lease free.
+        lease: () => holdArchiverLease(catalog, owner, Math.max(3 * settings().walArchiveInterval, config.jobLockDuration / 2)),
         takeSnapshot: (generation, snapshotSignal) =>
           waitForSnapshot(
             catalog,
@@ -62,7 +63,14 @@ export function walProcessor(ctx: WorkerContext) {
           if (Date.now() - lastReport < 1_000) return;
           lastReport = Date.now();
           recordArchiverState(catalog, { ...progress, workerId: ctx.workerId, at: new Date().toISOString(), notWalMode: null });
-          await job.updateProgress(progress as unknown as object).catch(() => undefined);
+          await job.updateProgress(progress as unknown as object).catch((err: unknown) => {
+            // The job is gone from Redis (it restarted empty): stop, so that the job the workers
+            // add again runs the archiver where the board can see it.
+            if (/missing key|missing lock/i.test(messageOf(err))) {
+              log.warn('the archiver job is gone from Redis; stopping so that the job added again carries on');
+              stop.abort();
+            }
+          });
         },
       },
     );

@@ -210,14 +210,24 @@ export class WalArchiver {
   private async openConnections(): Promise<void> {
     const file = this.deps.config.databasePath;
     await fs.access(file);
-    this.#reader = await SqliteConnection.open(file, { busyTimeoutMs: 5_000 });
+    // Both threads start at once: a worker taking over from a dead one should lose no time.
+    const opened = await Promise.allSettled([
+      SqliteConnection.open(file, { busyTimeoutMs: 5_000 }),
+      SqliteConnection.open(file, { busyTimeoutMs: WRITE_LOCK_WAIT_MS }),
+    ]);
+    const [reader, writer] = opened;
+    if (reader.status === 'rejected' || writer.status === 'rejected') {
+      for (const o of opened) if (o.status === 'fulfilled') await o.value.close();
+      throw reader.status === 'rejected' ? reader.reason : (writer as PromiseRejectedResult).reason;
+    }
+    this.#reader = reader.value;
+    this.#writer = writer.value;
     const [row] = await this.#reader.all<{ journal_mode: string }>('PRAGMA journal_mode');
     const mode = String(row?.journal_mode ?? 'unknown');
     if (mode.toLowerCase() !== 'wal') {
       await this.close();
       throw new NotWalMode(file, mode);
     }
-    this.#writer = await SqliteConnection.open(file, { busyTimeoutMs: WRITE_LOCK_WAIT_MS });
     // The archiver checkpoints itself, when what it read is stored; its connections never do on their own.
     await this.#reader.run('PRAGMA wal_autocheckpoint = 0');
     await this.#writer.run('PRAGMA wal_autocheckpoint = 0');
