@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import Database from 'better-sqlite3';
 import type { Catalog } from '../catalog/catalog.js';
 import type { WalGenerationRow, WalSegmentRow } from '../catalog/catalog-schema.js';
 import { AppError, messageOf, permanentFailure } from '../domain/errors.js';
@@ -60,6 +61,10 @@ export async function replayGeneration(config: Config, catalog: Catalog, generat
   try {
     const segments = catalog.wal.segments(generation.id).filter((s) => !until || new Date(s.read_at) <= until);
     const applied = await applySegments(config, copy.path, segments);
+    // The application's database was in WAL mode (archiving needs it); a backup file's header says
+    // rollback journal, and only a replayed frame of page 1 would have said otherwise. Restored
+    // over a database that is gone, the file must come back as the application had it.
+    walMode(copy.path);
     const problems = await integrityProblems(copy.path, 'full');
     if (problems.length) {
       throw permanentFailure(
@@ -122,6 +127,17 @@ async function writableCopy(config: Config, copy: ReadableCopy, backupId: number
     await copy.release();
   }
   return { path: temp, release: () => removeQuietly(temp) };
+}
+
+/** Puts a file we own in WAL mode (a header change; the data is not rewritten) and leaves no -wal beside it. */
+function walMode(file: string): void {
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    db.close();
+  }
 }
 
 /** Removes a replayed copy that was not used. */
