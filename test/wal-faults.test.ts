@@ -17,12 +17,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningProducer } from '../src/producer/server.js';
 import { createBackup } from '../src/shared/backup/backup.js';
 import type { BackupRow, Catalog } from '../src/shared/catalog/catalog.js';
-import type { Config } from '../src/shared/runtime/config.js';
 import { isTempName } from '../src/shared/runtime/files.js';
 import { WalArchiver } from '../src/shared/wal/archiver.js';
 import { archiverState } from '../src/shared/wal/archiver-state.js';
 import { discard, replayGeneration } from '../src/shared/wal/replay.js';
-import { readSegment } from '../src/shared/wal/segment-store.js';
 import { frameSize, parseWalHeader, scanFrames, startOf, WAL_HEADER_SIZE } from '../src/shared/wal/wal-format.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
@@ -42,6 +40,8 @@ import {
   startWalWriter,
   stateOf,
   type WalWriter,
+  unannouncedGenerations,
+  unreadableSegments,
 } from './helpers/wal-writer.js';
 import { createWorkstationDb, query } from './helpers/workstation-db.js';
 
@@ -217,27 +217,6 @@ const INTERVAL = 200;
 const JOB_LOCK_DURATION = 2_000;
 const STALLED_INTERVAL = 1_000;
 
-/** Every recorded segment's file is whole: its SHA-256, its decoding and its WAL checksum chain check out. */
-async function unreadableSegments(config: Config, catalog: Catalog): Promise<string[]> {
-  const problems: string[] = [];
-  for (const g of catalog.wal.generations()) {
-    for (const s of catalog.wal.segments(g.id)) {
-      const read = await readSegment(config, s);
-      if (!read.ok) problems.push(read.problem);
-    }
-  }
-  return problems;
-}
-
-/** Generations begun after `after` that no `wal.gap` alert announced (with their reason); a rollover is no gap. */
-function unannounced(catalog: Catalog, hooks: WebhookReceiver, after: number): string[] {
-  const reasons = hooks.of('wal.gap').map((d) => d.body.reason);
-  return catalog.wal
-    .generations()
-    .filter((g) => g.id > after && !g.reason.startsWith('rollover') && !reasons.includes(g.reason))
-    .map((g) => `generation ${g.id}: ${g.reason}`);
-}
-
 /** Crashes the writer and waits until the archive holds all it committed (the open generation has its snapshot). */
 async function crashWriter(catalog: Catalog, writer: WalWriter, file: string) {
   await writer.kill();
@@ -340,7 +319,7 @@ describe('the archiving worker killed with SIGKILL while another runs', () => {
     const { reported, committed, live } = await crashWriter(catalog, writer, file);
     expect(chainProblems(catalog)).toEqual([]);
     expect(await unreadableSegments(box.config, catalog)).toEqual([]);
-    expect(unannounced(catalog, hooks, first.id)).toEqual([]);
+    expect(unannouncedGenerations(catalog, hooks, first.id)).toEqual([]);
 
     producer = await startTestProducer(box.config);
     deleteDatabase(file);
@@ -431,7 +410,7 @@ describe('Redis restarted empty while archiving', () => {
     expect(now.slice(0, recorded.length)).toEqual(recorded);
     expect(chainProblems(catalog)).toEqual([]);
     expect(await unreadableSegments(box.config, catalog)).toEqual([]);
-    expect(unannounced(catalog, hooks, first.id)).toEqual([]);
+    expect(unannouncedGenerations(catalog, hooks, first.id)).toEqual([]);
 
     expect(await worker.stop()).toBe(0);
     deleteDatabase(file);

@@ -24,6 +24,7 @@ import {
   sleep,
   startWalWriter,
   stateOf,
+  unreadableSegments,
 } from './helpers/wal-writer.js';
 import { createWorkstationDb, query } from './helpers/workstation-db.js';
 
@@ -115,6 +116,7 @@ describe('restore to latest after the application crashed and its database files
     });
     expectRestored(reported, committed.max);
     expect(chainProblems(catalog)).toEqual([]);
+    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
     apiGeneration = generation.id;
   });
 
@@ -140,6 +142,7 @@ describe('restore to latest after the application crashed and its database files
     });
     expectRestored(reported, committed.max);
     expect(chainProblems(catalog)).toEqual([]);
+    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
   });
 });
 

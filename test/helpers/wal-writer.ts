@@ -1,9 +1,17 @@
+/**
+ * The WAL archive's tests: the application's writer (a process of its own, wal-writer.mjs), what a
+ * database holds afterwards, and checks of what the archive recorded (the chain, the segment
+ * files, the gaps announced).
+ */
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import type { WalGenerationRow, WalSegmentRow } from '../../src/shared/catalog/catalog-schema.js';
+import type { Config } from '../../src/shared/runtime/config.js';
+import { readSegment } from '../../src/shared/wal/segment-store.js';
 import { waitUntil } from './env.js';
 import { spawnTs, type Proc } from './processes.js';
+import type { WebhookReceiver } from './webhook.js';
 import { ACCOUNTS, INITIAL_BALANCE } from './workstation-db.js';
 
 export interface WalWriterOptions {
@@ -157,6 +165,27 @@ export function chainProblems(catalog: Catalog): string[] {
         }
       }
       previous = s;
+    }
+  }
+  return problems;
+}
+
+/** Generations begun after `after` that no `wal.gap` alert announced (with their reason); a rollover is no gap. */
+export function unannouncedGenerations(catalog: Catalog, hooks: WebhookReceiver, after: number): string[] {
+  const reasons = hooks.of('wal.gap').map((d) => d.body.reason);
+  return catalog.wal
+    .generations()
+    .filter((g) => g.id > after && !g.reason.startsWith('rollover') && !reasons.includes(g.reason))
+    .map((g) => `generation ${g.id}: ${g.reason}`);
+}
+
+/** Recorded segments whose file is not whole: its SHA-256, decoding or WAL checksum chain fails (primary, then mirror). */
+export async function unreadableSegments(config: Config, catalog: Catalog): Promise<string[]> {
+  const problems: string[] = [];
+  for (const g of catalog.wal.generations()) {
+    for (const s of catalog.wal.segments(g.id)) {
+      const read = await readSegment(config, s);
+      if (!read.ok) problems.push(read.problem);
     }
   }
   return problems;
