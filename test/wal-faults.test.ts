@@ -291,9 +291,9 @@ describe('the archiving worker killed with SIGKILL while another runs', () => {
       3_000,
       1,
     ).catch(() => undefined);
-    await archiving.kill();
-    const killedAt = new Date().toISOString();
     const killedMs = Date.now();
+    const killedAt = new Date(killedMs).toISOString();
+    await archiving.kill();
 
     // The bound: another worker takes over within JOB_LOCK_DURATION + one interval.
     const bound = JOB_LOCK_DURATION + INTERVAL;
@@ -306,7 +306,8 @@ describe('the archiving worker killed with SIGKILL while another runs', () => {
       bound + 10_000,
       20,
     );
-    const tookMs = Date.now() - killedMs;
+    // From the SIGKILL to the other worker's first report of a sync (its own clock, same host).
+    const tookMs = Date.parse(taken.at) - killedMs;
     await waitUntil(
       'a segment stored after the handover',
       () => catalog.wal.summary().some((g) => (g.last_read_at ?? '') > taken.at),
