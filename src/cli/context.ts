@@ -119,6 +119,9 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   lock_held: EXIT.busy,
   lock_unavailable: EXIT.failed,
   backup_invalid: EXIT.invalid,
+  // A moment the archive cannot reach is a target to change, as a malformed one is.
+  outside_recovery_window: EXIT.usage,
+  no_wal_archive: EXIT.notFound,
 };
 
 /** An operation's failure as the CLI reports it: a code of `EXIT_BY_CODE` its own exit code, the rest `<what> failed: …`. */

@@ -6,12 +6,21 @@ import { registerList } from './commands/list.js';
 import { registerReindex } from './commands/reindex.js';
 import { registerRestore } from './commands/restore.js';
 import { registerStats } from './commands/stats.js';
+import { registerWindow } from './commands/window.js';
 import { registerVerify } from './commands/verify.js';
 import { cliContext, type GlobalOptions } from './context.js';
 import { CliError, EXIT, Output, type ExitCode } from './output.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS: RegisterCommand[] = [registerList, registerBackup, registerVerify, registerRestore, registerReindex, registerStats];
+const COMMANDS: RegisterCommand[] = [
+  registerList,
+  registerBackup,
+  registerVerify,
+  registerRestore,
+  registerReindex,
+  registerStats,
+  registerWindow,
+];
 
 /** Builds the program. Exported for `--help` checks; `runCli` runs it. */
 export function buildProgram(run: (code: ExitCode) => void): Command {

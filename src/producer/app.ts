@@ -12,6 +12,7 @@ import { backupsRouter } from './routes/backups.js';
 import { healthRouter } from './routes/health.js';
 import { jobsRouter } from './routes/jobs.js';
 import { restoresRouter } from './routes/restores.js';
+import { recoveryWindowRouter } from './routes/recovery-window.js';
 import { readBodyBeforeAnswering } from './unread-body.js';
 
 export type { ProducerDeps };
@@ -62,6 +63,7 @@ export function createApp(deps: ProducerDeps): Express {
   api.use('/backups', backupsRouter(deps));
   api.use('/jobs', jobsRouter(deps));
   api.use('/restores', restoresRouter(deps));
+  api.use('/recovery-window', recoveryWindowRouter(deps));
   app.use('/api', api);
 
   app.use(notFoundHandler);

@@ -34,6 +34,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   no_valid_backup: 422,
   no_backups: 422,
   no_wal_archive: 422,
+  outside_recovery_window: 422,
   not_wal_mode: 422,
   page_size_mismatch: 422,
   restore_damaged: 422,

@@ -13,6 +13,10 @@ export function restoreProcessor(ctx: WorkerContext) {
       const deps = operationDeps(ctx, job);
       const run = await lockedJobRun(ctx, job, token, signal);
       if ('backupId' in data) return toRestoreBody((await restoreOne(deps, { ...run, backupId: data.backupId })).row);
+      if ('at' in data) {
+        const { row, wal } = await restoreLatest(deps, { ...run, at: new Date(data.at) });
+        return { ...toRestoreBody(row), wal };
+      }
       if (data.to === LATEST) {
         const { row, wal } = await restoreLatest(deps, run);
         return { ...toRestoreBody(row), wal };

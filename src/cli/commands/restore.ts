@@ -4,9 +4,9 @@ import type { BackupRow } from '../../shared/catalog/catalog.js';
 import { toRestoreBody } from '../../shared/domain/presenters.js';
 import { NoValidBackup, restoreLatestValid, type SkippedBackup } from '../../shared/operations/restore-latest-valid.js';
 import { restoreOne } from '../../shared/operations/restore-one.js';
-import { NoWalArchive, restoreLatest, type LatestOutcome } from '../../shared/operations/restore-latest.js';
+import { generationFor, recoverToFile, restoreLatest, type LatestOutcome } from '../../shared/operations/restore-latest.js';
+import { cliRunId } from '../../shared/locking/process-owner.js';
 import { LATEST, LATEST_VALID } from '../../shared/jobs/job-data.js';
-import { latestReplayable } from '../../shared/wal/replay.js';
 import { cliFailure, cliRun, findBackup, withCatalog, withOperationDeps, type CliContext } from '../context.js';
 import { CliError, EXIT, bytes, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';
@@ -44,16 +44,24 @@ function noneValid(ctx: CliContext, err: NoValidBackup): ExitCode {
 interface RestoreOptions {
   latestValid?: boolean;
   to?: string;
+  output?: string;
   yes?: boolean;
 }
 
 async function restore(ctx: CliContext, target: string | undefined, opts: RestoreOptions): Promise<ExitCode> {
   if (opts.to !== undefined) {
     if (target || opts.latestValid) throw new CliError('pass either a backup, --latest-valid or --to', EXIT.usage, 'bad_request');
-    if (opts.to === LATEST_VALID) opts = { ...opts, latestValid: true };
-    else if (opts.to === LATEST) return restoreToLatest(ctx, opts);
-    else throw new CliError(`--to takes "${LATEST}" or "${LATEST_VALID}", not ${JSON.stringify(opts.to)}`, EXIT.usage, 'bad_request');
+    if (opts.to === LATEST_VALID && !opts.output) opts = { ...opts, latestValid: true };
+    else if (opts.to === LATEST) return restoreToPoint(ctx, opts, undefined);
+    else if (ISO_TIME.test(opts.to) && !Number.isNaN(Date.parse(opts.to))) return restoreToPoint(ctx, opts, new Date(opts.to));
+    else
+      throw new CliError(
+        `--to takes "${LATEST}", "${LATEST_VALID}" or an ISO-8601 time with its offset (2026-11-25T12:00:00Z), not ${JSON.stringify(opts.to)}`,
+        EXIT.usage,
+        'bad_request',
+      );
   }
+  if (opts.output) throw new CliError('--output goes with --to latest or --to <time>', EXIT.usage, 'bad_request');
   if (Boolean(target) === Boolean(opts.latestValid)) {
     throw new CliError('name one backup (an id or a file) or pass --latest-valid', EXIT.usage, 'bad_request');
   }
@@ -100,8 +108,16 @@ async function restore(ctx: CliContext, target: string | undefined, opts: Restor
   });
 }
 
-/** `restore --to latest`: the last commit the WAL archive holds, rebuilt and checked, then restored as a backup is. */
-async function restoreToLatest(ctx: CliContext, opts: RestoreOptions): Promise<ExitCode> {
+/** An ISO-8601 date and time with its offset, as the API takes it. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * `restore --to latest|<time>`: the WAL archive's last commit (or its last sync at or before the
+ * time), rebuilt and checked, then restored as a backup is; with `--output FILE`, written to a new
+ * file instead, the live database left alone.
+ */
+async function restoreToPoint(ctx: CliContext, opts: RestoreOptions, at: Date | undefined): Promise<ExitCode> {
+  if (opts.output) return recoverIntoFile(ctx, opts.output, at);
   if (!opts.yes && !ctx.out.canAsk) {
     throw new CliError(
       'restore replaces the live database and there is no terminal to confirm on: pass --yes to restore without asking',
@@ -110,11 +126,15 @@ async function restoreToLatest(ctx: CliContext, opts: RestoreOptions): Promise<E
     );
   }
   return withCatalog(ctx, async (catalog) => {
-    const generation = latestReplayable(catalog);
-    if (!generation) throw cliFailure(new NoWalArchive(), 'restore');
-    const segments = catalog.wal.segments(generation.id);
+    let generation: ReturnType<typeof generationFor>;
+    try {
+      generation = generationFor(catalog, at);
+    } catch (err) {
+      throw cliFailure(err, 'restore');
+    }
+    const segments = catalog.wal.segments(generation.id).filter((s) => !at || new Date(s.read_at) <= at);
     const question = [
-      `About to rebuild the database as of the last archived commit (${segments.at(-1)?.read_at ?? generation.snapshot_at}):`,
+      `About to rebuild the database as of ${at ? `the last archived sync at or before ${at.toISOString()}` : 'the last archived commit'} (${segments.at(-1)?.read_at ?? generation.snapshot_at}):`,
       `  WAL generation ${generation.id}, snapshot backup ${generation.snapshot_backup_id}, ${segments.length} segment(s).`,
       `It replaces the live database ${ctx.config.databasePath}; its current contents are kept as a safety backup first.`,
       'Replace the live database? [y/N] ',
@@ -145,13 +165,35 @@ async function restoreToLatest(ctx: CliContext, opts: RestoreOptions): Promise<E
   });
 }
 
+/** `--output FILE`: the recovered database in a new file; nothing else changes, so no question is asked. */
+async function recoverIntoFile(ctx: CliContext, output: string, at: Date | undefined): Promise<ExitCode> {
+  if (fs.existsSync(output)) throw new CliError(`${output} exists; --output writes a new file only`, EXIT.usage, 'bad_request');
+  return withCatalog(ctx, async (catalog) => {
+    let wal: Awaited<ReturnType<typeof recoverToFile>>;
+    try {
+      wal = await recoverToFile({ config: ctx.config, catalog }, { runId: cliRunId('output'), at, output });
+    } catch (err) {
+      throw cliFailure(err, 'restore');
+    }
+    ctx.out.result(
+      `Wrote the database as of ${wal.restoredTo} (WAL generation ${wal.generation}: snapshot backup ${wal.snapshotBackupId} and ${wal.segmentsApplied} segment(s)) to ${wal.output}; the live database was not touched.`,
+      { success: true, output: wal.output, wal, restoredTo: wal.restoredTo },
+    );
+    return EXIT.ok;
+  });
+}
+
 export const registerRestore: RegisterCommand = (program, { ctx, run }) => {
   program
     .command('restore')
     .description('Verify a backup, keep a safety backup of the database, copy the backup in, check the result')
     .argument('[backup]', 'backup id, file path or file name')
     .option('--latest-valid', 'restore the newest backup that passes full verification')
-    .option('--to <target>', `"${LATEST}": the last commit the WAL archive holds; "${LATEST_VALID}": as --latest-valid`)
+    .option(
+      '--to <target>',
+      `"${LATEST}": the last commit the WAL archive holds; an ISO-8601 time: the last archived sync at or before it; "${LATEST_VALID}": as --latest-valid`,
+    )
+    .option('--output <file>', 'with --to: write the recovered database to this new file and leave the live database alone')
     .option('-y, --yes', 'restore without asking (required when not run from a terminal)')
     .action(async (target: string | undefined, opts: RestoreOptions) => run(await restore(ctx(), target, opts)));
 };

@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   'no_valid_backup',
   'no_backups',
   'no_wal_archive',
+  'outside_recovery_window',
   'not_wal_mode',
   'page_size_mismatch',
   'restore_damaged',

@@ -28,11 +28,14 @@ export const LATEST = 'latest';
 export const restoreJobSchema = z.union([
   z.object({ backupId: z.number().int().positive() }).strict(),
   z.object({ to: z.enum([LATEST_VALID, LATEST]) }).strict(),
+  /** A moment in the WAL archive's recovery window. */
+  z.object({ at: z.iso.datetime({ offset: true }) }).strict(),
 ]);
 export type RestoreJobData = z.infer<typeof restoreJobSchema>;
 
 /** One pending restore per target; a second request for it joins the first. */
-export const restoreDedupId = (target: number | typeof LATEST_VALID | typeof LATEST) => `restore-${target}`;
+export const restoreDedupId = (target: number | typeof LATEST_VALID | typeof LATEST | Date) =>
+  `restore-${target instanceof Date ? `at-${target.getTime()}` : target}`;
 
 /** The WAL archiver: one long-running job, no data. */
 export const walJobSchema = z.object({}).strict();

@@ -1,6 +1,11 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { AppError } from '../domain/errors.js';
+import { withLease } from '../locking/lease.js';
+import { fsyncPath, removeQuietly } from '../runtime/files.js';
 import { restoreBackup } from '../restore/restore.js';
 import { latestReplayable, replayGeneration, type Replayed } from '../wal/replay.js';
+import { generationAt } from '../wal/window.js';
 import type { RestoreOutcome } from './restore-one.js';
 import { underDatabaseLock, type LockedRun, type OperationDeps } from './run.js';
 
@@ -24,19 +29,39 @@ export class NoWalArchive extends AppError {
   }
 }
 
+/** The moment asked for is outside the recovery window (or in a gap of it); the message names the window. */
+export class OutsideWindow extends AppError {
+  constructor(message: string) {
+    super('outside_recovery_window', message, true);
+  }
+}
+
+/** The generation to replay for a target: the newest for `latest`, the one that reaches a moment otherwise. */
+export function generationFor(catalog: OperationDeps['catalog'], at?: Date) {
+  if (!at) {
+    const generation = latestReplayable(catalog);
+    if (!generation) throw new NoWalArchive();
+    return generation;
+  }
+  const found = generationAt(catalog, at);
+  if ('problem' in found) throw new OutsideWindow(found.problem);
+  return found.generation;
+}
+
 /**
- * Restores the database as of the last commit the WAL archive holds: the newest generation's
+ * Restores the database as of the last commit the WAL archive holds (or, with `at`, as of the
+ * last archived sync at or before that moment): the newest generation's
  * snapshot, replayed with its segments and checked (`replayGeneration`), then the same path as a
  * backup restore (safety backup of the live database when there is one, copy in through SQLite's
  * backup API, integrity check, rollback on failure). Works when the live database is gone.
  */
-export async function restoreLatest(deps: OperationDeps, run: LockedRun): Promise<LatestOutcome> {
+export async function restoreLatest(deps: OperationDeps, run: LockedRun & { at?: Date }): Promise<LatestOutcome> {
   const { config, catalog, log } = deps;
   return underDatabaseLock(deps, run, async (lock) => {
     const earlier = catalog.getRestoreByJob(run.runId);
     const generation = earlier
       ? catalog.wal.generations().find((g) => g.snapshot_backup_id === earlier.backup_id)
-      : latestReplayable(catalog);
+      : generationFor(catalog, run.at);
     if (!generation || generation.snapshot_backup_id === null) throw new NoWalArchive();
     let replayed: Replayed | undefined;
     const row = await restoreBackup(
@@ -48,7 +73,7 @@ export async function restoreLatest(deps: OperationDeps, run: LockedRun): Promis
         onProgress: run.report.progress,
         signal: run.signal,
         prepare: async () => {
-          replayed = await replayGeneration(config, catalog, generation);
+          replayed = await replayGeneration(config, catalog, generation, run.at);
           return replayed.copy;
         },
       },
@@ -62,6 +87,44 @@ export async function restoreLatest(deps: OperationDeps, run: LockedRun): Promis
         segmentsApplied: replayed?.segmentsApplied ?? 0,
         restoredTo: replayed?.restoredTo ?? null,
       },
+    };
+  });
+}
+
+/**
+ * Writes the database as of `at` (or the latest archived commit) to a new file, leaving the live
+ * database alone: the safe way to look at the past, or to copy one table back. The file must not
+ * exist; it is written complete (copied, fsynced) or not at all.
+ */
+export async function recoverToFile(
+  deps: Pick<OperationDeps, 'config' | 'catalog'>,
+  run: { runId: string; at?: Date; output: string },
+): Promise<WalRestoreInfo & { output: string }> {
+  const { config, catalog } = deps;
+  const generation = generationFor(catalog, run.at);
+  const snapshotId = generation.snapshot_backup_id!;
+  return withLease(catalog, snapshotId, `${run.runId}:output`, async () => {
+    const replayed = await replayGeneration(config, catalog, generation, run.at);
+    try {
+      const temp = `${run.output}.partial-${process.pid}`;
+      try {
+        await fs.copyFile(replayed.copy.path, temp, fs.constants.COPYFILE_EXCL);
+        await fsyncPath(temp);
+        // A link never replaces a file that appeared meanwhile.
+        await fs.link(temp, run.output);
+        await fsyncPath(path.dirname(path.resolve(run.output)));
+      } finally {
+        await removeQuietly(temp);
+      }
+    } finally {
+      await replayed.copy.release();
+    }
+    return {
+      generation: generation.id,
+      snapshotBackupId: snapshotId,
+      segmentsApplied: replayed.segmentsApplied,
+      restoredTo: replayed.restoredTo,
+      output: path.resolve(run.output),
     };
   });
 }

@@ -1,0 +1,72 @@
+import type { Catalog } from '../catalog/catalog.js';
+import type { WalGenerationRow } from '../catalog/catalog-schema.js';
+import { archiverState } from './archiver-state.js';
+
+/** One generation as a stretch of time a restore can reach. */
+export interface WindowGeneration {
+  id: number;
+  /** The earliest moment it restores to: when its snapshot was covered by the archive. */
+  start: string;
+  /** The latest: its last stored commit (for the running one, the archiver's last sync point). */
+  end: string;
+  snapshotBackupId: number;
+  segments: number;
+  bytes: number;
+  startedAt: string;
+  endedAt: string | null;
+  /** Why it began. */
+  reason: string;
+}
+
+export interface RecoveryWindow {
+  /** Oldest first; a gap between two is a stretch no restore can reach. */
+  generations: WindowGeneration[];
+  earliest: string | null;
+  latest: string | null;
+}
+
+/** The moments the WAL archive can restore to, from the catalog alone. */
+export function recoveryWindow(catalog: Catalog, now = Date.now()): RecoveryWindow {
+  const summaries = new Map(catalog.wal.summary().map((s) => [s.generation_id, s]));
+  const open = catalog.wal.openGeneration();
+  const state = archiverState(catalog);
+  const generations: WindowGeneration[] = [];
+  for (const g of catalog.wal.generations()) {
+    if (g.snapshot_backup_id === null || g.snapshot_at === null) continue;
+    if (catalog.getBackup(g.snapshot_backup_id)?.status !== 'completed') continue;
+    const s = summaries.get(g.id);
+    let end = [s?.last_read_at, g.snapshot_at].filter(Boolean).sort().at(-1)!;
+    // The running generation reaches the archiver's last sync point, when it reported recently.
+    if (g.id === open?.id && state && state.generation === g.id && state.lastSyncAt) {
+      const storedThrough = new Date(Date.parse(state.at) - state.lagMs).toISOString();
+      if (storedThrough > end && now - Date.parse(state.at) < 60_000) end = storedThrough;
+    }
+    generations.push({
+      id: g.id,
+      start: g.snapshot_at,
+      end,
+      snapshotBackupId: g.snapshot_backup_id,
+      segments: s?.segments ?? 0,
+      bytes: s?.bytes ?? 0,
+      startedAt: g.started_at,
+      endedAt: g.ended_at,
+      reason: g.reason,
+    });
+  }
+  return { generations, earliest: generations[0]?.start ?? null, latest: generations.at(-1)?.end ?? null };
+}
+
+/** The generation that reaches `at`, or why none does (a sentence naming the window). */
+export function generationAt(catalog: Catalog, at: Date): { generation: WalGenerationRow } | { problem: string } {
+  const window = recoveryWindow(catalog);
+  const iso = at.toISOString();
+  if (!window.generations.length) return { problem: 'the WAL archive has no generation with a snapshot: there is no window to restore to' };
+  const found = window.generations.filter((g) => g.start <= iso && iso <= g.end).at(-1);
+  if (found) return { generation: catalog.wal.generation(found.id)! };
+  const span = `the recovery window is ${window.earliest} to ${window.latest}`;
+  if (iso < window.earliest!) return { problem: `${iso} is before the recovery window: ${span}` };
+  if (iso > window.latest!) return { problem: `${iso} is after the recovery window: ${span}` };
+  const before = window.generations.filter((g) => g.end < iso).at(-1)!;
+  const after = window.generations.find((g) => g.start > iso)!;
+  return { problem: `${iso} falls in a gap of the WAL archive, between ${before.end} and ${after.start} (${after.reason}); ${span}` };
+}
