@@ -8,6 +8,7 @@ import { bearerOutcome } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';
 import { observe } from '../health-facts.js';
 import { walStatus } from '../../shared/wal/wal-health.js';
+import { recoveryWindow } from '../../shared/wal/window.js';
 import { assessHealth, overdueBy } from '../health-rules.js';
 import { cachedProbe, CachedProbe, PROBE_LIMITS } from '../probe-cache.js';
 
@@ -102,6 +103,7 @@ export function healthRouter(deps: ProducerDeps): Router {
     }
     const [{ facts, lastBackup, statistics }, storage] = await Promise.all([observe(deps), storageState(deps)]);
     const wal = walStatus(deps.config, deps.catalog);
+    const window = recoveryWindow(deps.catalog);
     const { status, problems } = assessHealth({
       ...facts,
       backupDirWritable: storage.primary.writable,
@@ -149,7 +151,11 @@ export function healthRouter(deps: ProducerDeps): Router {
         statistics,
       },
       storage,
-      wal: { ...wal, problem: undefined },
+      wal: {
+        ...wal,
+        problem: undefined,
+        window: { earliest: window.earliest, latest: window.latest, generations: window.generations.length },
+      },
     });
   });
   return router;

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { Gauge, Registry } from 'prom-client';
 import { walStatus } from '../../shared/wal/wal-health.js';
+import { recoveryWindow } from '../../shared/wal/window.js';
 import { BACKUP_TYPES } from '../../shared/domain/backup-types.js';
 import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../../shared/observability/metrics.js';
 import type { ProducerDeps } from '../deps.js';
@@ -63,6 +64,16 @@ function stateGauges(deps: ProducerDeps) {
     generation: new Gauge({ name: `${METRIC_PREFIX}wal_generation`, help: 'The WAL archive generation being written', registers }),
     segments: new Gauge({ name: `${METRIC_PREFIX}wal_segments`, help: 'Segments the WAL archive holds', registers }),
     bytes: new Gauge({ name: `${METRIC_PREFIX}wal_archive_bytes`, help: 'Bytes the WAL archive holds', registers }),
+    earliest: new Gauge({
+      name: `${METRIC_PREFIX}recovery_window_earliest_timestamp_seconds`,
+      help: 'The earliest moment the WAL archive can restore to (0: none)',
+      registers,
+    }),
+    latest: new Gauge({
+      name: `${METRIC_PREFIX}recovery_window_latest_timestamp_seconds`,
+      help: 'The latest moment the WAL archive can restore to (0: none)',
+      registers,
+    }),
   };
 
   return {
@@ -88,6 +99,9 @@ function stateGauges(deps: ProducerDeps) {
       wal.generation.set(w.generation ?? 0);
       wal.segments.set(w.segments);
       wal.bytes.set(w.bytes);
+      const window = recoveryWindow(catalog);
+      wal.earliest.set(window.earliest ? Date.parse(window.earliest) / 1_000 : 0);
+      wal.latest.set(window.latest ? Date.parse(window.latest) / 1_000 : 0);
       queueJobs.reset();
       if (o.facts.redisUp) {
         await Promise.all(
