@@ -41,6 +41,20 @@ function noneValid(ctx: CliContext, err: NoValidBackup): ExitCode {
   throw new CliError(message, EXIT.invalid, err.code);
 }
 
+/**
+ * A restore replaces the live database: without --yes it asks, and without a terminal to ask on
+ * it stops here, before anything is opened, so a script that forgot --yes leaves everything as it was.
+ */
+function confirmable(ctx: CliContext, opts: { yes?: boolean }): void {
+  if (!opts.yes && !ctx.out.canAsk) {
+    throw new CliError(
+      'restore replaces the live database and there is no terminal to confirm on: pass --yes to restore without asking',
+      EXIT.usage,
+      'confirmation_required',
+    );
+  }
+}
+
 interface RestoreOptions {
   latestValid?: boolean;
   to?: string;
@@ -65,14 +79,7 @@ async function restore(ctx: CliContext, target: string | undefined, opts: Restor
   if (Boolean(target) === Boolean(opts.latestValid)) {
     throw new CliError('name one backup (an id or a file) or pass --latest-valid', EXIT.usage, 'bad_request');
   }
-  // Checked before anything is opened, so a script that forgot --yes leaves everything as it was.
-  if (!opts.yes && !ctx.out.canAsk) {
-    throw new CliError(
-      'restore replaces the live database and there is no terminal to confirm on: pass --yes to restore without asking',
-      EXIT.usage,
-      'confirmation_required',
-    );
-  }
+  confirmable(ctx, opts);
   return withCatalog(ctx, async (catalog) => {
     // Candidates are fixed before starting: the safety backup a restore takes is never one.
     const candidates = opts.latestValid ? catalog.completedBackups() : [findBackup(catalog, target!)];
@@ -118,13 +125,7 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d
  */
 async function restoreToPoint(ctx: CliContext, opts: RestoreOptions, at: Date | undefined): Promise<ExitCode> {
   if (opts.output) return recoverIntoFile(ctx, opts.output, at);
-  if (!opts.yes && !ctx.out.canAsk) {
-    throw new CliError(
-      'restore replaces the live database and there is no terminal to confirm on: pass --yes to restore without asking',
-      EXIT.usage,
-      'confirmation_required',
-    );
-  }
+  confirmable(ctx, opts);
   return withCatalog(ctx, async (catalog) => {
     let generation: ReturnType<typeof generationFor>;
     try {
