@@ -4,9 +4,10 @@
  *   frame): the archive ships the commits before it and nothing after, and a replay of the archive
  *   gives exactly those. The archiver runs in this process on a copy of a real WAL file; SQLite's
  *   own reading of the same damaged file is the reference.
- * - The archiving worker killed (SIGKILL) with a second worker running, and Redis restarted empty:
- *   archiving goes on, the chain has no silent gap, and a restore to latest is complete. Real
- *   worker processes, real Redis (a private one for the restart), a writer in a process of its own.
+ * - The archiving worker killed (SIGKILL) or stopped (SIGTERM) with a second worker running, and
+ *   Redis restarted empty: archiving goes on, the chain has no silent gap, and a restore to latest
+ *   is complete. Real worker processes, real Redis (a private one for the restart), a writer in a
+ *   process of its own.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -333,6 +334,43 @@ describe('the archiving worker killed with SIGKILL while another runs', () => {
     expectComplete(file, reported, committed);
     if (live.id === first.id) expect(res.body.wal.segmentsApplied).toBeGreaterThan(5);
     await other.stop();
+  });
+
+  it('on SIGTERM the archiving worker hands the archiver over at once, with no silent gap', async () => {
+    const file = box.config.databasePath;
+    const workers = [await startWorkerProcess(box.env), await startWorkerProcess(box.env)];
+    const writer = await startWalWriter(file);
+    const before = catalog.wal.generations().at(-1)!.id;
+    await archivingUnderWay(catalog, { after: before - 1, segments: 3 });
+    const archiving = await waitUntil('the archiving worker to be known', () => {
+      const id = archiverState(catalog)?.workerId;
+      return workers.find((w) => id?.endsWith(`:${w.child.pid}`));
+    });
+    const successor = workers.find((w) => w !== archiving)!;
+
+    const stoppedMs = Date.now();
+    expect(await archiving.stop()).toBe(0);
+    const taken = await waitUntil(
+      'the other worker to archive',
+      () => {
+        const state = archiverState(catalog);
+        return state?.workerId.endsWith(`:${successor.child.pid}`) && Date.parse(state.at) > stoppedMs ? state : undefined;
+      },
+      JOB_LOCK_DURATION + 10_000,
+      20,
+    );
+    // At once: no waiting for the job's lock to run out, as after a SIGKILL; five intervals cover
+    // the shutdown, the job's return to the queue and the first sync.
+    const tookMs = Date.parse(taken.at) - stoppedMs;
+    expect.soft(tookMs, `handed over after ${tookMs} ms`).toBeLessThanOrEqual(5 * INTERVAL);
+
+    await sleep(1_000);
+    await writer.kill();
+    await sleep(2 * INTERVAL);
+    expect(chainProblems(catalog)).toEqual([]);
+    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
+    expect(unannouncedGenerations(catalog, hooks, before)).toEqual([]);
+    await successor.stop();
   });
 });
 
