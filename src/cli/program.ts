@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { messageOf } from '../shared/domain/errors.js';
 import { registerBackup } from './commands/backup.js';
+import { registerDrill } from './commands/drill.js';
 import type { RegisterCommand } from './commands/command.js';
 import { registerList } from './commands/list.js';
 import { registerReindex } from './commands/reindex.js';
@@ -20,6 +21,7 @@ const COMMANDS: RegisterCommand[] = [
   registerReindex,
   registerStats,
   registerWindow,
+  registerDrill,
 ];
 
 /** Builds the program. Exported for `--help` checks; `runCli` runs it. */

@@ -3,7 +3,17 @@ import { Queue, type Job, type Worker } from 'bullmq';
 import { alertSenderFor } from '../shared/observability/alerts.js';
 import { messageOf } from '../shared/domain/errors.js';
 import { createOpsMetrics } from '../shared/observability/metrics.js';
-import { QUEUE, backupJobSchema, defaultJobOptions, verifyDedupId, type QueueName, type VerifyJobData } from '../shared/jobs/queues.js';
+import {
+  QUEUE,
+  VERIFY_ARCHIVE_DEDUP_ID,
+  VERIFY_ARCHIVE_JOB,
+  backupJobSchema,
+  defaultJobOptions,
+  verifyDedupId,
+  type QueueName,
+  type VerifyArchiveJobData,
+  type VerifyJobData,
+} from '../shared/jobs/queues.js';
 import { QUEUE_REGISTRY, isQueueName, type QueueDefinition } from '../shared/jobs/registry.js';
 import { isCancelled } from '../shared/jobs/cancel.js';
 import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/jobs/scheduler.js';
@@ -114,6 +124,14 @@ export function createWorkerOps(ctx: WorkerContext) {
         opts: { jobId: derivedId('sweep', job.id, 'backup', b.id), deduplication: { id: verifyDedupId(b.id, 'full') } },
       })),
     );
+    // And one verification of the WAL archive, when it holds anything.
+    if (catalog.wal.generations().length) {
+      const archive: VerifyArchiveJobData = { archive: true };
+      await verifyQueue.add(VERIFY_ARCHIVE_JOB, archive as unknown as VerifyJobData, {
+        jobId: derivedId('sweep', job.id, 'archive'),
+        deduplication: { id: VERIFY_ARCHIVE_DEDUP_ID },
+      });
+    }
     await job.updateProgress(100);
     log.info({ jobId: job.id, backups: backups.length }, 'scheduled verification queued a verify job per kept backup');
     return { queued: backups.length, backupIds: backups.map((b) => b.id) };
@@ -185,7 +203,8 @@ export function createWorkerOps(ctx: WorkerContext) {
           announceMirrorOutage(job);
           await verifyAfterBackup(job, result);
         }
-        if (queue === QUEUE.verify && (result as { valid?: unknown }).valid === false) {
+        // A backup's; the archive verification and the drill send their own alerts (verify-processor.ts).
+        if (queue === QUEUE.verify && (result as { valid?: unknown }).valid === false && job.name === 'verify') {
           const r = result as { backupId?: number; message?: string };
           alerts.send({
             event: 'verify.invalid',

@@ -1,8 +1,10 @@
 import { walStatus } from '../../shared/wal/wal-health.js';
+import { drillOf } from '../../shared/wal/drill.js';
 import { recoveryWindow } from '../../shared/wal/window.js';
 import { withCatalog, type CliContext } from '../context.js';
 import { EXIT, bytes, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';
+import { describeDrill } from './drill.js';
 
 /** `window`: the moments the WAL archive can restore to, generation by generation, gaps shown. */
 async function showWindow(ctx: CliContext): Promise<ExitCode> {
@@ -21,8 +23,14 @@ async function showWindow(ctx: CliContext): Promise<ExitCode> {
       lines.push(
         `  generation ${g.id}: ${g.start} to ${g.end}, snapshot backup ${g.snapshotBackupId}, ${g.segments} segment(s), ${bytes(g.bytes)}`,
       );
+      if (g.verification && !g.verification.ok) lines.push(`    verification ${g.verification.at} FAILED: ${g.verification.reason}`);
       previous = g;
     }
+    const last = catalog.drills.lastDrill();
+    const lastDrill = last ? drillOf(last) : null;
+    lines.push(
+      ...(lastDrill ? describeDrill(lastDrill) : ['Restore drill: none yet (RESTORE_DRILL_SCHEDULE, or: workstation-backup drill)']),
+    );
     ctx.out.result(lines.join('\n'), {
       success: true,
       enabled: status.enabled,
@@ -30,6 +38,7 @@ async function showWindow(ctx: CliContext): Promise<ExitCode> {
       latest: window.latest,
       lagSeconds: status.lagSeconds,
       generations: window.generations,
+      lastDrill,
     });
     return EXIT.ok;
   });

@@ -8,6 +8,7 @@ import { bearerOutcome } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';
 import { observe } from '../health-facts.js';
 import { walStatus } from '../../shared/wal/wal-health.js';
+import { lastDrillSummary } from '../../shared/wal/drill.js';
 import { recoveryWindow } from '../../shared/wal/window.js';
 import { assessHealth, overdueBy } from '../health-rules.js';
 import { cachedProbe, CachedProbe, PROBE_LIMITS } from '../probe-cache.js';
@@ -24,6 +25,10 @@ type StorageState = {
         failed: Extract<StorageHealth['mirror'], { configured: true }>['failed'];
       });
 };
+
+/** The sentence for a failed last restore drill: a restore from the archive would fail or be wrong. */
+const drillProblem = (last: ReturnType<typeof lastDrillSummary>) =>
+  last && !last.ok ? `the last restore drill (${last.at}) failed: ${last.reason ?? 'no reason recorded'}` : null;
 
 const noAnswer = (ms: number) => `no answer within ${ms} ms`;
 
@@ -103,12 +108,14 @@ export function healthRouter(deps: ProducerDeps): Router {
     }
     const [{ facts, lastBackup, statistics }, storage] = await Promise.all([observe(deps), storageState(deps)]);
     const wal = walStatus(deps.config, deps.catalog);
+    const lastDrill = lastDrillSummary(deps.catalog);
     const window = recoveryWindow(deps.catalog);
     const { status, problems } = assessHealth({
       ...facts,
       backupDirWritable: storage.primary.writable,
       mirrorOutage: storage.mirror.configured ? mirrorTrouble(storage.mirror) : null,
       walProblem: wal.problem,
+      drillProblem: drillProblem(lastDrill),
     });
     const late = overdueBy(facts);
     res.status(status === 'down' ? 503 : 200);
@@ -156,6 +163,8 @@ export function healthRouter(deps: ProducerDeps): Router {
         problem: undefined,
         window: { earliest: window.earliest, latest: window.latest, generations: window.generations.length },
       },
+      // The measured restore time (RTO) of the last restore drill, and whether it passed.
+      drills: { last: lastDrill },
     });
   });
   return router;

@@ -76,6 +76,24 @@ function stateGauges(deps: ProducerDeps) {
     }),
   };
 
+  const drill = {
+    lastSuccess: new Gauge({
+      name: `${METRIC_PREFIX}restore_drill_last_success_timestamp_seconds`,
+      help: 'When the last restore drill that passed finished (Unix time); 0 if none did',
+      registers,
+    }),
+    lastDuration: new Gauge({
+      name: `${METRIC_PREFIX}restore_drill_last_duration_seconds`,
+      help: 'How long the last restore drill took to restore the latest point: the measured RTO',
+      registers,
+    }),
+    lastOk: new Gauge({
+      name: `${METRIC_PREFIX}restore_drill_last_ok`,
+      help: '1 when the last restore drill passed, 0 when it failed or none ran',
+      registers,
+    }),
+  };
+
   return {
     registry,
     async refresh(o: Observed) {
@@ -99,6 +117,11 @@ function stateGauges(deps: ProducerDeps) {
       wal.generation.set(w.generation ?? 0);
       wal.segments.set(w.segments);
       wal.bytes.set(w.bytes);
+      const lastDrill = catalog.drills.lastDrill();
+      const lastGoodDrill = catalog.drills.lastSuccessfulDrill();
+      drill.lastSuccess.set(lastGoodDrill ? Date.parse(lastGoodDrill.completed_at) / 1_000 : 0);
+      drill.lastDuration.set(lastDrill ? lastDrill.duration_ms / 1_000 : 0);
+      drill.lastOk.set(lastDrill?.ok ?? 0);
       const window = recoveryWindow(catalog);
       wal.earliest.set(window.earliest ? Date.parse(window.earliest) / 1_000 : 0);
       wal.latest.set(window.latest ? Date.parse(window.latest) / 1_000 : 0);

@@ -1,8 +1,24 @@
+import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
+import { z } from 'zod';
 import { currentSettings } from '../../shared/catalog/settings.js';
 import { walStatus } from '../../shared/wal/wal-health.js';
 import { recoveryWindow } from '../../shared/wal/window.js';
+import {
+  RESTORE_DRILL_DEDUP_ID,
+  RESTORE_DRILL_JOB,
+  VERIFY_ARCHIVE_DEDUP_ID,
+  VERIFY_ARCHIVE_JOB,
+  type RestoreDrillJobData,
+  type VerifyArchiveJobData,
+  type VerifyJobData,
+} from '../../shared/jobs/queues.js';
+import { lastDrillSummary } from '../../shared/wal/drill.js';
 import type { ProducerDeps } from '../deps.js';
+import { parseBody } from '../validate.js';
+import { TIMED_OUT, accepted, waitFor, wantsAsync } from './job-answers.js';
+
+const emptyBody = z.object({}).strict();
 
 /**
  * `GET /api/recovery-window`: the moments the WAL archive can restore to, generation by
@@ -24,7 +40,53 @@ export function recoveryWindowRouter(deps: ProducerDeps): Router {
       // Every stretch between two generations, even the seconds a rollover's snapshot takes: a
       // moment in one cannot be restored to.
       gaps,
+      lastDrill: lastDrillSummary(deps.catalog),
     });
   });
+
+  /**
+   * `POST /api/recovery-window/verify`: verifies every generation of the archive (snapshot,
+   * segments, chain); answers like `POST /api/backups/:id/verify` (waits, or 202 with statusUrl).
+   */
+  router.post('/verify', async (req, res) => {
+    parseBody(emptyBody, req.body ?? {});
+    const data: VerifyArchiveJobData = { archive: true };
+    const job = await deps.queues.verify.add(VERIFY_ARCHIVE_JOB as never, data as unknown as VerifyJobData, {
+      jobId: `verify-archive-${randomUUID()}`,
+      deduplication: { id: VERIFY_ARCHIVE_DEDUP_ID },
+    });
+    if (wantsAsync(req)) return accepted(res, job, 'Archive verification');
+    let outcome: { valid: boolean; generations: unknown[] } | typeof TIMED_OUT;
+    try {
+      outcome = await waitFor(job, deps.queues.events.verify, deps.config.requestTimeout);
+    } catch (err) {
+      res.status(500).json({ success: false, error: { code: 'verify_failed', message: (err as Error).message } });
+      return;
+    }
+    if (outcome === TIMED_OUT) return accepted(res, job, 'Archive verification');
+    const window = recoveryWindow(deps.catalog);
+    res.json({ success: true, valid: outcome.valid, generations: outcome.generations, earliest: window.earliest, latest: window.latest });
+  });
+
+  /** `POST /api/recovery-window/drill`: a restore drill now (into temp files; the live database is only read). */
+  router.post('/drill', async (req, res) => {
+    parseBody(emptyBody, req.body ?? {});
+    const data: RestoreDrillJobData = { drill: 'api' };
+    const job = await deps.queues.verify.add(RESTORE_DRILL_JOB as never, data as unknown as VerifyJobData, {
+      jobId: `restore-drill-${randomUUID()}`,
+      deduplication: { id: RESTORE_DRILL_DEDUP_ID },
+    });
+    if (wantsAsync(req)) return accepted(res, job, 'Restore drill');
+    let outcome: { drill: unknown } | typeof TIMED_OUT;
+    try {
+      outcome = await waitFor(job, deps.queues.events.verify, deps.config.requestTimeout);
+    } catch (err) {
+      res.status(500).json({ success: false, error: { code: 'drill_failed', message: (err as Error).message } });
+      return;
+    }
+    if (outcome === TIMED_OUT) return accepted(res, job, 'Restore drill');
+    res.json({ success: true, drill: outcome.drill });
+  });
+
   return router;
 }

@@ -121,6 +121,28 @@ CREATE TABLE IF NOT EXISTS wal_segment (
   PRIMARY KEY (generation_id, seq)
 );
 CREATE INDEX IF NOT EXISTS wal_segment_read_at ON wal_segment(read_at);
+
+CREATE TABLE IF NOT EXISTS wal_verification (
+  generation_id INTEGER PRIMARY KEY,
+  verified_at DATETIME NOT NULL,
+  ok INTEGER NOT NULL,
+  segments_checked INTEGER NOT NULL,
+  snapshot_ok INTEGER NOT NULL,
+  bad_seq INTEGER,
+  bad_file TEXT,
+  reason TEXT
+);
+
+CREATE TABLE IF NOT EXISTS restore_drill (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  started_at DATETIME NOT NULL,
+  completed_at DATETIME NOT NULL,
+  ok INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  trigger TEXT NOT NULL,
+  targets TEXT NOT NULL,
+  reason TEXT
+);
 `;
 
 export interface BackupRow {
@@ -243,6 +265,35 @@ export interface WalSegmentRow {
   encryption: string | null;
   /** 1 copied to the mirror, 0 the copy failed, null not tried (or no mirror). */
   mirrored: number | null;
+}
+
+/** The last archive verification of one WAL generation. */
+export interface WalVerificationRow {
+  generation_id: number;
+  verified_at: string;
+  ok: number;
+  segments_checked: number;
+  /** Whether its snapshot backup exists and passed verification. */
+  snapshot_ok: number;
+  /** The first segment that failed (its sequence number and file), null when none did. */
+  bad_seq: number | null;
+  bad_file: string | null;
+  reason: string | null;
+}
+
+/** One restore drill: restores into temp files, never the live database. */
+export interface RestoreDrillRow {
+  id: number;
+  started_at: string;
+  completed_at: string;
+  ok: number;
+  /** How long the restore of the latest point took: the measured RTO. */
+  duration_ms: number;
+  /** `scheduled`, `api`, `cli`. */
+  trigger: string;
+  /** JSON: each target's outcome (see DrillTarget in shared/wal/drill.ts). */
+  targets: string;
+  reason: string | null;
 }
 
 export interface Statistics {

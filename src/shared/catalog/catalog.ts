@@ -9,6 +9,7 @@ import { Copies } from './repositories/copies.js';
 import { Fence } from './repositories/fence.js';
 import { History, type DatabaseDamage, type Pruned } from './repositories/history.js';
 import { WalArchive } from './repositories/wal.js';
+import { RecoveryChecks } from './repositories/drills.js';
 import { Leases } from './repositories/leases.js';
 import { Restores, type RestoreUpdate } from './repositories/restores.js';
 import { SettingsStore } from './repositories/settings-store.js';
@@ -36,6 +37,8 @@ export class Catalog {
   readonly #history: History;
   /** The WAL archive's generations and segments (./repositories/wal.ts). */
   readonly wal: WalArchive;
+  /** The WAL archive's verifications and the restore drills (./repositories/drills.ts). */
+  readonly drills: RecoveryChecks;
 
   constructor(
     readonly file: string,
@@ -65,6 +68,7 @@ export class Catalog {
     this.#fence = new Fence(db);
     this.#history = new History(db);
     this.wal = new WalArchive(db);
+    this.drills = new RecoveryChecks(db);
   }
 
   close(): void {

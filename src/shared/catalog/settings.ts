@@ -21,6 +21,8 @@ export const settingsPatchSchema = z
     verifyAfterBackup: z.boolean(),
     /** When to verify every kept backup (the runbook's weekly check). */
     verifySchedule: verifyScheduleSchema,
+    /** When to run a restore drill of the WAL archive (RESTORE_DRILL_SCHEDULE). */
+    restoreDrillSchedule: verifyScheduleSchema,
     /** Continuous WAL archiving (the database must be in WAL mode). */
     walArchiveEnabled: z.boolean(),
     walArchiveInterval: z.number().int().min(MIN_WAL_ARCHIVE_INTERVAL).max(MAX_WAL_ARCHIVE_INTERVAL),
@@ -49,6 +51,7 @@ function inForce(config: Config, stored: SettingsPatch): Settings {
     maxBackups: config.maxBackups,
     verifyAfterBackup: config.verifyAfterBackup,
     verifySchedule: config.verifySchedule,
+    restoreDrillSchedule: config.restoreDrillSchedule,
     walArchiveEnabled: config.walArchiveEnabled,
     walArchiveInterval: config.walArchiveInterval,
     walRetention: config.walRetention,

@@ -9,6 +9,21 @@ export const verifyJobSchema = z
   .strict();
 export type VerifyJobData = z.infer<typeof verifyJobSchema>;
 
+/**
+ * On the verify queue, beside the per-backup jobs: the WAL archive's verification (every
+ * generation's snapshot, segments and chain) and the restore drill. Each has a job name of its
+ * own, data of its own, and one pending job at a time.
+ */
+export const VERIFY_ARCHIVE_JOB = 'verify-archive';
+export const verifyArchiveJobSchema = z.object({ archive: z.literal(true) }).strict();
+export type VerifyArchiveJobData = z.infer<typeof verifyArchiveJobSchema>;
+export const VERIFY_ARCHIVE_DEDUP_ID = 'verify-archive';
+
+export const RESTORE_DRILL_JOB = 'restore-drill';
+export const restoreDrillJobSchema = z.object({ drill: z.enum(['scheduled', 'api']) }).strict();
+export type RestoreDrillJobData = z.infer<typeof restoreDrillJobSchema>;
+export const RESTORE_DRILL_DEDUP_ID = 'restore-drill';
+
 /** One pending backup per type: a second request for it joins the first. */
 export const backupDedupId = (type: BackupJobData['type']) => `backup-${type}`;
 

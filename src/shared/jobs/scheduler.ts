@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { z } from 'zod';
-import { AUTO_BACKUP_SCHEDULER, type BackupJobData, type VerifyJobData } from './queues.js';
+import { AUTO_BACKUP_SCHEDULER, RESTORE_DRILL_JOB, type BackupJobData, type RestoreDrillJobData, type VerifyJobData } from './queues.js';
 import { parseSchedule } from './schedule-spec.js';
 import type { Settings } from '../catalog/settings.js';
 
@@ -53,6 +53,25 @@ export async function nextScheduledVerification(queue: Queue<VerifyJobData>): Pr
   return scheduler?.next ? new Date(scheduler.next).toISOString() : null;
 }
 
+/** The id of the job scheduler that runs restore drills (RESTORE_DRILL_SCHEDULE) on the verify queue. */
+export const RESTORE_DRILL_SCHEDULER = 'scheduled-restore-drill';
+
+export async function syncDrillSchedule(queue: Queue<VerifyJobData>, settings: Settings): Promise<void> {
+  const spec = parseSchedule(settings.restoreDrillSchedule);
+  if (spec.kind === 'off') {
+    await queue.removeJobScheduler(RESTORE_DRILL_SCHEDULER);
+    return;
+  }
+  const repeat = spec.kind === 'every' ? { every: spec.every } : { pattern: spec.pattern };
+  const data: RestoreDrillJobData = { drill: 'scheduled' };
+  await queue.upsertJobScheduler(RESTORE_DRILL_SCHEDULER, repeat, { name: RESTORE_DRILL_JOB, data: data as unknown as VerifyJobData });
+}
+
+export async function nextScheduledDrill(queue: Queue<VerifyJobData>): Promise<string | null> {
+  const scheduler = await queue.getJobScheduler(RESTORE_DRILL_SCHEDULER);
+  return scheduler?.next ? new Date(scheduler.next).toISOString() : null;
+}
+
 /** Every schedule the settings ask for, in one call (start-up and `PUT /api/backups/config`). */
 export async function syncSchedules(
   queues: { backup: Queue<BackupJobData>; verify: Queue<VerifyJobData> },
@@ -60,4 +79,5 @@ export async function syncSchedules(
 ): Promise<void> {
   await syncAutoBackup(queues.backup, settings);
   await syncVerifySchedule(queues.verify, settings);
+  await syncDrillSchedule(queues.verify, settings);
 }

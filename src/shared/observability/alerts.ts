@@ -15,6 +15,7 @@ export const ALERT_EVENTS = [
   'wal.gap',
   'wal.lagging',
   'wal.failed',
+  'drill.failed',
 ] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 

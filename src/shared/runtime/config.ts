@@ -118,6 +118,8 @@ const envSchema = z.object({
   HEARTBEAT_INTERVAL: int(100, 600_000).default(5_000),
   VERIFY_AFTER_BACKUP: bool.default(false),
   VERIFY_SCHEDULE: verifyScheduleSchema.default('off'),
+  /** Restore drills of the WAL archive: `off`, milliseconds, or a cron pattern (like VERIFY_SCHEDULE). */
+  RESTORE_DRILL_SCHEDULE: verifyScheduleSchema.default('off'),
   ALERT_WEBHOOK_URL: httpUrl.optional(),
   ALERT_ATTEMPTS: int(1, 50).default(5),
   ALERT_TIMEOUT: int(100, 600_000).default(5_000),
@@ -198,6 +200,7 @@ function build(parsed: Parsed) {
     heartbeatInterval: parsed.HEARTBEAT_INTERVAL,
     verifyAfterBackup: parsed.VERIFY_AFTER_BACKUP,
     verifySchedule: parsed.VERIFY_SCHEDULE,
+    restoreDrillSchedule: parsed.RESTORE_DRILL_SCHEDULE,
     alertWebhookUrl: parsed.ALERT_WEBHOOK_URL,
     alertAttempts: parsed.ALERT_ATTEMPTS,
     alertTimeout: parsed.ALERT_TIMEOUT,

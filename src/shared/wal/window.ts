@@ -16,6 +16,12 @@ export interface WindowGeneration {
   endedAt: string | null;
   /** Why it began. */
   reason: string;
+  /**
+   * What its last archive verification found: null when never verified; a failed one ends the
+   * generation's reach at the last good segment before the first bad one (or removes the
+   * generation from the window when its snapshot failed).
+   */
+  verification: { at: string; ok: boolean; firstBadSeq: number | null; firstBadFile: string | null; reason: string | null } | null;
 }
 
 export interface RecoveryWindow {
@@ -30,14 +36,24 @@ export function recoveryWindow(catalog: Catalog, now = Date.now()): RecoveryWind
   const summaries = new Map(catalog.wal.summary().map((s) => [s.generation_id, s]));
   const open = catalog.wal.openGeneration();
   const state = archiverState(catalog);
+  const verified = new Map(catalog.drills.archiveVerifications().map((v) => [v.generation_id, v]));
   const generations: WindowGeneration[] = [];
   for (const g of catalog.wal.generations()) {
     if (g.snapshot_backup_id === null || g.snapshot_at === null) continue;
     if (catalog.getBackup(g.snapshot_backup_id)?.status !== 'completed') continue;
+    const v = verified.get(g.id);
+    // A snapshot that failed verification leaves nothing of the generation to restore onto.
+    if (v && !v.snapshot_ok) continue;
     const s = summaries.get(g.id);
     let end = [s?.last_read_at, g.snapshot_at].filter(Boolean).sort().at(-1)!;
+    const broken = v && !v.ok && v.bad_seq !== null ? v.bad_seq : null;
+    if (broken !== null) {
+      // It reaches the last good segment before the first bad one, and no further.
+      const good = catalog.wal.segments(g.id).filter((seg) => seg.seq < broken);
+      end = [good.at(-1)?.read_at, g.snapshot_at].filter(Boolean).sort().at(-1)!;
+    }
     // The running generation reaches the archiver's last sync point, when it reported recently.
-    if (g.id === open?.id && state && state.generation === g.id && state.lastSyncAt) {
+    if (broken === null && g.id === open?.id && state && state.generation === g.id && state.lastSyncAt) {
       const storedThrough = new Date(Date.parse(state.at) - state.lagMs).toISOString();
       if (storedThrough > end && now - Date.parse(state.at) < 60_000) end = storedThrough;
     }
@@ -51,6 +67,7 @@ export function recoveryWindow(catalog: Catalog, now = Date.now()): RecoveryWind
       startedAt: g.started_at,
       endedAt: g.ended_at,
       reason: g.reason,
+      verification: v ? { at: v.verified_at, ok: v.ok === 1, firstBadSeq: v.bad_seq, firstBadFile: v.bad_file, reason: v.reason } : null,
     });
   }
   return { generations, earliest: generations[0]?.start ?? null, latest: generations.at(-1)?.end ?? null };
