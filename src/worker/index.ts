@@ -11,7 +11,7 @@ import { onCancelRequest } from '../shared/jobs/cancel.js';
 import { QUEUE, QUEUE_NAMES, type JobDataOf, type QueueName } from '../shared/jobs/registry.js';
 import type { WalJobData } from '../shared/jobs/job-data.js';
 import { currentSettings } from '../shared/catalog/settings.js';
-import { ensureArchiverJob } from '../shared/wal/archiver-job.js';
+import { archiverLockDuration, ensureArchiverJob } from '../shared/wal/archiver-job.js';
 import { waitForRedis, workerRedis } from '../shared/runtime/redis.js';
 import { runService } from '../shared/runtime/service-main.js';
 import { backupProcessor } from './backup-processor.js';
@@ -78,6 +78,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const walOpts = {
     ...opts,
     concurrency: 1,
+    lockDuration: archiverLockDuration(config),
     stalledInterval: Math.min(config.stalledInterval, Math.max(50, Math.floor(config.walArchiveInterval / 2))),
     maxStalledCount: Number.MAX_SAFE_INTEGER,
   };

@@ -3,7 +3,7 @@ import { currentSettings } from '../shared/catalog/settings.js';
 import { messageOf } from '../shared/domain/errors.js';
 import { QUEUE, defaultJobOptions, type BackupJobData, type WalJobData } from '../shared/jobs/queues.js';
 import { NotWalMode, WalArchiver, type ArchiverProgress } from '../shared/wal/archiver.js';
-import { holdArchiverLease, releaseArchiverLease } from '../shared/wal/archiver-job.js';
+import { archiverLeaseMs, holdArchiverLease, releaseArchiverLease } from '../shared/wal/archiver-job.js';
 import { recordArchiverState } from '../shared/wal/archiver-state.js';
 import { waitForSnapshot } from '../shared/wal/snapshot.js';
 import { jobLogger, type WorkerContext } from './context.js';
@@ -38,8 +38,7 @@ export function walProcessor(ctx: WorkerContext) {
         signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
         shouldStop: () => !settings().walArchiveEnabled,
         retentionMs: () => settings().walRetention,
-        // Shorter than the job lock, so that a worker taking over a dead one's job finds the lease free.
-        lease: () => holdArchiverLease(catalog, owner, Math.max(3 * settings().walArchiveInterval, config.jobLockDuration / 2)),
+        lease: () => holdArchiverLease(catalog, owner, archiverLeaseMs(config, settings().walArchiveInterval)),
         takeSnapshot: (generation, snapshotSignal) =>
           waitForSnapshot(
             catalog,

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Catalog } from '../catalog/catalog.js';
+import type { Config } from '../runtime/config.js';
 import { WAL_ARCHIVER_JOB_ID, type WalJobData } from '../jobs/job-data.js';
 
 /**
@@ -26,6 +27,20 @@ export async function ensureArchiverJob(queue: Queue<WalJobData>): Promise<void>
       removeOnFail: true,
     },
   );
+}
+
+/**
+ * The archiver job's BullMQ lock duration: a little under JOB_LOCK_DURATION, so that a dead
+ * worker's archiver is taken over within JOB_LOCK_DURATION + one interval, counting the stalled
+ * check and the start of the next archiver.
+ */
+export function archiverLockDuration(config: Pick<Config, 'jobLockDuration' | 'walArchiveInterval'>): number {
+  return Math.max(1_000, config.jobLockDuration - 2 * config.walArchiveInterval);
+}
+
+/** The lease: half the job lock (at least three intervals), so that whoever takes the job over finds it free. */
+export function archiverLeaseMs(config: Pick<Config, 'jobLockDuration' | 'walArchiveInterval'>, intervalMs: number): number {
+  return Math.max(3 * intervalMs, archiverLockDuration(config) / 2);
 }
 
 /** Who runs the archiver: a lease in the catalog, so two never run at once whatever Redis says. */
