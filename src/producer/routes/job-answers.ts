@@ -84,7 +84,7 @@ export async function answerRestore(deps: ProducerDeps, req: Request, res: Respo
   res.json({
     success: true,
     message: outcome?.wal
-      ? 'Database restored to the latest archived point; no restart needed'
+      ? `Database restored as of ${String(outcome.wal.restoredTo)} from the WAL archive; no restart needed`
       : 'Backup restored successfully; no restart needed',
     restore: toRestoreBody(row),
     ...(outcome?.skipped !== undefined ? { skipped: outcome.skipped } : {}),
