@@ -57,7 +57,15 @@ export async function replayGeneration(config: Config, catalog: Catalog, generat
       `the snapshot of WAL generation ${generation.id} (backup ${snapshot.id}) failed verification: ${verification.message}`,
     );
   }
-  const copy = await writableCopy(config, verification.copy, snapshot.id);
+  const written = await writableCopy(config, verification.copy, snapshot.id);
+  // Once in WAL mode, the read-only connections that check it leave -wal and -shm beside it: they go with it.
+  const copy: ReadableCopy = {
+    path: written.path,
+    release: async () => {
+      await written.release();
+      await removeQuietly(`${written.path}-wal`, `${written.path}-shm`);
+    },
+  };
   try {
     const segments = catalog.wal.segments(generation.id).filter((s) => !until || new Date(s.read_at) <= until);
     const applied = await applySegments(config, copy.path, segments);

@@ -1,0 +1,180 @@
+/**
+ * Restore drills (issue 14, part 4): on RESTORE_DRILL_SCHEDULE, a drill restores the WAL archive's
+ * latest point and a random moment of the window into temp files, checks them, compares row
+ * counts with the live database, and records the result, which `/health`, `/metrics` and the CLI
+ * show; a drill whose snapshot file was damaged on purpose fails, says why, and alerts
+ * `drill.failed`. Real worker process, real Redis, the application's writer in its own process.
+ */
+import fs from 'node:fs';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningProducer } from '../src/producer/server.js';
+import type { Catalog, RestoreDrillRow, WalGenerationRow, WalSegmentRow } from '../src/shared/catalog/catalog.js';
+import { RESTORE_DRILL_SCHEDULER } from '../src/shared/jobs/scheduler.js';
+import { runCli } from './helpers/cli.js';
+import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
+import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
+import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
+import { parseExposition } from './helpers/prometheus.js';
+import { WebhookReceiver } from './helpers/webhook.js';
+import { addEventsTable, archivingUnderWay, eventsOf, sleep, startWalWriter } from './helpers/wal-writer.js';
+import { createWorkstationDb } from './helpers/workstation-db.js';
+
+const INTERVAL = 200;
+
+let box: Sandbox;
+let hooks: WebhookReceiver;
+let worker: Proc;
+let producer: RunningProducer;
+let catalog: Catalog;
+
+beforeAll(async () => {
+  hooks = await WebhookReceiver.start();
+  box = sandbox('wal-drill', {
+    WAL_ARCHIVE_ENABLED: 'true',
+    WAL_ARCHIVE_INTERVAL: String(INTERVAL),
+    ALERT_WEBHOOK_URL: hooks.url,
+    REQUEST_TIMEOUT: '60000',
+  });
+  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
+  addEventsTable(box.config.databasePath);
+  worker = await startWorkerProcess(box.env);
+  producer = await startTestProducer(box.config);
+  catalog = openCatalog(box.config);
+});
+
+afterAll(async () => {
+  catalog?.close();
+  await producer?.close();
+  await worker?.stop();
+  await killAll();
+  await hooks?.close();
+  await box?.cleanup();
+});
+
+interface Target {
+  kind: 'latest' | 'random';
+  at: string | null;
+  ok: boolean;
+  generation: number | null;
+  restoredTo: string | null;
+  segmentsApplied: number;
+  durationMs: number;
+  integrity: string | null;
+  rowCounts?: { compared: boolean; note: string | null; differences: unknown[] };
+  reason: string | null;
+}
+
+const targetsOf = (row: RestoreDrillRow) => JSON.parse(row.targets) as Target[];
+
+/** Turns the schedule on (a milliseconds schedule fires at once) and waits for the drill it runs; turns it off again. */
+async function scheduledDrill(after: number): Promise<RestoreDrillRow> {
+  const put = await request(producer.server).put('/api/backups/config').set(auth).send({ restoreDrillSchedule: '60000' });
+  expect(put.status, JSON.stringify(put.body)).toBe(200);
+  expect(await producer.deps.queues.verify.getJobScheduler(RESTORE_DRILL_SCHEDULER)).toMatchObject({ every: 60000 });
+  const row = await waitUntil(
+    'a scheduled drill recorded',
+    () => catalog.drills.drills(5).find((d) => d.id > after && d.trigger === 'scheduled'),
+    60_000,
+  );
+  const off = await request(producer.server).put('/api/backups/config').set(auth).send({ restoreDrillSchedule: 'off' });
+  expect(off.status).toBe(200);
+  expect(await producer.deps.queues.verify.getJobScheduler(RESTORE_DRILL_SCHEDULER)).toBeUndefined();
+  return row;
+}
+
+async function metrics() {
+  const res = await request(producer.server).get('/metrics').set(auth);
+  expect(res.status).toBe(200);
+  return parseExposition(res.text);
+}
+
+const leftovers = () => fs.readdirSync(box.config.backupDir).filter((n) => n.startsWith('.tmp-'));
+
+let generation: WalGenerationRow;
+let segments: WalSegmentRow[];
+let passed: RestoreDrillRow;
+
+describe('restore drills on RESTORE_DRILL_SCHEDULE', () => {
+  it('restores the latest point and a random moment into temp files, checks them and records the result', async () => {
+    const writer = await startWalWriter(box.config.databasePath);
+    generation = await archivingUnderWay(catalog, { segments: 5 });
+    await sleep(1_000);
+    await writer.stop();
+    await sleep(3 * INTERVAL);
+    segments = catalog.wal.segments(generation.id);
+    const live = eventsOf(box.config.databasePath);
+
+    passed = await scheduledDrill(0);
+    const [latest, random] = targetsOf(passed);
+    expect(passed.ok, passed.reason ?? '').toBe(1);
+    expect(passed.reason).toBeNull();
+    expect(latest).toMatchObject({
+      kind: 'latest',
+      at: null,
+      ok: true,
+      generation: generation.id,
+      restoredTo: segments.at(-1)!.read_at,
+      segmentsApplied: segments.length,
+      integrity: 'ok',
+      // The writer had stopped and the archive held everything: the same moment as the live database.
+      rowCounts: { compared: true, note: null, differences: [] },
+    });
+    expect(latest!.durationMs).toBeGreaterThan(0);
+    expect(passed.duration_ms).toBe(latest!.durationMs);
+    expect(random).toMatchObject({ kind: 'random', ok: true, generation: generation.id, integrity: 'ok' });
+    // Drawn from the window: from the snapshot to the archiver's last sync point when it was drawn.
+    expect(random!.at! >= generation.snapshot_at! && random!.at! <= passed.completed_at, `${random!.at} in the window`).toBe(true);
+    expect(random!.restoredTo === null || random!.restoredTo <= random!.at!).toBe(true);
+    // Only temp files, removed afterwards; the live database was only read.
+    expect(leftovers()).toEqual([]);
+    expect(eventsOf(box.config.databasePath)).toEqual(live);
+
+    const health = await request(producer.server).get('/health').set(auth);
+    expect(health.body.drills).toEqual({ last: { at: passed.completed_at, ok: true, durationMs: passed.duration_ms, reason: null } });
+
+    const m = await metrics();
+    expect(m.value('workstation_backup_restore_drill_last_ok')).toBe(1);
+    expect(m.value('workstation_backup_restore_drill_last_success_timestamp_seconds')).toBe(Date.parse(passed.completed_at) / 1_000);
+    expect(m.value('workstation_backup_restore_drill_last_duration_seconds')).toBe(passed.duration_ms / 1_000);
+
+    const w = await runCli(box.env, 'window', '--json');
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.json.lastDrill).toMatchObject({ id: passed.id, ok: true, durationMs: passed.duration_ms, trigger: 'scheduled' });
+    const text = await runCli(box.env, 'window');
+    expect(text.stdout).toContain(`Restore drill ${passed.id} (${passed.completed_at}): PASSED`);
+    expect(hooks.of('drill.failed')).toEqual([]);
+  });
+
+  it('a drill whose snapshot file was damaged fails, records why, and alerts drill.failed', async () => {
+    expect(passed, 'the first test ran').toBeDefined();
+    const snapshot = catalog.getBackup(generation.snapshot_backup_id!)!;
+    const bytes = fs.readFileSync(snapshot.file_path);
+    for (let i = 0; i < 64; i++) bytes[Math.floor(bytes.length / 2) + i]! ^= 0xff;
+    fs.writeFileSync(snapshot.file_path, bytes);
+
+    const failed = await scheduledDrill(passed.id);
+    expect(failed.ok).toBe(0);
+    const [latest, random] = targetsOf(failed);
+    expect(latest).toMatchObject({ kind: 'latest', ok: false });
+    expect(latest!.reason).toContain(`backup ${snapshot.id}`);
+    expect(latest!.reason).toMatch(/failed verification/);
+    expect(random).toMatchObject({ kind: 'random', ok: false });
+    expect(failed.reason).toContain(latest!.reason!);
+    expect(leftovers()).toEqual([]);
+
+    const alert = await waitUntil('a drill.failed alert', () => hooks.of('drill.failed')[0]);
+    expect(alert.body).toMatchObject({ event: 'drill.failed', reason: failed.reason, queue: 'verify' });
+    expect(alert.body.summary).toContain(`restore drill ${failed.id} failed`);
+
+    const health = await request(producer.server).get('/health').set(auth);
+    expect(health.body.status).toBe('degraded');
+    expect(health.body.problems).toContain(`the last restore drill (${failed.completed_at}) failed: ${failed.reason}`);
+    expect(health.body.drills.last).toEqual({ at: failed.completed_at, ok: false, durationMs: failed.duration_ms, reason: failed.reason });
+
+    const m = await metrics();
+    expect(m.value('workstation_backup_restore_drill_last_ok')).toBe(0);
+    // The last success is still the earlier drill's.
+    expect(m.value('workstation_backup_restore_drill_last_success_timestamp_seconds')).toBe(Date.parse(passed.completed_at) / 1_000);
+  });
+});
