@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeStream, encodeFile } from '../src/shared/codec/codec.js';
+import { compressor, decompressor } from '../src/shared/codec/compression.js';
 import { COMPRESSION_MODES } from '../src/shared/domain/backup-types.js';
 import { DecryptStream, EncryptStream, keyId, type Keyring } from '../src/shared/codec/encryption.js';
 
@@ -50,6 +51,23 @@ describe('encode and decode', () => {
       });
     }
   }
+});
+
+describe('zstd frames', () => {
+  it('round-trips one buffer larger than the reader takes in a frame (a WAL segment comes as one)', async () => {
+    // 20 MiB that barely compress, handed over as a single chunk: before the encoder cut frames
+    // at 4 MiB of input, this became one frame longer than the reader's limit and was refused.
+    const big = randomBytes(20 * 2 ** 20);
+    const packed: Buffer[] = [];
+    await pipeline(Readable.from([big]), compressor('zstd'), async (chunks: AsyncIterable<Buffer>) => {
+      for await (const c of chunks) packed.push(c);
+    });
+    const back: Buffer[] = [];
+    await pipeline(Readable.from([Buffer.concat(packed)]), decompressor('zstd'), async (chunks: AsyncIterable<Buffer>) => {
+      for await (const c of chunks) back.push(c);
+    });
+    expect(Buffer.concat(back).equals(big)).toBe(true);
+  });
 });
 
 async function encrypt(plain: Buffer, key: Buffer, chunk: number): Promise<Buffer> {
