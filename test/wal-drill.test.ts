@@ -71,6 +71,7 @@ const targetsOf = (row: RestoreDrillRow) => JSON.parse(row.targets) as Target[];
 async function scheduledDrill(after: number): Promise<RestoreDrillRow> {
   const put = await request(producer.server).put('/api/backups/config').set(auth).send({ restoreDrillSchedule: '60000' });
   expect(put.status, JSON.stringify(put.body)).toBe(200);
+  expect(put.body.config).toMatchObject({ restoreDrillSchedule: '60000', nextScheduledDrill: expect.any(String) });
   expect(await producer.deps.queues.verify.getJobScheduler(RESTORE_DRILL_SCHEDULER)).toMatchObject({ every: 60000 });
   const row = await waitUntil(
     'a scheduled drill recorded',
@@ -79,6 +80,7 @@ async function scheduledDrill(after: number): Promise<RestoreDrillRow> {
   );
   const off = await request(producer.server).put('/api/backups/config').set(auth).send({ restoreDrillSchedule: 'off' });
   expect(off.status).toBe(200);
+  expect(off.body.config).toMatchObject({ restoreDrillSchedule: 'off', nextScheduledDrill: null });
   expect(await producer.deps.queues.verify.getJobScheduler(RESTORE_DRILL_SCHEDULER)).toBeUndefined();
   return row;
 }
@@ -176,5 +178,27 @@ describe('restore drills on RESTORE_DRILL_SCHEDULE', () => {
     expect(m.value('workstation_backup_restore_drill_last_ok')).toBe(0);
     // The last success is still the earlier drill's.
     expect(m.value('workstation_backup_restore_drill_last_success_timestamp_seconds')).toBe(Date.parse(passed.completed_at) / 1_000);
+  });
+
+  it('the scheduled verification (VERIFY_SCHEDULE) verifies the archive too: a generation whose snapshot fails leaves the window', async () => {
+    expect(generation, 'the first test ran').toBeDefined();
+    const since = new Date().toISOString();
+    const put = await request(producer.server).put('/api/backups/config').set(auth).send({ verifySchedule: '60000' });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    const row = await waitUntil(
+      'the archive verified by the sweep',
+      () => catalog.drills.archiveVerifications().find((v) => v.generation_id === generation.id && v.verified_at >= since),
+      30_000,
+    );
+    expect((await request(producer.server).put('/api/backups/config').set(auth).send({ verifySchedule: 'off' })).status).toBe(200);
+    expect(row).toMatchObject({ ok: 0, snapshot_ok: 0, bad_seq: null });
+    expect(row.reason).toContain(`backup ${generation.snapshot_backup_id}`);
+
+    const window = await request(producer.server).get('/api/recovery-window').set(auth);
+    expect((window.body.generations as { id: number }[]).map((g) => g.id)).not.toContain(generation.id);
+    const alert = await waitUntil('a verify.invalid alert for the snapshot', () =>
+      hooks.of('verify.invalid').find((d) => String(d.body.summary).includes(`snapshot of WAL generation ${generation.id}`)),
+    );
+    expect(alert.body).toMatchObject({ backupId: generation.snapshot_backup_id, reason: row.reason });
   });
 });

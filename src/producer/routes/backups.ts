@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../shared/domain/errors.js';
 import { toBackupBody, toBackupListItem } from '../../shared/domain/presenters.js';
 import { backupJobSchema, restoreDedupId, restoreJobSchema, verifyDedupId, verifyJobSchema } from '../../shared/jobs/queues.js';
-import { nextScheduledBackup, nextScheduledVerification, syncSchedules } from '../../shared/jobs/scheduler.js';
+import { nextScheduledBackup, nextScheduledDrill, nextScheduledVerification, syncSchedules } from '../../shared/jobs/scheduler.js';
 import { describeDatabase } from '../../shared/sqlite/sqlite-ops.js';
 import { NotWalMode } from '../../shared/wal/archiver.js';
 import { ensureArchiverJob } from '../../shared/wal/archiver-job.js';
@@ -158,5 +158,7 @@ async function describeConfig({ config, catalog, queues }: ProducerDeps) {
     walArchiveInterval: settings.walArchiveInterval,
     walRetention: settings.walRetention,
     nextScheduledVerification: settings.verifySchedule !== 'off' ? await nextScheduledVerification(queues.verify) : null,
+    restoreDrillSchedule: settings.restoreDrillSchedule,
+    nextScheduledDrill: settings.restoreDrillSchedule !== 'off' ? await nextScheduledDrill(queues.verify) : null,
   };
 }
