@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import type { BackupRow } from '../../shared/catalog/catalog.js';
 import { toRestoreBody } from '../../shared/domain/presenters.js';
 import { NoValidBackup, restoreLatestValid, type SkippedBackup } from '../../shared/operations/restore-latest-valid.js';
@@ -67,7 +68,7 @@ async function restore(ctx: CliContext, target: string | undefined, opts: Restor
     if (target || opts.latestValid) throw new CliError('pass either a backup, --latest-valid or --to', EXIT.usage, 'bad_request');
     if (opts.to === LATEST_VALID && !opts.output) opts = { ...opts, latestValid: true };
     else if (opts.to === LATEST) return restoreToPoint(ctx, opts, undefined);
-    else if (ISO_TIME.test(opts.to) && !Number.isNaN(Date.parse(opts.to))) return restoreToPoint(ctx, opts, new Date(opts.to));
+    else if (ISO_TIME.safeParse(opts.to).success) return restoreToPoint(ctx, opts, new Date(opts.to));
     else
       throw new CliError(
         `--to takes "${LATEST}", "${LATEST_VALID}" or an ISO-8601 time with its offset (2026-11-25T12:00:00Z), not ${JSON.stringify(opts.to)}`,
@@ -115,8 +116,8 @@ async function restore(ctx: CliContext, target: string | undefined, opts: Restor
   });
 }
 
-/** An ISO-8601 date and time with its offset, as the API takes it. */
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+/** An ISO-8601 date and time with its offset, checked as the API checks it (2026-02-30 is no date, not 2 March). */
+const ISO_TIME = z.iso.datetime({ offset: true });
 
 /**
  * `restore --to latest|<time>`: the WAL archive's last commit (or its last sync at or before the
@@ -146,10 +147,7 @@ async function restoreToPoint(ctx: CliContext, opts: RestoreOptions, at: Date | 
       let outcome: LatestOutcome;
       try {
         outcome = await ctx.out.progress(async (update) =>
-          restoreLatest(
-            deps,
-            cliRun(ctx, 'restore', (p) => update(p, stage(p))),
-          ),
+          restoreLatest(deps, { ...cliRun(ctx, 'restore', (p) => update(p, stage(p))), at }),
         );
       } catch (err) {
         throw cliFailure(err, 'restore');
