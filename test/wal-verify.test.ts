@@ -181,10 +181,11 @@ describe('a segment damaged in the middle of a chain', () => {
     });
     const random = drill.targets[1]!;
     expect(random).toMatchObject({ kind: 'random', ok: true, integrity: 'ok' });
-    // Drawn from the advertised window, never past the damaged segment.
-    const reach = window.generations.find((g) => g.start <= random.at! && random.at! <= g.end);
+    // Drawn from the advertised window (the running generation's end has only moved on since), never past the damaged segment.
+    const reach = (await apiWindow()).generations.find((g) => g.start <= random.at! && random.at! <= g.end);
     expect(reach, `${random.at} lies in the window`).toBeDefined();
     expect(random.generation).toBe(reach!.id);
+    if (reach!.id === first.generation.id) expect(random.at! <= lastGood.read_at).toBe(true);
     expect(catalog.drills.lastDrill()).toMatchObject({ id: drill.id, ok: 1, trigger: 'api' });
     expect(hooks.of('drill.failed')).toEqual([]);
   });
