@@ -218,6 +218,13 @@ describe('a segment deleted in the middle of a chain, through the CLI with the s
     expect(latest!.reason).toContain(gone.file_name);
     expect(random).toMatchObject({ kind: 'random', ok: true, integrity: 'ok' });
     expect(r.json.drill.ok).toBe(false);
+    // The CLI alerts as a scheduled drill does.
+    const alert = await waitUntil('a drill.failed alert from the CLI', () => hooks.of('drill.failed')[0]);
+    expect(alert.body).toMatchObject({
+      event: 'drill.failed',
+      reason: r.json.drill.reason,
+      data: { drill: r.json.drill.id, trigger: 'cli' },
+    });
 
     const w = await runCli(env, 'window', '--json');
     expect(w.code, w.stderr).toBe(0);

@@ -10,7 +10,7 @@ import {
 } from '../shared/jobs/queues.js';
 import { verifyOne } from '../shared/operations/verify-one.js';
 import { verifyArchive } from '../shared/wal/archive-verify.js';
-import { runDrill } from '../shared/wal/drill.js';
+import { alertDrillFailed, runDrill } from '../shared/wal/drill.js';
 import { recoveryWindow } from '../shared/wal/window.js';
 import { classify, jobLogger, jobRun, operationDeps, type WorkerContext } from './context.js';
 
@@ -77,16 +77,7 @@ async function drill(ctx: WorkerContext, job: Job, signal: AbortSignal | undefin
   const data = restoreDrillJobSchema.parse(job.data);
   try {
     const outcome = await runDrill(ctx, { trigger: data.drill, runId: `drill-${String(job.id).replace(/[^A-Za-z0-9_-]/g, '-')}`, signal });
-    if (!outcome.ok) {
-      ctx.alerts?.send({
-        event: 'drill.failed',
-        summary: `restore drill ${outcome.id} failed: a restore from the WAL archive would fail or be wrong`,
-        reason: outcome.reason ?? 'failed',
-        queue: QUEUE.verify,
-        jobId: String(job.id),
-        data: { drill: outcome.id, targets: outcome.targets },
-      });
-    }
+    if (!outcome.ok && ctx.alerts) alertDrillFailed(ctx.alerts, outcome, { queue: QUEUE.verify, jobId: String(job.id) });
     jobLogger(ctx, job).info({ drill: outcome.id, ok: outcome.ok, durationMs: outcome.durationMs }, 'restore drill finished');
     await job.updateProgress(100);
     return { drill: outcome, valid: outcome.ok };

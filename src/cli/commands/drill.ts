@@ -1,6 +1,8 @@
 import { cliRunId } from '../../shared/locking/process-owner.js';
 import { verifyArchive } from '../../shared/wal/archive-verify.js';
-import { runDrill, type DrillOutcome } from '../../shared/wal/drill.js';
+import { alertSenderFor } from '../../shared/observability/alerts.js';
+import { createOpsMetrics } from '../../shared/observability/metrics.js';
+import { alertDrillFailed, runDrill, type DrillOutcome } from '../../shared/wal/drill.js';
 import { withCatalog, type CliContext } from '../context.js';
 import { EXIT, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';
@@ -35,6 +37,12 @@ async function drill(ctx: CliContext, opts: { verify?: boolean }): Promise<ExitC
   return withCatalog(ctx, async (catalog) => {
     const verification = opts.verify ? await verifyArchive(ctx.config, catalog) : undefined;
     const outcome = await runDrill({ config: ctx.config, catalog }, { trigger: 'cli', runId: cliRunId('drill') });
+    if (!outcome.ok && ctx.config.alertWebhookUrl) {
+      // The same alert as a scheduled drill's: a failed drill needs a person whoever ran it.
+      const alerts = alertSenderFor(ctx.config, ctx.log, createOpsMetrics());
+      alertDrillFailed(alerts, outcome);
+      await alerts.flush(5_000);
+    }
     const lines = [
       ...(verification
         ? verification.generations.map((g) =>

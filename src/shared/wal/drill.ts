@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { Catalog } from '../catalog/catalog.js';
 import type { RestoreDrillRow } from '../catalog/catalog-schema.js';
 import { messageOf } from '../domain/errors.js';
+import type { AlertSender } from '../observability/alerts.js';
 import { recoverToFile } from '../operations/restore-latest.js';
 import type { Config } from '../runtime/config.js';
 import { ensurePrivateDir, removeQuietly, tempPath } from '../runtime/files.js';
@@ -107,6 +108,17 @@ export function drillOf(row: RestoreDrillRow): DrillOutcome {
     targets: JSON.parse(row.targets) as DrillTarget[],
     reason: row.reason,
   };
+}
+
+/** The `drill.failed` alert of a failed drill, from the worker or the CLI alike. */
+export function alertDrillFailed(alerts: AlertSender, drill: DrillOutcome, where: { queue?: string; jobId?: string } = {}): void {
+  alerts.send({
+    event: 'drill.failed',
+    summary: `restore drill ${drill.id} failed: a restore from the WAL archive would fail or be wrong`,
+    reason: drill.reason ?? 'failed',
+    ...where,
+    data: { drill: drill.id, trigger: drill.trigger, targets: drill.targets },
+  });
 }
 
 /** The last drill for `/health` and the CLI: when, whether it passed, its RTO, and why not. */
