@@ -5,6 +5,7 @@
  * a drill after the gap still succeeds from the next generation. Real worker process, real Redis,
  * the application's writer in a process of its own.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
@@ -237,5 +238,66 @@ describe('a segment deleted in the middle of a chain, through the CLI with the s
     expect(text.stdout).toContain(`verification`);
     expect(text.stdout).toContain(gone.file_name);
     expect(text.stdout).toMatch(/Restore drill \d+ .*FAILED/);
+  });
+});
+
+describe('an encrypted archive with a mirror', () => {
+  let mbox: Sandbox;
+  let mworker: Proc;
+  let mcatalog: Catalog;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    mbox = sandbox('wal-verify-mirror', {
+      WAL_ARCHIVE_ENABLED: 'true',
+      WAL_ARCHIVE_INTERVAL: String(INTERVAL),
+      BACKUP_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    });
+    env = mbox.with({ BACKUP_MIRROR_DIR: path.join(mbox.dir, 'mirror') }).env;
+    const { config } = mbox.with(env);
+    createWorkstationDb(config.databasePath, { sizeMb: 0.5 });
+    addEventsTable(config.databasePath);
+    mworker = await startWorkerProcess(env);
+    mcatalog = openCatalog(config);
+  });
+
+  afterAll(async () => {
+    mcatalog?.close();
+    await mworker?.stop();
+    await mbox?.cleanup();
+  });
+
+  it('reads a segment whose primary copy is damaged from the mirror, and names it once both copies are', async () => {
+    const { config } = mbox.with(env);
+    const writer = await startWalWriter(config.databasePath);
+    const generation = await archivingUnderWay(mcatalog, { segments: 4 });
+    await writer.stop();
+    const segments = await waitUntil('every segment copied to the mirror', () => {
+      const all = mcatalog.wal.segments(generation.id);
+      return all.every((s) => s.mirrored === 1) ? all : undefined;
+    });
+    expect(segments.every((s) => s.encryption !== null)).toBe(true);
+    const target = segments[1]!;
+    const flip = (file: string) => {
+      const bytes = fs.readFileSync(file);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+      fs.writeFileSync(file, bytes);
+    };
+
+    flip(path.join(config.backupDir, 'wal', target.file_name));
+    const fromMirror = await runCli(env, 'drill', '--verify', '--json');
+    const saved = (fromMirror.json.verification.generations as { generation: number }[]).find((g) => g.generation === generation.id);
+    expect(saved, fromMirror.stdout + fromMirror.stderr).toMatchObject({ ok: true, readFromMirror: [target.file_name], firstBad: null });
+    // The drill replays through the mirror's copy too.
+    expect(fromMirror.json.drill.targets[0], fromMirror.stdout).toMatchObject({ kind: 'latest', ok: true, integrity: 'ok' });
+
+    flip(path.join(config.mirrorDir!, 'wal', target.file_name));
+    const broken = await runCli(env, 'drill', '--verify', '--json');
+    const named = (broken.json.verification.generations as { generation: number }[]).find((g) => g.generation === generation.id);
+    expect(named).toMatchObject({ ok: false, firstBad: { seq: target.seq, file: target.file_name } });
+    const reason = (named as unknown as { firstBad: { reason: string } }).firstBad.reason;
+    expect(reason).toMatch(/primary: checksum mismatch/);
+    expect(reason).toMatch(/mirror: checksum mismatch/);
+    expect(broken.code).toBe(1);
   });
 });

@@ -47,7 +47,8 @@ async function drill(ctx: CliContext, opts: { verify?: boolean }): Promise<ExitC
       ...(verification
         ? verification.generations.map((g) =>
             g.ok
-              ? `Generation ${g.generation}: verified, ${g.segmentsChecked} segment(s)`
+              ? `Generation ${g.generation}: verified, ${g.segmentsChecked} segment(s)` +
+                (g.readFromMirror.length ? ` (${g.readFromMirror.length} read from the mirror: the primary copy is missing or bad)` : '')
               : `Generation ${g.generation}: BROKEN: ${g.reason}`,
           )
         : []),

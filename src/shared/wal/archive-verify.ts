@@ -14,6 +14,8 @@ export interface GenerationVerification {
   ok: boolean;
   verifiedAt: string;
   segmentsChecked: number;
+  /** Segments whose primary copy is missing or bad and that were read from the mirror instead. */
+  readFromMirror: string[];
   snapshot: { backupId: number | null; ok: boolean; message: string };
   /** The first segment that failed, and why; null when every one passed. */
   firstBad: { seq: number; file: string; reason: string } | null;
@@ -76,10 +78,13 @@ export async function verifyGeneration(config: Config, catalog: Catalog, generat
   const snapshot = await checkSnapshot(config, catalog, generation);
   let checked = 0;
   let firstBad: GenerationVerification['firstBad'] = null;
+  const readFromMirror: string[] = [];
   let previous: WalSegmentRow | undefined;
   for (const segment of catalog.wal.segments(generation.id)) {
     const chain = catalogChainProblem(generation, previous, segment, (previous?.seq ?? 0) + 1);
-    const problem = chain ? `segment ${segment.file_name} ${chain}` : await readProblem(config, segment);
+    const read = chain ? { problem: `segment ${segment.file_name} ${chain}` } : await readOnce(config, segment);
+    const problem = read.problem;
+    if (read.source === 'mirror') readFromMirror.push(segment.file_name);
     checked++;
     if (problem) {
       firstBad = { seq: segment.seq, file: segment.file_name, reason: problem };
@@ -96,6 +101,7 @@ export async function verifyGeneration(config: Config, catalog: Catalog, generat
     ok: reasons.length === 0,
     verifiedAt: new Date().toISOString(),
     segmentsChecked: checked,
+    readFromMirror,
     snapshot,
     firstBad,
     reason: reasons.length ? `WAL generation ${generation.id}: ${reasons.join('; ')}` : null,
@@ -125,12 +131,12 @@ export async function verifyArchive(config: Config, catalog: Catalog, signal?: A
   return { ok: generations.every((g) => g.ok), generations };
 }
 
-async function readProblem(config: Config, segment: WalSegmentRow): Promise<string | undefined> {
+async function readOnce(config: Config, segment: WalSegmentRow): Promise<{ problem?: string; source?: 'primary' | 'mirror' }> {
   try {
     const read = await readSegment(config, segment);
-    return read.ok ? undefined : read.problem;
+    return read.ok ? { source: read.source } : { problem: read.problem };
   } catch (err) {
-    return `segment ${segment.file_name}: ${messageOf(err)}`;
+    return { problem: `segment ${segment.file_name}: ${messageOf(err)}` };
   }
 }
 
