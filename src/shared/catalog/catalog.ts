@@ -181,6 +181,9 @@ export class Catalog {
   getRestore(id: number): RestoreRow | undefined {
     return this.#restores.get(id);
   }
+  lastRestoredAt(): string | null {
+    return this.#restores.lastRestoredAt();
+  }
   inProgressRestores(): RestoreRow[] {
     return this.#restores.inProgress();
   }

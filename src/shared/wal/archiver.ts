@@ -237,7 +237,11 @@ export class WalArchiver {
   private async start(): Promise<void> {
     await this.openConnections();
     const open = this.deps.catalog.wal.openGeneration();
-    if (open && (await this.resume(open))) return;
+    // A restore while no archiver ran (the CLI with the service down) replaced the database.
+    const restoredAt = this.deps.catalog.lastRestoredAt();
+    if (open && restoredAt && restoredAt > (this.deps.catalog.wal.lastSegment(open.id)?.read_at ?? open.started_at)) {
+      this.#afterRestore = true;
+    } else if (open && (await this.resume(open))) return;
     if (this.#afterRestore) {
       this.#afterRestore = false;
       await this.newGeneration('a restore ran', true);

@@ -45,6 +45,12 @@ export class Restores {
     return this.db.prepare('SELECT * FROM restore_log WHERE id = ?').get(id) as RestoreRow | undefined;
   }
 
+  /** When a restore last copied a backup into the live database, or null. */
+  lastRestoredAt(): string | null {
+    const row = this.db.prepare('SELECT max(restored_at) AS at FROM restore_log').get() as { at: string | null };
+    return row.at;
+  }
+
   /** Oldest first. */
   inProgress(): RestoreRow[] {
     return this.db.prepare(`SELECT * FROM restore_log WHERE status = 'in_progress' ORDER BY id`).all() as RestoreRow[];
