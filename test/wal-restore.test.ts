@@ -143,6 +143,17 @@ describe('restore to latest after the application crashed and its database files
     expectRestored(reported, committed.max);
     expect(chainProblems(catalog)).toEqual([]);
     expect(await unreadableSegments(box.config, catalog)).toEqual([]);
+
+    // The restore ran while no archiver did: the worker that comes back does not carry the old
+    // generation on over the restored database, it begins a new one that says why.
+    worker = await startWorkerProcess(box.env);
+    const next = await waitUntil(
+      'a generation after the CLI restore',
+      () => catalog.wal.generations().find((g) => g.id > generation.id),
+      20_000,
+    );
+    expect(next.reason).toBe('a restore ran');
+    expect(catalog.wal.generation(generation.id)?.ended_at).not.toBeNull();
   });
 });
 
