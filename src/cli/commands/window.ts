@@ -38,6 +38,7 @@ async function showWindow(ctx: CliContext): Promise<ExitCode> {
       latest: window.latest,
       lagSeconds: status.lagSeconds,
       generations: window.generations,
+      gaps: window.gaps,
       lastDrill,
     });
     return EXIT.ok;

@@ -29,7 +29,6 @@ export function recoveryWindowRouter(deps: ProducerDeps): Router {
   router.get('/', (_req, res) => {
     const window = recoveryWindow(deps.catalog);
     const status = walStatus(deps.config, deps.catalog);
-    const gaps = window.generations.slice(1).map((g, i) => ({ from: window.generations[i]!.end, to: g.start, reason: g.reason }));
     res.json({
       success: true,
       enabled: currentSettings(deps.config, deps.catalog).walArchiveEnabled,
@@ -37,9 +36,7 @@ export function recoveryWindowRouter(deps: ProducerDeps): Router {
       latest: window.latest,
       lagSeconds: status.lagSeconds,
       generations: window.generations,
-      // Every stretch between two generations, even the seconds a rollover's snapshot takes: a
-      // moment in one cannot be restored to.
-      gaps,
+      gaps: window.gaps,
       lastDrill: lastDrillSummary(deps.catalog),
     });
   });

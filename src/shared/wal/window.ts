@@ -29,6 +29,8 @@ export interface RecoveryWindow {
   generations: WindowGeneration[];
   earliest: string | null;
   latest: string | null;
+  /** Every stretch between two generations (even the seconds a rollover's snapshot takes): no moment in one can be restored to. */
+  gaps: { from: string; to: string; reason: string }[];
 }
 
 /** The moments the WAL archive can restore to, from the catalog alone. */
@@ -70,7 +72,8 @@ export function recoveryWindow(catalog: Catalog, now = Date.now()): RecoveryWind
       verification: v ? { at: v.verified_at, ok: v.ok === 1, firstBadSeq: v.bad_seq, firstBadFile: v.bad_file, reason: v.reason } : null,
     });
   }
-  return { generations, earliest: generations[0]?.start ?? null, latest: generations.at(-1)?.end ?? null };
+  const gaps = generations.slice(1).map((g, i) => ({ from: generations[i]!.end, to: g.start, reason: g.reason }));
+  return { generations, earliest: generations[0]?.start ?? null, latest: generations.at(-1)?.end ?? null, gaps };
 }
 
 /** The generation that reaches `at`, or why none does (a sentence naming the window). */
