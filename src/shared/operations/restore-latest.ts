@@ -104,7 +104,8 @@ export async function recoverToFile(
   const generation = generationFor(catalog, run.at);
   const snapshotId = generation.snapshot_backup_id!;
   return withLease(catalog, snapshotId, `${run.runId}:output`, async () => {
-    const replayed = await replayGeneration(config, catalog, generation, run.at);
+    // Without the database lock: its copies are named `read`, which a lock holder leaves alone.
+    const replayed = await replayGeneration(config, catalog, generation, run.at, 'read');
     try {
       const temp = `${run.output}.partial-${process.pid}`;
       try {

@@ -151,7 +151,14 @@ async function sqliteChecks(file: string, mode: VerifyMode): Promise<{ opens: Sq
 /** A temp file in BACKUP_DIR as a source. */
 const localSource = (file: string): Source => ({ store: new LocalDirStorage('primary', path.dirname(file)), name: path.basename(file) });
 
-async function checkCopy(config: Config, backup: BackupRow, source: Source, mode: VerifyMode, keep: boolean): Promise<VerifyResult> {
+async function checkCopy(
+  config: Config,
+  backup: BackupRow,
+  source: Source,
+  mode: VerifyMode,
+  keep: boolean,
+  purpose: 'read' | 'restore' = keep ? 'restore' : 'read',
+): Promise<VerifyResult> {
   const checks: CheckResult[] = [];
   const fail = (name: CheckName, detail: string, message: string): Verification => {
     checks.push({ name, ok: false, detail });
@@ -174,11 +181,11 @@ async function checkCopy(config: Config, backup: BackupRow, source: Source, mode
     // unless it is itself the readable copy handed to a restore.
     let raw: string;
     try {
-      raw = await download(config, backup, source, keep ? 'restore' : 'read');
+      raw = await download(config, backup, source, purpose);
     } catch (err) {
       return fail('checksum', `cannot read ${where}: ${messageOf(err)}`, `cannot read the copy: ${messageOf(err)}`);
     }
-    const result = await checkCopy(config, backup, localSource(raw), mode, keep).catch(async (err: unknown) => {
+    const result = await checkCopy(config, backup, localSource(raw), mode, keep, purpose).catch(async (err: unknown) => {
       await removeQuietly(raw);
       throw err;
     });
@@ -201,7 +208,7 @@ async function checkCopy(config: Config, backup: BackupRow, source: Source, mode
 
   let copy: ReadableCopy;
   try {
-    copy = await decodedCopy(config, backup, source, keep ? 'restore' : 'read');
+    copy = await decodedCopy(config, backup, source, purpose);
   } catch (err) {
     if (err instanceof KeyError)
       return fail('opens_as_sqlite', `cannot decrypt: ${err.message}`, `not a readable backup (cannot decrypt: ${err.message})`);
@@ -239,15 +246,22 @@ const summary = (v: Verification): Verification => ({ valid: v.valid, message: v
  * way and used if it passes. With `keep`, a passing backup's readable copy is handed back for a
  * restore to use instead of being removed.
  */
-export async function verifyBackup(config: Config, backup: BackupRow, mode: VerifyMode, keep = false): Promise<VerifyResult> {
+export async function verifyBackup(
+  config: Config,
+  backup: BackupRow,
+  mode: VerifyMode,
+  keep = false,
+  /** Names a kept copy: `restore` only under the database lock (the next holder may remove it), `read` otherwise. */
+  purpose: 'read' | 'restore' = keep ? 'restore' : 'read',
+): Promise<VerifyResult> {
   if (!isInside(config.backupDir, backup.file_path)) {
     const detail = `${backup.file_path} is outside ${config.backupDir}`;
     return { valid: false, message: 'file outside the backup directory', checks: [{ name: 'file_exists', ok: false, detail }] };
   }
-  const primary = await checkCopy(config, backup, primarySource(config, backup), mode, keep);
+  const primary = await checkCopy(config, backup, primarySource(config, backup), mode, keep, purpose);
   const mirror = mirrorSource(config, backup);
   if (primary.valid || !mirror) return { ...primary, source: 'primary' };
-  const fromMirror = await checkCopy(config, backup, mirror, mode, keep);
+  const fromMirror = await checkCopy(config, backup, mirror, mode, keep, purpose);
   const copies = { primary: summary(primary), mirror: summary(fromMirror) };
   if (!fromMirror.valid) return { ...primary, source: 'primary', copies };
   return { ...fromMirror, message: `Backup is valid (mirror copy; primary copy: ${primary.message})`, source: 'mirror', copies };
@@ -260,8 +274,9 @@ export async function verifyAndRecord(
   backup: BackupRow,
   mode: VerifyMode,
   keep = false,
+  purpose: 'read' | 'restore' = keep ? 'restore' : 'read',
 ): Promise<VerifyResult> {
-  const result = await verifyBackup(config, backup, mode, keep);
+  const result = await verifyBackup(config, backup, mode, keep, purpose);
   catalog.recordVerification(backup.id, mode, result.valid, result.message, result.checks);
   return result;
 }

@@ -39,7 +39,18 @@ export function latestReplayable(catalog: Catalog): WalGenerationRow | undefined
  * page; one the snapshot already has is written over by the same or a later version).
  * `purpose` `restore` names the temp file so the next holder of the database lock may remove it.
  */
-export async function replayGeneration(config: Config, catalog: Catalog, generation: WalGenerationRow, until?: Date): Promise<Replayed> {
+export async function replayGeneration(
+  config: Config,
+  catalog: Catalog,
+  generation: WalGenerationRow,
+  until?: Date,
+  /**
+   * `restore` (the default) only for a caller holding the database lock: the next holder may remove
+   * such temp files. A replay without the lock (a drill, `--output`) names its copies `read`, so
+   * a backup running beside it in the same process leaves them alone.
+   */
+  purpose: 'read' | 'restore' = 'restore',
+): Promise<Replayed> {
   if (generation.snapshot_backup_id === null) {
     throw permanentFailure('backup_not_restorable', `WAL generation ${generation.id} has no snapshot yet`);
   }
@@ -50,14 +61,14 @@ export async function replayGeneration(config: Config, catalog: Catalog, generat
       `the snapshot of WAL generation ${generation.id} (backup ${generation.snapshot_backup_id}) is gone`,
     );
   }
-  const verification = await verifyAndRecord(config, catalog, snapshot, 'full', true);
+  const verification = await verifyAndRecord(config, catalog, snapshot, 'full', true, purpose);
   if (!verification.valid || !verification.copy) {
     throw permanentFailure(
       'backup_invalid',
       `the snapshot of WAL generation ${generation.id} (backup ${snapshot.id}) failed verification: ${verification.message}`,
     );
   }
-  const written = await writableCopy(config, verification.copy, snapshot.id);
+  const written = await writableCopy(config, verification.copy, snapshot.id, purpose);
   // Once in WAL mode, the read-only connections that check it leave -wal and -shm beside it: they go with it.
   const copy: ReadableCopy = {
     path: written.path,
@@ -101,9 +112,15 @@ export async function applySegments(config: Config, file: string, segments: WalS
   try {
     let dbSizePages = 0;
     let pageSize = 0;
+    let lastGood: string | undefined;
     for (const segment of segments) {
       const read = await readSegment(config, segment);
-      if (!read.ok) throw permanentFailure('backup_invalid', `the WAL archive is broken: ${read.problem}`);
+      if (!read.ok) {
+        // Never a silent shorter restore: say how far the archive does reach, for a restore to that moment.
+        const reach = lastGood ? `; the archive reaches ${lastGood} before it (restore to that moment instead)` : '';
+        throw permanentFailure('backup_invalid', `the WAL archive is broken: ${read.problem}${reach}`);
+      }
+      lastGood = segment.read_at;
       pageSize = segment.page_size;
       for (const frame of framesOf(read.frames, pageSize)) {
         await handle.write(frame.page, 0, frame.page.length, (frame.pageNumber - 1) * pageSize);
@@ -122,9 +139,9 @@ export async function applySegments(config: Config, file: string, segments: WalS
  * A copy the replay may write into: a decoded temp file as it is; a plain backup file (handed out
  * as itself) is copied first, so the backup is never touched.
  */
-async function writableCopy(config: Config, copy: ReadableCopy, backupId: number): Promise<ReadableCopy> {
+async function writableCopy(config: Config, copy: ReadableCopy, backupId: number, purpose: 'read' | 'restore'): Promise<ReadableCopy> {
   if (isTempName(path.basename(copy.path))) return copy;
-  const temp = tempPath(config.backupDir, 'restore', backupId);
+  const temp = tempPath(config.backupDir, purpose, backupId);
   try {
     await fs.copyFile(copy.path, temp);
     await fs.chmod(temp, 0o600);
