@@ -89,8 +89,19 @@ class Gap extends Error {}
 /** Committed frames read from the WAL and not stored yet. */
 interface Pending {
   from: WalPosition;
-  read: { end: WalPosition; bytes: Buffer; commits: number; dbSizePages: number; fileSize: number };
+  read: Scanned;
   readAt: Date;
+}
+
+/** What one read of the WAL found. */
+interface Scanned {
+  end: WalPosition;
+  bytes: Buffer;
+  commits: number;
+  dbSizePages: number;
+  fileSize: number;
+  /** Whether the read reached the end of the file (else READ_LIMIT cut it: more follows). */
+  complete: boolean;
 }
 
 /**
@@ -381,7 +392,16 @@ export class WalArchiver {
     // Under the write lock only the reading: storing (compression, fsync, the catalog) waits
     // until the writers are free again, with the frames in hand.
     const finishCheckpoint = this.#resetDue;
-    const point = await this.atSyncPoint(() => this.readNew(), finishCheckpoint);
+    const point = await this.atSyncPoint(async () => {
+      // Everything up to the WAL's end must be in hand before the writers go on (a sync point
+      // vouches for it): a backlog past READ_LIMIT is stored here, chunk by chunk, rare as it is.
+      let pending = await this.readNew();
+      while (pending && !pending.read.complete) {
+        await this.store(pending);
+        pending = await this.readNew();
+      }
+      return pending;
+    }, finishCheckpoint);
     if (point.held) {
       if (finishCheckpoint) this.#resetDue = false;
       if (point.value) await this.store(point.value);
@@ -453,17 +473,24 @@ export class WalArchiver {
   }
 
   /** Scans from `from` to the WAL's last commit; also returns the bytes read. */
-  private async committedEnd(
-    from: WalPosition,
-  ): Promise<{ end: WalPosition; bytes: Buffer; commits: number; dbSizePages: number; fileSize: number }> {
+  private async committedEnd(from: WalPosition): Promise<Scanned> {
     const handle = await fs.open(this.walPath, 'r');
     try {
       const fileSize = (await handle.stat()).size;
       const size = frameSize(from.pageSize);
-      const want = Math.max(0, Math.min(fileSize - from.offset, Math.floor(READ_LIMIT / size) * size));
-      const bytes = want > 0 ? await readAt(handle, from.offset, want) : Buffer.alloc(0);
-      const scan = scanFrames(bytes, from.offset, from);
-      return { end: scan.end, bytes, commits: scan.commits, dbSizePages: scan.dbSizePages, fileSize };
+      let limit = Math.floor(READ_LIMIT / size) * size;
+      for (;;) {
+        const want = Math.max(0, Math.min(fileSize - from.offset, limit));
+        const bytes = want > 0 ? await readAt(handle, from.offset, want) : Buffer.alloc(0);
+        const scan = scanFrames(bytes, from.offset, from);
+        const complete = bytes.length >= fileSize - from.offset;
+        // One transaction larger than the limit: read on until its commit (a segment never ends inside one).
+        if (scan.commits === 0 && !complete && scan.pendingFrames * size === bytes.length) {
+          limit *= 2;
+          continue;
+        }
+        return { end: scan.end, bytes, commits: scan.commits, dbSizePages: scan.dbSizePages, fileSize, complete };
+      }
     } finally {
       await handle.close();
     }
