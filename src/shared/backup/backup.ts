@@ -41,6 +41,13 @@ export interface BackupRequest {
    * the row fails with `cancelled`); a published backup is completed.
    */
   signal?: AbortSignal;
+  /**
+   * Awaited right before the file is published: the copy, its check and its hash run meanwhile.
+   * When it rejects, the backup was not wanted after all (a restore's safety backup, taken while
+   * the backup to restore is verified, when that backup fails): its files go, its row is deleted
+   * rather than failed, and createBackup rejects with the gate's error.
+   */
+  gate?: Promise<unknown>;
 }
 
 /** The live database failed quick_check: nothing was recorded as a good backup. */
@@ -131,6 +138,7 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
   const rawTemp = tempPath(config.backupDir, 'backup', id);
   const packedTemp = `${rawTemp}${ext}`;
   let finalName: string | undefined;
+  let abandoned = false;
   const progress = async (p: number) => {
     await req.onProgress?.(p);
   };
@@ -179,6 +187,14 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     await progress(75);
 
     const stat = await fs.stat(finished);
+    if (req.gate) {
+      try {
+        await req.gate;
+      } catch (err) {
+        abandoned = true;
+        throw err;
+      }
+    }
     // The last safe point: past it the file has its final name, and the backup completes.
     throwIfCancelled(req.signal);
     await req.lock?.assertHeld();
@@ -229,6 +245,11 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       for (const name of [finalName, manifestName(finalName)]) await primary.remove(name).catch(() => undefined);
     }
     await removeQuietly(rawTemp, packedTemp);
+    if (abandoned) {
+      // Nothing was published: a backup its caller no longer wants leaves no row behind.
+      catalog.deleteBackup(id);
+      throw err;
+    }
     // A cancel that stopped a SQLite thread rejects with the signal's bare reason.
     const reason = !finalName && req.signal?.aborted ? cancelledError(req.signal) : explain(err, config);
     catalog.failBackup(id, reason.message);

@@ -10,6 +10,8 @@ export type ThreadRequest =
       source: string;
       destination: string;
       timeoutMs: number;
+      /** The check of the live database after the copy (see copyIntoLive). */
+      check: 'full' | 'quick';
       /** The holder's fencing value, compared with the catalog's in the thread right before the copy writes. */
       fence?: { catalogPath: string; value: number };
     };
@@ -113,10 +115,11 @@ export interface CopyGuard {
 /**
  * Copies a backup into the live database through SQLite's backup API, so connections that hold
  * it open see the restored data on their next transaction instead of a file swapped under them.
- * Returns the live database's integrity problems afterwards. With `guard`, a lock lost before the
- * copy commits rejects with LockLostError and leaves the live database as it was.
+ * Returns the live database's problems afterwards, found by `check`: `integrity_check` (full) or
+ * `quick_check`. With `guard`, a lock lost before the copy commits rejects with LockLostError and
+ * leaves the live database as it was.
  */
-export const copyIntoLive = async (source: string, destination: string, timeoutMs: number, guard?: CopyGuard) =>
+export const copyIntoLive = async (source: string, destination: string, timeoutMs: number, check: 'full' | 'quick', guard?: CopyGuard) =>
   (
     await runInThread<Extract<ThreadResult, { op: 'restore' }>>(
       {
@@ -124,6 +127,7 @@ export const copyIntoLive = async (source: string, destination: string, timeoutM
         source,
         destination,
         timeoutMs,
+        check,
         ...(guard?.fence !== undefined ? { fence: { catalogPath: guard.catalogPath, value: guard.fence } } : {}),
       },
       guard?.signal,

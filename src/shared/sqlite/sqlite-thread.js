@@ -161,7 +161,7 @@ async function run(req) {
       } finally {
         live.close();
       }
-      return { op: 'restore', problems: integrity(req.destination, 'full', req.timeoutMs).filter((m) => m !== 'ok') };
+      return { op: 'restore', problems: integrity(req.destination, req.check, req.timeoutMs).filter((m) => m !== 'ok') };
     }
   }
 }
