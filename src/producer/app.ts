@@ -4,6 +4,7 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { AppError } from '../shared/domain/errors.js';
 import { requireBearer } from './auth.js';
+import { ADMIN_API_PATH, ADMIN_PATH, adminGuard, adminPageRouter } from './admin/router.js';
 import { BOARD_PATH, boardRouter } from './board.js';
 import type { ProducerDeps } from './deps.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
@@ -42,9 +43,12 @@ export function createApp(deps: ProducerDeps): Express {
     }),
   );
 
-  app.use('/health', healthRouter(deps));
+  const health = healthRouter(deps);
+  app.use('/health', health);
   app.use('/metrics', metricsRouter(deps));
   app.use(BOARD_PATH, boardRouter(deps));
+  // The operator's page: Basic auth as the board; its script calls the API's own routers below.
+  app.use(ADMIN_PATH, adminGuard(deps));
   // The token is checked before a body is parsed: a stranger's JSON is never read into memory.
   app.use('/api', requireBearer(deps.apiToken));
 
@@ -65,6 +69,9 @@ export function createApp(deps: ProducerDeps): Express {
   api.use('/restores', restoresRouter(deps));
   api.use('/recovery-window', recoveryWindowRouter(deps));
   app.use('/api', api);
+  app.use(`${ADMIN_API_PATH}/health`, health);
+  app.use(ADMIN_API_PATH, api);
+  app.use(ADMIN_PATH, adminPageRouter(deps));
 
   app.use(notFoundHandler);
   app.use(errorHandler);
