@@ -2,7 +2,14 @@ import { Worker } from 'node:worker_threads';
 import { LockLostError } from '../locking/lock.js';
 
 export type ThreadRequest =
-  | { op: 'snapshot'; source: string; destination: string; timeoutMs: number }
+  | {
+      op: 'snapshot';
+      source: string;
+      destination: string;
+      timeoutMs: number;
+      /** Also hash the finished copy, read back from disk, after saying it is ready. */
+      hash?: boolean;
+    }
   | { op: 'integrity'; file: string; mode: 'full' | 'quick' }
   | { op: 'describe'; file: string }
   | {
@@ -23,7 +30,7 @@ export interface SqliteInfo {
 }
 
 export type ThreadResult =
-  | ({ op: 'snapshot'; pageCount: number } & SqliteInfo)
+  | ({ op: 'snapshot'; pageCount: number; sha256?: string } & SqliteInfo)
   | ({ op: 'describe' } & SqliteInfo)
   | { op: 'integrity'; problems: string[] }
   | { op: 'restore'; problems: string[] };
@@ -42,14 +49,15 @@ export class SqliteOpError extends Error {
 // Plain JavaScript, so the same file runs from sources (tsx, vitest) and from dist/ without a loader.
 const threadUrl = new URL('./sqlite-thread.js', import.meta.url);
 
-type ThreadMessage<R> = { ok: true; result: R } | { ok: false; error: { message: string; code?: string } } | { copied: true };
+type ThreadMessage<R> =
+  { ok: true; result: R } | { ok: false; error: { message: string; code?: string } } | { copied: true } | { ready: true };
 
 /**
  * Runs one request in a thread of its own. When `signal` aborts (the lock the work runs under is
  * lost, or the job is cancelled), the thread is terminated and the promise rejects with the signal's reason; a restore
  * that has already committed its copy is left to finish, so its outcome is known.
  */
-function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: AbortSignal): Promise<R> {
+function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: AbortSignal, onReady?: () => void): Promise<R> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason as Error);
@@ -73,6 +81,10 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.on('message', (msg: ThreadMessage<R>) => {
+      if ('ready' in msg) {
+        if (!settled) onReady?.();
+        return;
+      }
       if ('copied' in msg) {
         copied = true;
         return;
@@ -92,9 +104,16 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
 /**
  * A transaction-consistent copy of a live database, taken in one step of SQLite's backup API so
  * that concurrent writers cannot restart it. In WAL mode writers carry on meanwhile.
+ * With `onReady`, the thread then also hashes the finished copy as read back from disk (`sha256`),
+ * and calls `onReady` first, once the copy is complete and final, so that its check can run on
+ * the other core while it hashes.
  */
-export const snapshot = (source: string, destination: string, timeoutMs: number, signal?: AbortSignal) =>
-  runInThread<Extract<ThreadResult, { op: 'snapshot' }>>({ op: 'snapshot', source, destination, timeoutMs }, signal);
+export const snapshot = (source: string, destination: string, timeoutMs: number, signal?: AbortSignal, onReady?: () => void) =>
+  runInThread<Extract<ThreadResult, { op: 'snapshot' }>>(
+    { op: 'snapshot', source, destination, timeoutMs, hash: Boolean(onReady) },
+    signal,
+    onReady,
+  );
 
 /** `integrity_check` (full) or `quick_check`; an empty list means the database is sound. */
 export const integrityProblems = async (file: string, mode: 'full' | 'quick') =>

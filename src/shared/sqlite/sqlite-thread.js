@@ -3,6 +3,7 @@
  * consistent copy, an integrity check, a restore), so the process's event loop keeps renewing
  * BullMQ and Redis locks and answering health checks meanwhile.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -56,6 +57,28 @@ async function copy(source, destination, deadline, beforeWrite) {
   } finally {
     src.close();
   }
+}
+
+/**
+ * SHA-256 of a file, hex-encoded, read back from the file with large synchronous reads into one
+ * buffer: in this thread nothing else waits on them, and they hash about twice as fast as a stream
+ * of 1 MiB chunks read on the event loop.
+ * @param {string} file @returns {string}
+ */
+function sha256(file) {
+  const hash = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(8 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buffer, 0, buffer.length, null);
+      if (!n) break;
+      hash.update(n === buffer.length ? buffer : buffer.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 /** @param {string} file @param {'full' | 'quick'} mode @returns {string[]} */
@@ -137,7 +160,11 @@ async function run(req) {
           { code: 'SNAPSHOT_SHORT' },
         );
       }
-      return { op: 'snapshot', ...source, pageCount };
+      if (!req.hash) return { op: 'snapshot', ...source, pageCount };
+      // The copy is final on disk: the caller's quick_check of it starts now on the other core
+      // while this thread reads the same file back to hash it.
+      parentPort?.postMessage({ ready: true });
+      return { op: 'snapshot', ...source, pageCount, sha256: sha256(req.destination) };
     }
     case 'integrity':
       return { op: 'integrity', problems: integrity(req.file, req.mode).filter((m) => m !== 'ok') };
