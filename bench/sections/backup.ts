@@ -55,6 +55,13 @@ export const TOOL = {
 } as const;
 
 const COMPRESSED_PREFIX = 'createBackup, BACKUP_COMPRESSION=';
+
+/** Issue 15: a compressed backup within this many times the time of the uncompressed one. */
+const COMPRESSION_TARGET: Record<string, number> = { zstd: 1.5, gzip: 2.5 };
+const compressionTarget = (mode: string, ratio: number) => ({
+  met: ratio <= COMPRESSION_TARGET[mode]!,
+  text: `≤ ${COMPRESSION_TARGET[mode]}× none (is ${ratio.toFixed(2)}×)`,
+});
 const compressedTool = (mode: CompressionMode) => `${COMPRESSED_PREFIX}${mode}`;
 
 function checkpoint(file: string): void {
@@ -225,6 +232,7 @@ function pushRows(bench: Bench, results: Record<'idle' | 'loaded', Map<string, T
       unit: 'ms',
       values: t.ms,
       ratio: { value: median(t.ms) / median(plain.ms), to: 'none' },
+      ...(method in COMPRESSION_TARGET ? { target: compressionTarget(method, median(t.ms) / median(plain.ms)) } : {}),
     });
   }
   rows.push({ section: '3 Compression', measure: 'backup file size', method: 'none', unit: 'MiB', values: mib(plain.bytes) });

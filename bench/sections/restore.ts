@@ -20,7 +20,7 @@ export interface RestoreDeps {
 
 /**
  * Restore through the API, from the request to the answer that the live database is restored and
- * checked (verification, safety backup and integrity check included), while an application
+ * checked (verification, safety backup and the check after the copy included), while an application
  * process keeps the database open and commits every few milliseconds.
  */
 export async function benchRestore(bench: Bench, deps: RestoreDeps, backup: BackupRow): Promise<void> {
@@ -68,7 +68,7 @@ export async function benchRestore(bench: Bench, deps: RestoreDeps, backup: Back
   bench.rows.push({
     section,
     measure: 'request → restored, checked live database',
-    method: 'POST /api/backups/:id/restore (verify + safety backup + copy + integrity_check)',
+    method: 'POST /api/backups/:id/restore (verify and safety backup at once, copy, quick_check)',
     unit: 'ms',
     values: t.api,
     ratio: { value: ratio, to: 'cp+sync' },
