@@ -19,7 +19,7 @@ import { TEST_TOKEN, sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
 import { addEventsTable, archivingUnderWay, BALANCE_TOTAL, sleep, startWalWriter, stateOf } from './helpers/wal-writer.js';
-import { createWorkstationDb } from './helpers/workstation-db.js';
+import { createWorkstationDb, query } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
 /** The README's screenshots are rewritten only on request (UPDATE_SCREENSHOTS=1); otherwise they go to the sandbox. */
@@ -42,6 +42,7 @@ beforeAll(async () => {
     WAL_ARCHIVE_INTERVAL: String(INTERVAL),
     REQUEST_TIMEOUT: '60000',
     MAX_BACKUPS: '50',
+    LOCK_RETRY_DELAY: '50',
   });
   createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
   addEventsTable(box.config.databasePath);
@@ -104,6 +105,8 @@ function verificationWord(id: number, status: string): string {
   return v ? (v.valid === 1 ? 'valid' : 'invalid') : 'never';
 }
 
+const restoreCount = () => query<{ c: number }>(box.config.catalogPath, 'SELECT count(*) AS c FROM restore_log').c;
+
 const eventRows = (file: string) => {
   const conn = new Database(file, { readonly: true });
   try {
@@ -143,6 +146,9 @@ describe('the operator page at /admin', () => {
     const ok = await request(producer.server).get('/admin').set('Authorization', basic(TEST_TOKEN));
     expect(ok.status).toBe(200);
     expect(ok.text).toContain('<h1>Workstation backups</h1>');
+    // The board links to the page.
+    const boardPage = await request(producer.server).get('/admin/queues').set('Authorization', basic(TEST_TOKEN));
+    expect(boardPage.text).toContain('"miscLinks":[{"text":"Operator page","url":"/admin"}]');
   });
 
   it('shows the catalog: the health verdict, the last backup, the table and the timeline', async () => {
@@ -230,6 +236,59 @@ describe('the operator page at /admin', () => {
     await page.waitForSelector(`#backups-body tr[data-backup-id="${row!.id}"]`, { timeout: 10_000 });
     await page.waitForSelector(`[data-mark-id="${row!.id}"]`, { timeout: 10_000 });
     expect(await page.evaluate(() => (window as unknown as { stillHere?: boolean }).stillHere)).toBe(true);
+
+    // Verify it from its row: the row and its mark turn valid, still without a reload.
+    expect(catalog.lastVerification(row!.id)).toBeUndefined();
+    await page.click(`#backups-body tr[data-backup-id="${row!.id}"] button[data-action="verify"]`);
+    await page.waitForFunction(() => document.querySelectorAll('#job-list li[data-job-id]').length === 2);
+    const verifyJob = await page.locator('#job-list li[data-job-id]').first().getAttribute('data-job-id');
+    await page.waitForSelector(`#job-list li[data-job-id="${verifyJob}"][data-job-state="completed"]`, { timeout: 30_000 });
+    expect(catalog.lastVerification(row!.id)).toMatchObject({ valid: 1, mode: 'full' });
+    await page.waitForSelector(`#backups-body tr[data-backup-id="${row!.id}"] td[data-verification="valid"]`, { timeout: 10_000 });
+    await page.waitForSelector(`[data-mark-id="${row!.id}"][data-verification="valid"]`, { timeout: 10_000 });
+    expect(await page.evaluate(() => (window as unknown as { stillHere?: boolean }).stillHere)).toBe(true);
+  });
+
+  it('pages through the backups with the API cursor, filtered by type and status', async () => {
+    for (let i = 0; catalog.countBackups() < 32; i++) {
+      const res = await request(producer.server)
+        .post('/api/backups')
+        .set(auth)
+        .send({ type: i % 3 === 0 ? 'pre-migration' : 'manual' });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+    }
+    const ids = async () => (await tableRows(page)).map((r) => r.id);
+    const shows = async (what: string, expected: () => number[]) => {
+      await waitUntil(what, async () => JSON.stringify(await ids()) === JSON.stringify(expected()), 15_000).catch(() => undefined);
+      expect(await ids(), what).toEqual(expected());
+    };
+    const catalogIds = (filter: { type?: string; status?: 'completed' }, skip = 0) =>
+      catalog
+        .listBackups({ limit: 1000, offset: 0, status: filter.status })
+        .filter((b) => !filter.type || b.backup_type === filter.type)
+        .slice(skip, skip + 25)
+        .map((b) => b.id);
+
+    await shows('the newest 25 backups', () => catalogIds({}));
+    expect(await page.isDisabled('#page-newer')).toBe(true);
+    await page.click('#page-older');
+    await shows('the next page', () => catalogIds({}, 25));
+    await page.click('#page-newer');
+    await shows('the first page again', () => catalogIds({}));
+
+    await page.selectOption('#f-type', 'pre-migration');
+    await shows('pre-migration backups only', () => catalogIds({ type: 'pre-migration' }));
+    expect(new Set((await tableRows(page)).map((r) => r.type))).toEqual(new Set(['pre-migration']));
+    await page.selectOption('#f-type', 'manual');
+    await page.selectOption('#f-status', 'completed');
+    await shows('completed manual backups', () => catalogIds({ type: 'manual', status: 'completed' }));
+    if (catalogIds({ type: 'manual', status: 'completed' }, 25).length) {
+      await page.click('#page-older');
+      await shows('the next page of completed manual backups', () => catalogIds({ type: 'manual', status: 'completed' }, 25));
+    }
+    await page.selectOption('#f-type', '');
+    await page.selectOption('#f-status', '');
+    await shows('every backup again', () => catalogIds({}));
   });
 
   it('restores to a moment picked on the timeline, after asking, and the database holds the rows of that moment', async () => {
@@ -254,14 +313,24 @@ describe('the operator page at /admin', () => {
       end: Date.parse((await bar.getAttribute('data-end'))!),
     };
     const box_ = (await bar.boundingBox())!;
+    // By keyboard first: End picks the window's last moment, ← steps back from it.
+    await page.focus('#timeline');
+    await page.keyboard.press('End');
+    let picked = await page.getAttribute('#restore-at', 'data-iso');
+    expect(Math.abs(Date.parse(picked!) - Date.parse((await bar.getAttribute('data-end'))!))).toBeLessThanOrEqual(5_000);
+    await page.keyboard.press('ArrowLeft');
+    expect(Date.parse((await page.getAttribute('#restore-at', 'data-iso'))!)).toBeLessThan(Date.parse(picked!));
+
     await bar.click({ position: { x: ((T - start) / (end - start)) * box_.width, y: box_.height / 2 } });
-    const picked = await page.getAttribute('#restore-at', 'data-iso');
+    picked = await page.getAttribute('#restore-at', 'data-iso');
     expect(picked).not.toBeNull();
     const pickedAt = Date.parse(picked!);
     // A click's pixel and the whole second it is rounded to: within a second and a half of T, inside the writer's run.
     expect(Math.abs(pickedAt - T)).toBeLessThan(1_500);
     expect(pickedAt > Date.parse(timeline[0]!.at) && pickedAt < Date.parse(timeline.at(-1)!.at)).toBe(true);
 
+    const jobsBefore = (await page.$$('#job-list li[data-job-id]')).length;
+    const restoresBefore = restoreCount();
     await page.click('#restore-at-go');
     const dialog = page.locator('dialog#confirm');
     await dialog.waitFor({ state: 'visible' });
@@ -277,13 +346,14 @@ describe('the operator page at /admin', () => {
     // Cancel first: nothing is queued.
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
-    expect(await page.$$('#job-list li[data-job-id]')).toHaveLength(1);
+    expect(await page.$$('#job-list li[data-job-id]')).toHaveLength(jobsBefore);
+    expect(restoreCount()).toBe(restoresBefore);
 
     await page.click('#restore-at-go');
     await dialog.waitFor({ state: 'visible' });
     await page.click('#confirm-ok');
     const item = page.locator('#job-list li[data-job-id]').first();
-    await page.waitForFunction(() => document.querySelectorAll('#job-list li[data-job-id]').length === 2);
+    await page.waitForFunction((n) => document.querySelectorAll('#job-list li[data-job-id]').length === n, jobsBefore + 1);
     const jobId = await item.getAttribute('data-job-id');
     await page.waitForSelector(`#job-list li[data-job-id="${jobId}"][data-job-state="completed"]`, { timeout: 45_000 });
 

@@ -5,6 +5,7 @@ import { Router } from 'express';
 import { QUEUE_REGISTRY, isQueueName } from '../shared/jobs/registry.js';
 import type { ProducerDeps } from './deps.js';
 import { requireBasic, sameOriginWrites } from './auth.js';
+import { ADMIN_PATH } from './admin/router.js';
 
 export const BOARD_PATH = '/admin/queues';
 
@@ -27,7 +28,9 @@ export function boardRouter({ config, queues, apiToken }: ProducerDeps): Router 
         }),
     ),
     serverAdapter,
-    options: { uiConfig: { boardTitle: 'Workstation backups', hideDocsLink: true } },
+    options: {
+      uiConfig: { boardTitle: 'Workstation backups', hideDocsLink: true, miscLinks: [{ text: 'Operator page', url: ADMIN_PATH }] },
+    },
   });
   const router = Router();
   router.use(requireBasic(apiToken, 'workstation-backup queues'), sameOriginWrites());

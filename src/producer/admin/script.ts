@@ -333,7 +333,7 @@ export const ADMIN_SCRIPT = String.raw`(function () {
       state.table.rows = rows;
       state.table.next = next;
       $('b-total').textContent = total + ' backup' + (total === 1 ? '' : 's') + ' in the catalog';
-      return loadDetails(rows.map(function (b) { return b.id; }), true);
+      return loadDetails(rows.map(function (b) { return b.id; }), POLL_MS);
     }).then(renderTable);
   }
 
@@ -371,7 +371,7 @@ export const ADMIN_SCRIPT = String.raw`(function () {
         var actions = el('div', { class: 'actions' });
         if (b.status === 'completed') {
           var verify = el('button', { type: 'button', 'data-action': 'verify', 'aria-label': 'Verify backup ' + b.id }, 'Verify');
-          verify.addEventListener('click', function () { verifyBackup(b, verify); });
+          verify.addEventListener('click', function () { verifyBackup(b); });
           var restore = el('button', { type: 'button', class: 'danger', 'data-action': 'restore', 'aria-label': 'Restore backup ' + b.id }, 'Restore…');
           restore.addEventListener('click', function () { restoreBackup(b); });
           actions.appendChild(verify);
@@ -388,17 +388,22 @@ export const ADMIN_SCRIPT = String.raw`(function () {
     $('page-info').textContent = 'page ' + (state.table.history.length + 1);
   }
 
-  /** The detail of each backup (its encoding and last verification); the list does not carry them. */
-  function loadDetails(ids, refresh) {
+  /**
+   * The detail of each backup (its encoding and last verification), which the list does not carry;
+   * read again once older than maxAgeMs, so the timeline's hundreds of marks are not all re-read on every poll.
+   */
+  var fetchedAt = {};
+  function loadDetails(ids, maxAgeMs) {
+    var now = Date.now();
     var todo = ids.filter(function (id) {
       var d = state.details[id];
-      return !d || refresh || d.status === 'in_progress' || !d.lastVerification;
+      return !d || d.status === 'in_progress' || !(now - fetchedAt[id] < maxAgeMs);
     });
     var i = 0;
     function worker() {
       if (i >= todo.length) return Promise.resolve();
       var id = todo[i++];
-      return api('/backups/' + id).then(function (r) { state.details[id] = r.backup; }, function () { /* deleted meanwhile */ }).then(worker);
+      return api('/backups/' + id).then(function (r) { state.details[id] = r.backup; fetchedAt[id] = Date.now(); }, function () { /* deleted meanwhile */ }).then(worker);
     }
     return Promise.all([worker(), worker(), worker(), worker(), worker(), worker()]);
   }
@@ -420,7 +425,7 @@ export const ADMIN_SCRIPT = String.raw`(function () {
     }
     return step(null).then(function () {
       state.marks = marks;
-      return loadDetails(marks.map(function (b) { return b.id; }), false);
+      return loadDetails(marks.map(function (b) { return b.id; }), 60000);
     });
   }
 
@@ -431,7 +436,7 @@ export const ADMIN_SCRIPT = String.raw`(function () {
     return li;
   }
 
-  function track(label, answer) {
+  function track(label, answer, onEnd) {
     var li = note(label + ': queued', null);
     li.setAttribute('data-job-id', answer.jobId);
     li.setAttribute('data-job-state', 'queued');
@@ -442,6 +447,7 @@ export const ADMIN_SCRIPT = String.raw`(function () {
         li.setAttribute('data-job-state', job.state);
         clear(li);
         li.appendChild(document.createTextNode(label + ': ' + job.state.replace('-', ' ') + ' '));
+        if ((job.state === 'completed' || job.state === 'failed') && onEnd) onEnd();
         if (job.state === 'completed') {
           li.className = 'good';
           li.appendChild(document.createTextNode(describeResult(job.result)));
@@ -465,9 +471,11 @@ export const ADMIN_SCRIPT = String.raw`(function () {
 
   function describeResult(r) {
     if (!r || typeof r !== 'object') return '';
-    if (r.backupId !== undefined && r.valid !== undefined) return r.valid ? 'valid' : 'invalid: ' + (r.message || '');
-    if (r.wal && r.wal.restoredTo) return 'restored to ' + local(r.wal.restoredTo);
-    if (r.backupId !== undefined) return 'backup #' + r.backupId;
+    if (r.valid !== undefined) return r.valid ? 'valid' : 'invalid: ' + (r.message || '');
+    var safety = r.safetyBackupId ? ' (safety backup #' + r.safetyBackupId + ')' : '';
+    if (r.wal && r.wal.restoredTo) return 'restored to ' + local(r.wal.restoredTo) + safety;
+    if (r.safetyBackupId !== undefined) return 'restored backup #' + r.backupId + safety;
+    if (r.fileName !== undefined) return 'backup #' + r.id + ', ' + bytes(r.fileSize);
     return '';
   }
 
@@ -480,7 +488,7 @@ export const ADMIN_SCRIPT = String.raw`(function () {
   function verifyBackup(b) {
     api('/backups/' + b.id + '/verify', { method: 'POST', body: { mode: 'full' }, async: true }).then(function (a) {
       delete state.details[b.id];
-      track('Verify backup #' + b.id, a);
+      track('Verify backup #' + b.id, a, function () { delete state.details[b.id]; });
     }, failed('Verify backup #' + b.id));
   }
 
@@ -572,15 +580,17 @@ export const ADMIN_SCRIPT = String.raw`(function () {
       if (READ_ONLY || e.target !== $('timeline')) return;
       var win = state.window;
       if (!win || !win.latest) return;
-      var stepMs = (view.end - view.start) / (e.shiftKey ? 10 : 100);
+      var stepMs = Math.max(1000, (view.end - view.start) / (e.shiftKey ? 10 : 100));
       var t = state.pick === null ? ms(win.latest) : state.pick;
-      if (e.key === 'ArrowLeft') t -= stepMs;
-      else if (e.key === 'ArrowRight') t += stepMs;
-      else if (e.key === 'Home') t = ms(win.earliest);
-      else if (e.key === 'End') t = ms(win.latest);
+      var lo = Math.ceil(ms(win.earliest) / 1000) * 1000, hi = Math.floor(ms(win.latest) / 1000) * 1000;
+      // Whole seconds, rounded away from where the pick was, so that each key press moves it.
+      if (e.key === 'ArrowLeft') t = Math.floor((t - stepMs) / 1000) * 1000;
+      else if (e.key === 'ArrowRight') t = Math.ceil((t + stepMs) / 1000) * 1000;
+      else if (e.key === 'Home') t = lo;
+      else if (e.key === 'End') t = hi;
       else return;
       e.preventDefault();
-      setPick(Math.round(Math.min(Math.max(t, ms(win.earliest)), ms(win.latest)) / 1000) * 1000);
+      setPick(Math.min(Math.max(t, lo), Math.max(hi, lo)));
     });
     $('span').addEventListener('change', function (e) { state.span = e.target.value; refreshAll(); });
     function refilter() { state.table.cursor = null; state.table.history = []; loadTable().catch(failed('Loading backups')); }
