@@ -11,7 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 import { recoveryWindow } from '../src/shared/wal/window.js';
@@ -33,6 +33,8 @@ let catalog: Catalog;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
+/** Errors the page's script threw; every test ends with none. */
+const pageErrors: string[] = [];
 
 const basic = (password: string) => `Basic ${Buffer.from(`operator:${password}`).toString('base64')}`;
 
@@ -68,10 +70,12 @@ beforeAll(async () => {
     locale: 'en-GB',
   });
   page = await context.newPage();
-  page.on('pageerror', (err) => {
-    throw err;
-  });
+  page.on('pageerror', (err) => pageErrors.push(err.message));
 }, 60_000);
+
+afterEach(() => {
+  expect(pageErrors).toEqual([]);
+});
 
 afterAll(async () => {
   await context?.close();
@@ -331,6 +335,15 @@ describe('the operator page at /admin', () => {
 
     const jobsBefore = (await page.$$('#job-list li[data-job-id]')).length;
     const restoresBefore = restoreCount();
+    // A backup's own Restore… asks too, naming the backup and when it was taken.
+    const newestId = (await tableRows(page))[0]!.id;
+    await page.click(`#backups-body tr[data-backup-id="${newestId}"] button[data-action="restore"]`);
+    await page.locator('dialog#confirm').waitFor({ state: 'visible' });
+    expect(await page.textContent('#confirm-title')).toBe(`Restore backup #${newestId}?`);
+    expect(await page.textContent('#confirm-text')).toContain(`will be replaced by backup #${newestId}, taken `);
+    expect(await page.evaluate(() => document.activeElement?.id), 'the safe choice has the focus').toBe('confirm-cancel');
+    await page.keyboard.press('Escape');
+    await page.locator('dialog#confirm').waitFor({ state: 'hidden' });
     await page.click('#restore-at-go');
     const dialog = page.locator('dialog#confirm');
     await dialog.waitFor({ state: 'visible' });
