@@ -17,6 +17,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   backup_not_restorable: 400,
   unauthorized: 401,
   cross_site_request: 403,
+  read_only: 403,
   not_found: 404,
   backup_not_found: 404,
   job_not_found: 404,

@@ -1,7 +1,7 @@
 import { Router } from 'express';
+import { AppError } from '../../shared/domain/errors.js';
 import { requireBasic, sameOriginWrites } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';
-import { errorBody } from '../error-handler.js';
 import { ADMIN_SCRIPT } from './script.js';
 import { ADMIN_STYLE } from './style.js';
 import { renderAdminPage } from './page.js';
@@ -24,14 +24,13 @@ export function adminGuard({ config, apiToken }: ProducerDeps): Router {
   router.use(requireBasic(apiToken, 'workstation-backup admin'), sameOriginWrites());
   router.use('/api', (req, res, next) => {
     if (config.boardReadOnly && !SAFE_METHODS.has(req.method)) {
-      res
-        .status(403)
-        .json(
-          errorBody(
-            'read_only',
-            'BOARD_READ_ONLY is set: the operator page shows everything and changes nothing (use the API with its token)',
-          ),
-        );
+      next(
+        new AppError(
+          'read_only',
+          'BOARD_READ_ONLY is set: the operator page shows everything and changes nothing (use the API with its token)',
+          true,
+        ),
+      );
       return;
     }
     req.headers.authorization = `Bearer ${apiToken}`;

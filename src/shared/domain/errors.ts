@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'unsupported_media_type',
   'unauthorized',
   'cross_site_request',
+  'read_only',
   // Something named that does not exist, or not in a state to act on.
   'not_found',
   'backup_not_found',
