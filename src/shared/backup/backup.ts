@@ -163,7 +163,8 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     } catch (err) {
       // The copy is being read by its check: let that finish before the temp file is removed.
       await early;
-      if ((err as { code?: string }).code === 'SNAPSHOT_SHORT') throw new Error(`the snapshot is unusable: ${messageOf(err)}`, { cause: err });
+      if ((err as { code?: string }).code === 'SNAPSHOT_SHORT')
+        throw new Error(`the snapshot is unusable: ${messageOf(err)}`, { cause: err });
       throw err;
     }
     if (info.journalMode !== 'wal') {
