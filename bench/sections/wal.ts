@@ -1,7 +1,8 @@
 /**
  * Continuous WAL archiving (issue 13) under an application that commits every few milliseconds:
  * what archiving costs the application's commits, how far behind the archive runs, how large the
- * `-wal` file gets, how many commits a crash loses, and how long a restore to the latest point takes.
+ * `-wal` file gets, how many commits a crash loses, how long a restore to the latest point and to a
+ * random moment take (issue 14), and how long a restore drill takes.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +16,8 @@ import { CHECKPOINT_FRAMES } from '../../src/shared/wal/archiver.js';
 import { archiverState } from '../../src/shared/wal/archiver-state.js';
 import { WAL_FOLDER } from '../../src/shared/wal/segment-store.js';
 import { WAL_HEADER_SIZE } from '../../src/shared/wal/wal-format.js';
+import type { DrillOutcome } from '../../src/shared/wal/drill.js';
+import { recoveryWindow } from '../../src/shared/wal/window.js';
 import { BENCH_TOKEN, REDIS_URL, serviceEnv, type Bench } from '../lib/context.js';
 import { generateDatabase } from '../lib/dbgen.js';
 import { deletePrefix, runShell, WorkerProcess } from '../lib/procs.js';
@@ -135,16 +138,21 @@ export async function benchWal(bench: Bench, deps: WalDeps): Promise<void> {
   let writer = await Writer.start(live, opts.writerEveryMs);
   deps.atExit(() => writer.stop());
 
-  /** The open generation newer than `after`, once its snapshot is stored. */
-  const snapshotted = (after: number, what: string) =>
+  /** The open generation newer than `after` (and begun at `since` or later), once its snapshot is stored. */
+  const snapshotted = (after: number, what: string, since = '') =>
     until(
       what,
       () => {
         const g = catalog.wal.openGeneration();
-        return g && g.id > after && g.snapshot_backup_id !== null ? g : undefined;
+        return g && g.id > after && g.started_at >= since && g.snapshot_backup_id !== null ? g : undefined;
       },
       opts.quick ? 120_000 : 900_000,
-    );
+    ).catch((err: Error) => {
+      const gens = catalog.wal
+        .generations()
+        .map((g) => `${g.id} ${g.started_at}–${g.ended_at ?? 'open'} snapshot ${g.snapshot_backup_id} (${g.reason})`);
+      throw new Error(`${err.message} (after generation ${after}, begun since ${since || 'any time'}; generations: ${gens.join('; ')})`);
+    });
   const setArchiving = (on: boolean) => call(producer.url, 'PUT', '/api/backups/config', { walArchiveEnabled: on });
 
   const window = async (): Promise<Window> => {
@@ -207,20 +215,68 @@ export async function benchWal(bench: Bench, deps: WalDeps): Promise<void> {
   fileSize.stop();
 
   // 4–5: kill -9 of the application at a random moment, the database files deleted, restore to latest.
+  // 6: a restore drill just before the kill, the writer paused (at 200 commits a second it would add
+  // about 2.5 MB of WAL a second to the generation while the drill runs); 7: a restore to a random
+  // moment of the same generation after the restore to latest.
   const rpo = { ms: [] as number[], lost: [] as number[], allowed: [] as number[], bad: [] as string[] };
   const restore = { api: [] as number[], cp: [] as number[], frames: [] as number[], stored: [] as number[], segments: [] as number[] };
+  const point: PointResults = { api: [], cp: [], frames: [], stored: [], segments: [], offsets: [], late: [], bad: [], unseen: [] };
+  const drills: DrillResults = { http: [], total: [], latest: [], random: [], targets: [], bad: [] };
   const scratch = path.join(deps.dir, 'scratch');
   fs.mkdirSync(scratch, { recursive: true });
+  /** cp + sync of `files` into a scratch folder: what copying the same bytes costs on this disk. */
+  const cpSync = async (files: string[]) => {
+    const dest = path.join(scratch, 'cp');
+    fs.mkdirSync(dest, { recursive: true });
+    const ref = await runShell('d=$1; shift; cp -- "$@" "$d"/ && sync -- "$d"/*', [dest, ...files], 3_600_000);
+    fs.rmSync(dest, { recursive: true, force: true });
+    if (ref.code !== 0) throw new Error(`cp failed: ${ref.stderr}`);
+    return ref.ms;
+  };
+  /** When the application was not committing (the first run's writer has run all along before). */
+  const quiet: { from: number; to: number }[] = [];
+  /** Starts the writer again after a pause that began at `from`. */
+  const resume = async (from: number) => {
+    writer = await Writer.start(live, opts.writerEveryMs);
+    // Its first commit comes a little after it is started.
+    quiet.push({ from, to: Date.now() + 500 });
+    await sleep(2 * INTERVAL_MS);
+  };
+  let stoppedAt = 0;
   for (let run = 0; run < opts.runs; run++) {
-    if (run > 0) {
-      generation = await snapshotted(generation.id, 'the generation after the restore and its snapshot');
-      writer = await Writer.start(live, opts.writerEveryMs);
-      await sleep(2 * INTERVAL_MS);
-    }
+    if (run > 0) await resume(stoppedAt);
     bench.progress(`wal crash run ${run + 1}/${opts.runs}: writing ${(segmentTarget / 2 ** 20).toFixed(0)} MiB of WAL`);
     await bulkWrite(live, gen.rows, segmentTarget, () => shippedBytes(catalog.wal.segments(generation.id)));
+
+    bench.progress(`wal crash run ${run + 1}/${opts.runs}: restore drill (POST /api/recovery-window/drill), the writer paused`);
+    await writer.stop();
+    const paused = Date.now();
+    const d = await call(producer.url, 'POST', '/api/recovery-window/drill', {});
+    const drill = (d.body as { drill: DrillOutcome }).drill;
+    const latestTarget = drill.targets.find((t) => t.kind === 'latest');
+    const randomTarget = drill.targets.find((t) => t.kind === 'random');
+    drills.http.push(d.ms);
+    drills.total.push(Date.parse(drill.completedAt) - Date.parse(drill.startedAt));
+    drills.latest.push(latestTarget?.durationMs ?? Number.NaN);
+    drills.random.push(randomTarget?.durationMs ?? Number.NaN);
+    drills.targets.push(
+      drill.targets
+        .map(
+          (t) =>
+            `${t.kind} gen ${t.generation ?? '—'}, ${t.segmentsApplied} segments, ${t.rowCounts?.compared ? 'counts compared' : `counts not compared (${t.rowCounts?.note ?? 'random point'})`}`,
+        )
+        .join('; '),
+    );
+    if (!drill.ok) drills.bad.push(`run ${run + 1}: drill ${drill.id} failed: ${drill.reason}`);
+    if (latestTarget?.generation !== generation.id)
+      drills.bad.push(
+        `run ${run + 1}: the drill's latest target restored generation ${latestTarget?.generation}, expected ${generation.id}`,
+      );
+    await resume(paused);
+
     await sleep(INTERVAL_MS * (1 + 2 * Math.random()));
     await writer.crash();
+    stoppedAt = Date.now();
     const last = peek(live, (db) => {
       const c = lastCommit(db)!;
       const recent = db
@@ -234,14 +290,10 @@ export async function benchWal(bench: Bench, deps: WalDeps): Promise<void> {
     for (const f of [live, `${live}-wal`, `${live}-shm`]) fs.rmSync(f, { force: true });
 
     bench.progress(`wal crash run ${run + 1}/${opts.runs}: restore to latest (${segments.length} segments)`);
-    const files = [snapshot.file_path, ...segments.map((s) => path.join(config.backupDir, WAL_FOLDER, s.file_name))];
-    const dest = path.join(scratch, 'cp');
-    fs.mkdirSync(dest, { recursive: true });
-    const ref = await runShell('d=$1; shift; cp -- "$@" "$d"/ && sync -- "$d"/*', [dest, ...files], 3_600_000);
-    fs.rmSync(dest, { recursive: true, force: true });
-    if (ref.code !== 0) throw new Error(`cp failed: ${ref.stderr}`);
-    restore.cp.push(ref.ms);
+    const segmentFile = (s: WalSegmentRow) => path.join(config.backupDir, WAL_FOLDER, s.file_name);
+    restore.cp.push(await cpSync([snapshot.file_path, ...segments.map(segmentFile)]));
 
+    const latestStarted = new Date().toISOString();
     const res = await call(producer.url, 'POST', '/api/restores', { to: 'latest' });
     const answer = res.body.wal as { generation: number; segmentsApplied: number };
     if (answer.generation !== generation.id || answer.segmentsApplied !== segments.length) {
@@ -263,9 +315,96 @@ export async function benchWal(bench: Bench, deps: WalDeps): Promise<void> {
     rpo.lost.push(lost);
     rpo.allowed.push(last.allowed);
     rpo.ms.push(lost > 0 && back.last ? Date.parse(last.at) - Date.parse(back.last.at) : 0);
+
+    // A random moment of the generation just restored (its snapshot plus the bulk writes), with the
+    // restored database live: the same safety as every restore, so a safety backup of it first.
+    const restored = await snapshotted(generation.id, 'the generation after the restore to latest and its snapshot', latestStarted);
+    const span = recoveryWindow(catalog).generations.find((g) => g.id === generation.id);
+    if (!span) throw new Error(`wal: generation ${generation.id} is not in the recovery window after the restore to latest`);
+    const at = new Date(Date.parse(span.start) + Math.floor(Math.random() * (Date.parse(span.end) - Date.parse(span.start))));
+    bench.progress(`wal crash run ${run + 1}/${opts.runs}: restore to ${at.toISOString()} (window ${span.start} – ${span.end})`);
+    const pointStarted = new Date().toISOString();
+    const p = await call(producer.url, 'POST', '/api/restores', { to: at.toISOString() });
+    const pw = p.body.wal as { generation: number; segmentsApplied: number; restoredTo: string | null };
+    const applied = segments.slice(0, pw.segmentsApplied);
+    point.api.push(p.ms);
+    point.cp.push(await cpSync([snapshot.file_path, ...applied.map(segmentFile)]));
+    point.frames.push(shippedBytes(applied));
+    point.stored.push(applied.reduce((sum, s) => sum + s.size_bytes, 0) + (snapshot.file_size_bytes ?? 0));
+    point.segments.push(pw.segmentsApplied);
+    point.offsets.push((Date.parse(at.toISOString()) - Date.parse(span.start)) / 1000);
+    if (pw.generation !== generation.id)
+      point.bad.push(`run ${run + 1} restored generation ${pw.generation} for ${at.toISOString()}, expected ${generation.id}`);
+    // Exact to within two intervals: nothing stamped after the moment, everything stamped two intervals before it.
+    const then = peek(live, (db) => ({
+      last: lastCommit(db),
+      balance: db.prepare('SELECT sum(balance) AS b, count(*) AS n FROM accounts').get() as { b: number; n: number },
+    }));
+    if (then.balance.b !== then.balance.n * START_BALANCE) point.bad.push(`run ${run + 1}: the balances add up to ${then.balance.b}`);
+    if (then.last && then.last.at > at.toISOString())
+      point.bad.push(`run ${run + 1}: a transfer stamped ${then.last.at} is present after a restore to ${at.toISOString()}`);
+    const behind = then.last ? Date.parse(at.toISOString()) - Date.parse(then.last.at) : Number.NaN;
+    point.late.push(behind);
+    // The application commits every few ms: while it ran, a commit two intervals old is archived.
+    const writing = quiet.every((q) => q.to < at.getTime() - 2 * INTERVAL_MS || q.from > at.getTime());
+    if (writing && !(behind <= 2 * INTERVAL_MS))
+      point.bad.push(`run ${run + 1}: the last transfer restored is ${behind} ms before ${at.toISOString()}, more than two intervals`);
+
+    if (run < opts.runs - 1) {
+      // The archiver ends its generation when it sees a restore in progress at the top of its loop; a
+      // restore shorter than its interval can go unseen, and the generation then carries on across it.
+      const pointDone = Date.now();
+      const next = await until(
+        'a generation after the restore to a moment and its snapshot, or the archiver carrying on past it',
+        () => {
+          const g = catalog.wal.openGeneration();
+          if (g && g.id > restored.id && g.started_at >= pointStarted && g.snapshot_backup_id !== null) return g;
+          const s = archiverState(catalog);
+          return g?.id === restored.id &&
+            s?.generation === restored.id &&
+            s.lastSyncAt &&
+            Date.parse(s.lastSyncAt) > pointDone + 3 * INTERVAL_MS
+            ? g
+            : undefined;
+        },
+        opts.quick ? 120_000 : 900_000,
+      );
+      if (next.id === restored.id)
+        point.unseen.push(
+          `run ${run + 1}: the archiver did not see the restore to a moment (${(p.ms / 1000).toFixed(1)} s) and carried generation ${next.id} on across it`,
+        );
+      generation = next;
+    }
   }
 
-  pushRows(bench, { on, off, lag, wal, rpo, restore, pageSize, windowMs });
+  pushRows(bench, { on, off, lag, wal, rpo, restore, point, drills, pageSize, windowMs });
+}
+
+interface PointResults {
+  api: number[];
+  cp: number[];
+  frames: number[];
+  stored: number[];
+  segments: number[];
+  /** Seconds from the generation's start to the moment asked for. */
+  offsets: number[];
+  /** How long before the moment the last restored transfer was stamped. */
+  late: number[];
+  bad: string[];
+  /** Restores the archiver did not see: its generation went on across them instead of ending. */
+  unseen: string[];
+}
+
+interface DrillResults {
+  /** POST /api/recovery-window/drill, queued to the worker and waited for. */
+  http: number[];
+  /** The drill's own started → completed: both restores, their integrity_checks, row counts. */
+  total: number[];
+  /** The latest target's restore (the RTO the drill records). */
+  latest: number[];
+  random: number[];
+  targets: string[];
+  bad: string[];
 }
 
 /** Bytes of WAL frames the segments hold (before compression). */
@@ -372,12 +511,14 @@ interface Results {
   lag: { read: number[]; stored: number[]; unarchived: number; framesPerInterval: number[]; storeMs: number[] };
   rpo: { ms: number[]; lost: number[]; allowed: number[]; bad: string[] };
   restore: { api: number[]; cp: number[]; frames: number[]; stored: number[]; segments: number[] };
+  point: PointResults;
+  drills: DrillResults;
   pageSize: number;
   windowMs: number;
 }
 
 function pushRows(bench: Bench, r: Results): void {
-  const { on, off, lag, rpo, restore } = r;
+  const { on, off, lag, rpo, restore, point, drills } = r;
   const every = bench.opts.writerEveryMs;
   const rows: Row[] = [];
   const onName = `worker archiving, WAL_ARCHIVE_INTERVAL=${INTERVAL_MS}`;
@@ -480,6 +621,56 @@ function pushRows(bench: Bench, r: Results): void {
     unit: 'ms',
     values: restore.cp,
   });
+  const pointRatio = median(point.api) / median(point.cp);
+  rows.push({
+    section: SECTION,
+    measure: 'restore to a random moment of the same generation',
+    method: 'POST /api/restores {"to":"<ISO>"} (safety backup + verify snapshot + replay to the moment + integrity_check + copy in)',
+    unit: 'ms',
+    values: point.api,
+    ratio: { value: pointRatio, to: 'cp+sync' },
+    target: {
+      met: point.bad.length === 0,
+      text: `nothing after the moment, its last commit ≤ 2 intervals before it, balances add up${point.bad.length ? `; ${point.bad.join('; ')}` : ''}`,
+    },
+  });
+  rows.push({
+    section: SECTION,
+    measure: 'restore to a random moment of the same generation',
+    method: 'cp + sync of the snapshot and the segments replayed',
+    unit: 'ms',
+    values: point.cp,
+  });
+  const drillTarget = { met: drills.bad.length === 0, text: `both targets passed${drills.bad.length ? `; ${drills.bad.join('; ')}` : ''}` };
+  rows.push({
+    section: SECTION,
+    measure: 'restore drill of the same generation',
+    method: 'POST /api/recovery-window/drill, answered (worker job: latest + random moment into temp files, integrity_check of each)',
+    unit: 'ms',
+    values: drills.http,
+    target: drillTarget,
+  });
+  rows.push({
+    section: SECTION,
+    measure: 'restore drill of the same generation',
+    method: "the drill's started → completed",
+    unit: 'ms',
+    values: drills.total,
+  });
+  rows.push({
+    section: SECTION,
+    measure: 'restore drill of the same generation',
+    method: 'its latest target alone: the RTO it records (verify snapshot + replay + integrity_check + copy to a file)',
+    unit: 'ms',
+    values: drills.latest,
+  });
+  rows.push({
+    section: SECTION,
+    measure: 'restore drill of the same generation',
+    method: 'its random-moment target alone',
+    unit: 'ms',
+    values: drills.random,
+  });
   bench.rows.push(...rows);
   bench.notes.push(
     `WAL archiving: windows of ${(r.windowMs / 1000).toFixed(0)} s with a writer committing every ${every} ms, alternating archiving on and off ` +
@@ -489,5 +680,15 @@ function pushRows(bench: Bench, r: Results): void {
       "The -wal file is never truncated in steady state (SQLite writes a WAL started afresh from its top), so its size on disk is the largest extent since it was last truncated; a snapshot backup's read transaction keeps the WAL from starting afresh while it runs. " +
       `Restores replayed ${restore.segments.join(', ')} segments holding ${restore.frames.map(m).join(', ')} of WAL frames; ` +
       `snapshot plus segments as stored: ${restore.stored.map(m).join(', ')}.`,
+  );
+  bench.notes.push(
+    `Restore to a moment: drawn evenly from the generation's span (its snapshot to its last sync), ${point.offsets.map((s) => `${s.toFixed(1)} s`).join(', ')} into it; ` +
+      `replayed ${point.segments.join(', ')} segments holding ${point.frames.map(m).join(', ')} of WAL frames; snapshot plus those segments as stored: ${point.stored.map(m).join(', ')}. ` +
+      `The last restored transfer was stamped ${point.late.map((ms) => (Number.isFinite(ms) ? `${ms} ms` : '—')).join(', ')} before the moment (the two-interval bound is checked only where the writer ran through the two intervals before it, not across its pause for the drill). ` +
+      'The restored latest database was live, so the restore took a safety backup of it first (the restore to latest, over deleted files, had none).' +
+      (point.unseen.length ? ` Not seen by the archiver: ${point.unseen.join('; ')}.` : ''),
+  );
+  bench.notes.push(
+    `Restore drills (one per run, after the bulk writes, the writer paused, the archiver running): ${drills.targets.join(' | ')}.`,
   );
 }
