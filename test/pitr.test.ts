@@ -16,13 +16,12 @@ import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 import type { WalGenerationRow } from '../src/shared/catalog/catalog-schema.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
-import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
+import { waitUntil, type Sandbox } from './helpers/env.js';
 import { sha256 } from './helpers/faults.js';
-import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
+import { startWorkerProcess, type Proc } from './helpers/processes.js';
+import { auth } from './helpers/producer.js';
 import { WebhookReceiver } from './helpers/webhook.js';
 import {
-  addEventsTable,
   archivingUnderWay,
   BALANCE_TOTAL,
   chainProblems,
@@ -32,7 +31,8 @@ import {
   stateOf,
   unreadableSegments,
 } from './helpers/wal-writer.js';
-import { createWorkstationDb, query } from './helpers/workstation-db.js';
+import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
+import { query } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
 
@@ -43,29 +43,10 @@ let producer: RunningProducer;
 let catalog: Catalog;
 
 beforeAll(async () => {
-  hooks = await WebhookReceiver.start();
-  box = sandbox('pitr', {
-    WAL_ARCHIVE_ENABLED: 'true',
-    WAL_ARCHIVE_INTERVAL: String(INTERVAL),
-    ALERT_WEBHOOK_URL: hooks.url,
-    REQUEST_TIMEOUT: '60000',
-    MAX_BACKUPS: '50',
-  });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  addEventsTable(box.config.databasePath);
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ box, hooks, worker, producer, catalog } = await startWalStack('pitr', INTERVAL, { MAX_BACKUPS: '50' }));
 });
 
-afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
-  await hooks?.close();
-  await box?.cleanup();
-});
+afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
 
 const db = () => box.config.databasePath;
 const offline = () => ({ ...box.env, REDIS_URL: REDIS_DOWN });

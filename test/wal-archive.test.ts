@@ -11,11 +11,10 @@ import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { sha256 } from './helpers/faults.js';
-import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
+import { startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
 import { WebhookReceiver } from './helpers/webhook.js';
 import {
-  addEventsTable,
   archivingUnderWay,
   BALANCE_TOTAL,
   chainProblems,
@@ -28,6 +27,7 @@ import {
   unannouncedGenerations,
   unreadableSegments,
 } from './helpers/wal-writer.js';
+import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
 import { createWorkstationDb, query } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
@@ -39,29 +39,10 @@ let producer: RunningProducer;
 let catalog: Catalog;
 
 beforeAll(async () => {
-  hooks = await WebhookReceiver.start();
-  box = sandbox('wal-archive', {
-    WAL_ARCHIVE_ENABLED: 'true',
-    WAL_ARCHIVE_INTERVAL: String(INTERVAL),
-    ALERT_WEBHOOK_URL: hooks.url,
-    REQUEST_TIMEOUT: '60000',
-    MAX_BACKUPS: '100',
-  });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  addEventsTable(box.config.databasePath);
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ box, hooks, worker, producer, catalog } = await startWalStack('wal-archive', INTERVAL, { MAX_BACKUPS: '100' }));
 });
 
-afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
-  await hooks?.close();
-  await box?.cleanup();
-});
+afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
 
 const db = () => box.config.databasePath;
 const newestGeneration = () => catalog.wal.generations().at(-1)!;

@@ -12,13 +12,13 @@ import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog, RestoreDrillRow, WalGenerationRow, WalSegmentRow } from '../src/shared/catalog/catalog.js';
 import { RESTORE_DRILL_SCHEDULER } from '../src/shared/jobs/scheduler.js';
 import { runCli } from './helpers/cli.js';
-import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
+import { waitUntil, type Sandbox } from './helpers/env.js';
+import { type Proc } from './helpers/processes.js';
+import { auth } from './helpers/producer.js';
 import { parseExposition } from './helpers/prometheus.js';
 import { WebhookReceiver } from './helpers/webhook.js';
-import { addEventsTable, archivingUnderWay, eventsOf, sleep, startWalWriter } from './helpers/wal-writer.js';
-import { createWorkstationDb } from './helpers/workstation-db.js';
+import { archivingUnderWay, eventsOf, sleep, startWalWriter } from './helpers/wal-writer.js';
+import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
 
 const INTERVAL = 200;
 
@@ -29,28 +29,10 @@ let producer: RunningProducer;
 let catalog: Catalog;
 
 beforeAll(async () => {
-  hooks = await WebhookReceiver.start();
-  box = sandbox('wal-drill', {
-    WAL_ARCHIVE_ENABLED: 'true',
-    WAL_ARCHIVE_INTERVAL: String(INTERVAL),
-    ALERT_WEBHOOK_URL: hooks.url,
-    REQUEST_TIMEOUT: '60000',
-  });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  addEventsTable(box.config.databasePath);
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ box, hooks, worker, producer, catalog } = await startWalStack('wal-drill', INTERVAL));
 });
 
-afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
-  await hooks?.close();
-  await box?.cleanup();
-});
+afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
 
 interface Target {
   kind: 'latest' | 'random';

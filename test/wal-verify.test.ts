@@ -14,10 +14,11 @@ import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog, WalGenerationRow, WalSegmentRow } from '../src/shared/catalog/catalog.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
-import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
+import { startWorkerProcess, type Proc } from './helpers/processes.js';
+import { auth, openCatalog } from './helpers/producer.js';
 import { WebhookReceiver } from './helpers/webhook.js';
 import { addEventsTable, archivingUnderWay, BALANCE_TOTAL, sleep, startWalWriter, stateOf } from './helpers/wal-writer.js';
+import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
@@ -29,29 +30,10 @@ let producer: RunningProducer;
 let catalog: Catalog;
 
 beforeAll(async () => {
-  hooks = await WebhookReceiver.start();
-  box = sandbox('wal-verify', {
-    WAL_ARCHIVE_ENABLED: 'true',
-    WAL_ARCHIVE_INTERVAL: String(INTERVAL),
-    ALERT_WEBHOOK_URL: hooks.url,
-    REQUEST_TIMEOUT: '60000',
-    MAX_BACKUPS: '50',
-  });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  addEventsTable(box.config.databasePath);
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
+  ({ box, hooks, worker, producer, catalog } = await startWalStack('wal-verify', INTERVAL, { MAX_BACKUPS: '50' }));
 });
 
-afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
-  await hooks?.close();
-  await box?.cleanup();
-});
+afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
 
 const db = () => box.config.databasePath;
 const segmentFile = (s: WalSegmentRow) => path.join(box.config.backupDir, 'wal', s.file_name);
