@@ -169,8 +169,12 @@ export class WalArchiver {
   async run(): Promise<void> {
     const { signal } = this.opts;
     try {
+      // A restore that began and ended between two looks (shorter than an interval) is caught by its row.
+      let knownRestore = this.deps.catalog.lastRestoredAt();
       while (!signal.aborted && !this.opts.shouldStop?.()) {
-        if (this.deps.catalog.inProgressRestores().length) {
+        const restoredAt = this.deps.catalog.lastRestoredAt();
+        if (this.deps.catalog.inProgressRestores().length || restoredAt !== knownRestore) {
+          knownRestore = restoredAt;
           await this.pauseForRestore();
           continue;
         }
