@@ -92,7 +92,11 @@ CREATE TABLE IF NOT EXISTS wal_generation (
   snapshot_backup_id INTEGER,
   snapshot_at DATETIME,
   ended_at DATETIME,
-  end_reason TEXT
+  end_reason TEXT,
+  segments INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER NOT NULL DEFAULT 0,
+  first_read_at DATETIME,
+  last_read_at DATETIME
 );
 
 CREATE TABLE IF NOT EXISTS wal_segment (
@@ -121,6 +125,7 @@ CREATE TABLE IF NOT EXISTS wal_segment (
   PRIMARY KEY (generation_id, seq)
 );
 CREATE INDEX IF NOT EXISTS wal_segment_read_at ON wal_segment(read_at);
+CREATE INDEX IF NOT EXISTS wal_segment_unmirrored ON wal_segment(generation_id, seq) WHERE mirrored IS NOT 1;
 
 CREATE TABLE IF NOT EXISTS wal_verification (
   generation_id INTEGER PRIMARY KEY,
@@ -234,6 +239,14 @@ export interface WalGenerationRow {
   snapshot_at: string | null;
   ended_at: string | null;
   end_reason: string | null;
+  /**
+   * Its segments' count, bytes and first and last read time, kept with each one recorded: a week
+   * of one-second segments is 600,000 rows, which `/health` must not count on every request.
+   */
+  segments: number;
+  bytes: number;
+  first_read_at: string | null;
+  last_read_at: string | null;
 }
 
 /** Committed WAL frames shipped in one sync: `first_offset`..`last_offset` of the WAL with these salts. */

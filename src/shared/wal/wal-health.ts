@@ -28,13 +28,11 @@ export interface WalStatus {
 export function walStatus(config: Config, catalog: Catalog, now = Date.now()): WalStatus {
   const settings = currentSettings(config, catalog);
   const state = archiverState(catalog);
-  const open = catalog.wal.openGeneration();
-  const summary = catalog.wal.summary();
-  const current = summary.find((s) => s.generation_id === open?.id);
+  const generations = catalog.wal.generations();
+  const open = generations.filter((g) => g.ended_at === null).at(-1);
   const interval = settings.walArchiveInterval;
   const stale = !state || now - Date.parse(state.at) > LAG_INTERVALS * interval + 5_000;
   const lagSeconds = state && !stale ? Math.round((state.lagMs + (now - Date.parse(state.at))) / 100) / 10 : null;
-  const generations = catalog.wal.generations();
   const gaps = generations.filter((g, i) => i > 0 && !g.reason.startsWith('rollover'));
   const lastGapGeneration = gaps.at(-1);
   let problem: string | null = null;
@@ -52,9 +50,9 @@ export function walStatus(config: Config, catalog: Catalog, now = Date.now()): W
     lagSeconds,
     lagBytes: stale ? null : (state?.lagBytes ?? null),
     walBytes: stale ? null : (state?.walBytes ?? null),
-    segments: summary.reduce((n, s) => n + s.segments, 0),
-    bytes: summary.reduce((n, s) => n + s.bytes, 0),
-    lastSegmentAt: current?.last_read_at ?? null,
+    segments: generations.reduce((n, g) => n + g.segments, 0),
+    bytes: generations.reduce((n, g) => n + g.bytes, 0),
+    lastSegmentAt: open?.last_read_at ?? null,
     lastGap: lastGapGeneration ? { at: lastGapGeneration.started_at, reason: lastGapGeneration.reason } : null,
     problem,
   };

@@ -35,19 +35,18 @@ export interface RecoveryWindow {
 
 /** The moments the WAL archive can restore to, from the catalog alone. */
 export function recoveryWindow(catalog: Catalog, now = Date.now()): RecoveryWindow {
-  const summaries = new Map(catalog.wal.summary().map((s) => [s.generation_id, s]));
-  const open = catalog.wal.openGeneration();
+  const all = catalog.wal.generations();
+  const open = all.filter((g) => g.ended_at === null).at(-1);
   const state = archiverState(catalog);
   const verified = new Map(catalog.drills.archiveVerifications().map((v) => [v.generation_id, v]));
   const generations: WindowGeneration[] = [];
-  for (const g of catalog.wal.generations()) {
+  for (const g of all) {
     if (g.snapshot_backup_id === null || g.snapshot_at === null) continue;
     if (catalog.getBackup(g.snapshot_backup_id)?.status !== 'completed') continue;
     const v = verified.get(g.id);
     // A snapshot that failed verification leaves nothing of the generation to restore onto.
     if (v && !v.snapshot_ok) continue;
-    const s = summaries.get(g.id);
-    let end = [s?.last_read_at, g.snapshot_at].filter(Boolean).sort().at(-1)!;
+    let end = [g.last_read_at, g.snapshot_at].filter(Boolean).sort().at(-1)!;
     const broken = v && !v.ok && v.bad_seq !== null ? v.bad_seq : null;
     if (broken !== null) {
       // It reaches the last good segment before the first bad one, and no further.
@@ -64,8 +63,8 @@ export function recoveryWindow(catalog: Catalog, now = Date.now()): RecoveryWind
       start: g.snapshot_at,
       end,
       snapshotBackupId: g.snapshot_backup_id,
-      segments: s?.segments ?? 0,
-      bytes: s?.bytes ?? 0,
+      segments: g.segments,
+      bytes: g.bytes,
       startedAt: g.started_at,
       endedAt: g.ended_at,
       reason: g.reason,

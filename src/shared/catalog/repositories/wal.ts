@@ -114,6 +114,12 @@ export class WalArchive {
              @size_bytes, @checksum, @compression, @encryption)`,
         )
         .run({ ...segment, seq: next });
+      this.db
+        .prepare(
+          `UPDATE wal_generation SET segments = segments + 1, bytes = bytes + ?, first_read_at = coalesce(first_read_at, ?),
+             last_read_at = ? WHERE id = ?`,
+        )
+        .run(segment.size_bytes, segment.read_at, segment.read_at, segment.generation_id);
       return next;
     })();
   }
@@ -128,14 +134,10 @@ export class WalArchive {
     return this.db.prepare('SELECT * FROM wal_segment WHERE generation_id = ? ORDER BY seq').all(generationId) as WalSegmentRow[];
   }
 
-  /** Per generation: segment count, bytes, and the times of its first and last segment. */
+  /** Per generation: segment count, bytes, and the times of its first and last segment (kept by `addSegment`, not counted). */
   summary(): { generation_id: number; segments: number; bytes: number; first_read_at: string | null; last_read_at: string | null }[] {
     return this.db
-      .prepare(
-        `SELECT g.id AS generation_id, count(s.seq) AS segments, coalesce(sum(s.size_bytes), 0) AS bytes,
-                min(s.read_at) AS first_read_at, max(s.read_at) AS last_read_at
-           FROM wal_generation g LEFT JOIN wal_segment s ON s.generation_id = g.id GROUP BY g.id ORDER BY g.id`,
-      )
+      .prepare(`SELECT id AS generation_id, segments, bytes, first_read_at, last_read_at FROM wal_generation ORDER BY id`)
       .all() as { generation_id: number; segments: number; bytes: number; first_read_at: string | null; last_read_at: string | null }[];
   }
 
