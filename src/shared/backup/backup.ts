@@ -237,7 +237,10 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
       completedAt,
     });
     const row = catalog.getBackup(id)!;
-    log.info({ backupId: id, file: finalPath, bytes: stat.size, ms: Date.now() - startedAt.getTime() }, 'backup completed');
+    log.info(
+      { backupId: id, file: finalPath, bytes: stat.size, ms: Date.now() - startedAt.getTime(), copy: info.method },
+      'backup completed',
+    );
     try {
       await progress(90);
       // A mirror that was away gets the backups it missed once it takes copies again.

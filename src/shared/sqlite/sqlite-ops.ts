@@ -30,7 +30,13 @@ export interface SqliteInfo {
 }
 
 export type ThreadResult =
-  | ({ op: 'snapshot'; pageCount: number; sha256?: string } & SqliteInfo)
+  | ({
+      op: 'snapshot';
+      pageCount: number;
+      sha256?: string;
+      /** `file`: the live file copied while frozen by a read transaction; `backup-api`: SQLite's backup API. */
+      method: 'file' | 'backup-api';
+    } & SqliteInfo)
   | ({ op: 'describe' } & SqliteInfo)
   | { op: 'integrity'; problems: string[] }
   | { op: 'restore'; problems: string[] };
@@ -102,11 +108,13 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
 }
 
 /**
- * A transaction-consistent copy of a live database, taken in one step of SQLite's backup API so
- * that concurrent writers cannot restart it. In WAL mode writers carry on meanwhile.
- * With `onReady`, the thread then also hashes the finished copy as read back from disk (`sha256`),
- * and calls `onReady` first, once the copy is complete and final, so that its check can run on
- * the other core while it hashes.
+ * A transaction-consistent copy of a live database. A WAL database whose WAL can be checkpointed
+ * in full is copied as a file, frozen by a read transaction (one sequential pass); otherwise the
+ * copy is one step of SQLite's backup API, so that concurrent writers cannot restart it. In WAL
+ * mode writers carry on meanwhile.
+ * With `onReady`, the copy is flushed to disk and hashed as read back from the file (`sha256`), and
+ * `onReady` is called first, once the copy is complete and final, so that its check can run on
+ * the other core meanwhile. Without it, a file copy is left unflushed (a temp file to encode).
  */
 export const snapshot = (source: string, destination: string, timeoutMs: number, signal?: AbortSignal, onReady?: () => void) =>
   runInThread<Extract<ThreadResult, { op: 'snapshot' }>>(
