@@ -5,14 +5,17 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { integrityProblems, snapshot } from '../src/shared/sqlite/sqlite-ops.js';
-import { spawnTs } from './helpers/processes.js';
+import { killAll, spawnTs } from './helpers/processes.js';
 import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity } from './helpers/workstation-db.js';
 
 let dir: string;
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-snapshot-'));
 });
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  await killAll();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 const sha256sum = (file: string) => execFileSync('sha256sum', [file]).toString().split(' ')[0];
 

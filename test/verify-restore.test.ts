@@ -184,6 +184,49 @@ describe('restore', () => {
     expect(catalog.countBackups()).toBe(backupsBefore);
   });
 
+  it('runs integrity_check on a backup unless these very bytes passed it before, and so still refuses damage only it finds', async () => {
+    const backup = await backupNow();
+    const checkedBy = () => catalog.lastVerification(backup.id)!;
+    // Never fully checked: the restore runs integrity_check.
+    addWorkflow('before-the-first-restore');
+    expect((await restore(backup.id)).status).toBe(200);
+    expect(checkedBy()).toMatchObject({ mode: 'full', valid: 1 });
+    // The same bytes again: checksum and quick_check, and the restore is as good.
+    addWorkflow('before-the-second-restore');
+    const second = await restore(backup.id);
+    expect(second.status).toBe(200);
+    expect(checkedBy()).toMatchObject({ mode: 'quick', valid: 1 });
+    expect(hasWorkflow('before-the-second-restore')).toBe(false);
+    expect(integrity(box.config.databasePath)).toBe('ok');
+
+    // Index entries that no longer match their rows: quick_check does not look, integrity_check
+    // does. The catalog's checksum is changed to match, so only the earlier check's record of
+    // which bytes it passed tells them apart.
+    damageAndRecord(backup.id, backup.filePath, (f) => {
+      const db = new Database(f, { readonly: true });
+      const { pageno, pgsize } = db
+        .prepare("SELECT pageno, pgsize FROM dbstat WHERE name = 'workflows_name' AND pagetype = 'leaf' LIMIT 1")
+        .get() as { pageno: number; pgsize: number };
+      db.close();
+      const fd = fs.openSync(f, 'r+');
+      const page = Buffer.alloc(pgsize);
+      fs.readSync(fd, page, 0, pgsize, (pageno - 1) * pgsize);
+      // Cells sit at the end of the page; the gap before them can hold stale bytes.
+      const at = page.lastIndexOf('workflow-');
+      expect(at).toBeGreaterThan(0);
+      fs.writeSync(fd, Buffer.from('x'), 0, 1, (pageno - 1) * pgsize + at + 7); // workflow- → workflox-
+      fs.closeSync(fd);
+    });
+    expect(query<{ quick_check: string }>(backup.filePath, 'PRAGMA quick_check').quick_check).toBe('ok');
+    expect(integrity(backup.filePath)).not.toBe('ok');
+    addWorkflow('must-survive-the-refusal');
+    const refused = await restore(backup.id);
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.message).toMatch(/failed verification: integrity_check failed/);
+    expect(checkedBy()).toMatchObject({ mode: 'full', valid: 0 });
+    expect(hasWorkflow('must-survive-the-refusal')).toBe(true);
+  });
+
   it('leaves the database as it was when the live database stays busy past the bound', async () => {
     const backup = await backupNow();
     addWorkflow('kept-when-restore-fails');

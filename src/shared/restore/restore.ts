@@ -8,7 +8,7 @@ import { BACKUP_LEASE_MS } from '../locking/lease.js';
 import { copyIntoLive, describeDatabase } from '../sqlite/sqlite-ops.js';
 import { cancelledError, isCancelled, throwIfCancelled } from '../jobs/cancel.js';
 import { removeQuietly } from '../runtime/files.js';
-import { readableCopy, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
+import { readableCopy, restoreCheckMode, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
 
 export interface RestoreRequest {
   backupId: number;
@@ -67,7 +67,8 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
   try {
     throwIfCancelled(req.signal);
     // Steps 1 and 2 run at once, one per core: the verification of the backup (checksum and
-    // integrity_check) and the safety backup of the live database are independent. The safety
+    // integrity_check, or quick_check for bytes that passed integrity_check before: see
+    // restoreCheckMode) and the safety backup of the live database are independent. The safety
     // backup is published only once the backup has passed (its gate); when the backup fails, the
     // safety backup leaves no file and no row, and nothing destructive (moving a damaged
     // database aside) has happened: as before, a refused backup changes nothing.
@@ -79,7 +80,12 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
           throw fail(ctx, row.id, err instanceof AppError ? err : permanentFailure('backup_invalid', messageOf(err)));
         }
       }
-      const verification = await verifyAndRecord(config, catalog, backup, 'full', true);
+      const mode = restoreCheckMode(catalog, backup);
+      log.info(
+        { backupId: backup.id, mode },
+        mode === 'full' ? 'verifying the backup in full' : 'checksum and quick_check: these bytes passed integrity_check before',
+      );
+      const verification = await verifyAndRecord(config, catalog, backup, mode, true);
       if (!verification.valid || !verification.copy) {
         throw fail(ctx, row.id, permanentFailure('backup_invalid', `backup ${backup.id} failed verification: ${verification.message}`));
       }
@@ -183,8 +189,8 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
         // lost or the job cancelled before the copy commits.
         //
         // Afterwards the live database gets quick_check, not a second integrity_check. The source
-        // passed its checksum and a full integrity_check in this very restore (or was fully
-        // checked by `prepare`), and SQLite's backup API writes its pages unchanged (same page
+        // passed its checksum in this very restore, and integrity_check in it or, for the same
+        // bytes, before (or was fully checked by `prepare`), and SQLite's backup API writes its pages unchanged (same page
         // size, refused above otherwise). What integrity_check adds over quick_check is comparing
         // every index entry with its table row, which depends only on page contents the copy does
         // not change and which were just proven. What the copy itself can break (a short or lost

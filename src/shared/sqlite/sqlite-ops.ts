@@ -10,15 +10,19 @@ export type ThreadRequest =
       /** Also hash the finished copy, read back from disk, after saying it is ready. */
       hash?: boolean;
     }
-  | { op: 'integrity'; file: string; mode: 'full' | 'quick' }
+  | {
+      op: 'integrity';
+      file: string;
+      mode: 'full' | 'quick';
+      /** For a database others write to (the live one): how long to wait for their locks. */
+      busyTimeout?: number;
+    }
   | { op: 'describe'; file: string }
   | {
       op: 'restore';
       source: string;
       destination: string;
       timeoutMs: number;
-      /** The check of the live database after the copy (see copyIntoLive). */
-      check: 'full' | 'quick';
       /** The holder's fencing value, compared with the catalog's in the thread right before the copy writes. */
       fence?: { catalogPath: string; value: number };
     };
@@ -39,7 +43,7 @@ export type ThreadResult =
     } & SqliteInfo)
   | ({ op: 'describe' } & SqliteInfo)
   | { op: 'integrity'; problems: string[] }
-  | { op: 'restore'; problems: string[] };
+  | { op: 'restore' };
 
 /** An error raised inside the thread, with SQLite's or Node's code kept. */
 export class SqliteOpError extends Error {
@@ -93,6 +97,7 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
       }
       if ('copied' in msg) {
         copied = true;
+        if (!settled) onReady?.();
         return;
       }
       settle(() => {
@@ -124,8 +129,9 @@ export const snapshot = (source: string, destination: string, timeoutMs: number,
   );
 
 /** `integrity_check` (full) or `quick_check`; an empty list means the database is sound. */
-export const integrityProblems = async (file: string, mode: 'full' | 'quick') =>
-  (await runInThread<Extract<ThreadResult, { op: 'integrity' }>>({ op: 'integrity', file, mode })).problems;
+export const integrityProblems = async (file: string, mode: 'full' | 'quick', busyTimeout?: number) =>
+  (await runInThread<Extract<ThreadResult, { op: 'integrity' }>>({ op: 'integrity', file, mode, ...(busyTimeout ? { busyTimeout } : {}) }))
+    .problems;
 
 export const describeDatabase = (file: string) => runInThread<Extract<ThreadResult, { op: 'describe' }>>({ op: 'describe', file });
 
@@ -143,20 +149,37 @@ export interface CopyGuard {
  * Copies a backup into the live database through SQLite's backup API, so connections that hold
  * it open see the restored data on their next transaction instead of a file swapped under them.
  * Returns the live database's problems afterwards, found by `check`: `integrity_check` (full) or
- * `quick_check`. With `guard`, a lock lost before the copy commits rejects with LockLostError and
- * leaves the live database as it was.
+ * `quick_check`. The check starts as soon as the copy has committed, in a thread of its own on the
+ * other core, while the copy's thread checkpoints the WAL it wrote into the file: the check reads
+ * the restored pages from the WAL or the file, whichever holds them, so the two overlap. With
+ * `guard`, a lock lost before the copy commits rejects with LockLostError and leaves the live
+ * database as it was.
  */
-export const copyIntoLive = async (source: string, destination: string, timeoutMs: number, check: 'full' | 'quick', guard?: CopyGuard) =>
-  (
+export async function copyIntoLive(
+  source: string,
+  destination: string,
+  timeoutMs: number,
+  check: 'full' | 'quick',
+  guard?: CopyGuard,
+): Promise<string[]> {
+  let checked: Promise<string[]> | undefined;
+  const startCheck = () => (checked = integrityProblems(destination, check, timeoutMs));
+  try {
     await runInThread<Extract<ThreadResult, { op: 'restore' }>>(
       {
         op: 'restore',
         source,
         destination,
         timeoutMs,
-        check,
         ...(guard?.fence !== undefined ? { fence: { catalogPath: guard.catalogPath, value: guard.fence } } : {}),
       },
       guard?.signal,
-    )
-  ).problems;
+      startCheck,
+    );
+  } catch (err) {
+    // The check reads the live database: let it end before the caller acts on the failure.
+    await checked?.catch(() => undefined);
+    throw err;
+  }
+  return checked ?? startCheck();
+}

@@ -335,7 +335,7 @@ async function run(req) {
       return { ...result, sha256: sha256(req.destination) };
     }
     case 'integrity':
-      return { op: 'integrity', problems: integrity(req.file, req.mode).filter((m) => m !== 'ok') };
+      return { op: 'integrity', problems: integrity(req.file, req.mode, req.busyTimeout ?? 0).filter((m) => m !== 'ok') };
     case 'describe':
       return { op: 'describe', ...describe(req.file) };
     case 'restore': {
@@ -347,6 +347,7 @@ async function run(req) {
         fence?.close();
       }
       // From here the live database holds the backup: stopping the thread would only hide that.
+      // The caller's check of it starts now, beside the checkpoint.
       parentPort?.postMessage({ copied: true });
       const live = new Database(req.destination, { fileMustExist: true });
       try {
@@ -356,7 +357,7 @@ async function run(req) {
       } finally {
         live.close();
       }
-      return { op: 'restore', problems: integrity(req.destination, req.check, req.timeoutMs).filter((m) => m !== 'ok') };
+      return { op: 'restore' };
     }
   }
 }
