@@ -7,7 +7,7 @@ import type { Config } from '../runtime/config.js';
 import path from 'node:path';
 import { isTempName, removeQuietly, tempPath } from '../runtime/files.js';
 import { integrityProblems } from '../sqlite/sqlite-ops.js';
-import { verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
+import { restoreCheckMode, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
 import { readSegment } from './segment-store.js';
 import { framesOf } from './wal-format.js';
 
@@ -31,7 +31,8 @@ export function latestReplayable(catalog: Catalog): WalGenerationRow | undefined
 
 /**
  * Rebuilds the database as of the last segment of a generation read at or before `until` (all of
- * them without it): a full verification of the snapshot backup gives a readable copy; each segment
+ * them without it): a verification of the snapshot backup gives a readable copy (full, or checksum
+ * and quick_check for bytes that passed integrity_check before); each segment
  * is read (primary, else mirror), its SHA-256 and WAL checksum chain checked, and its frames'
  * pages written at their places in order; the file is cut to the size of the last commit and
  * must pass `integrity_check`. The snapshot was taken after the generation's first frame, so
@@ -61,7 +62,9 @@ export async function replayGeneration(
       `the snapshot of WAL generation ${generation.id} (backup ${generation.snapshot_backup_id}) is gone`,
     );
   }
-  const verification = await verifyAndRecord(config, catalog, snapshot, 'full', true, purpose);
+  // The snapshot gets integrity_check unless these very bytes passed it before (restoreCheckMode);
+  // the database rebuilt from it gets the full check below in any case.
+  const verification = await verifyAndRecord(config, catalog, snapshot, restoreCheckMode(catalog, snapshot), true, purpose);
   if (!verification.valid || !verification.copy) {
     throw permanentFailure(
       'backup_invalid',
