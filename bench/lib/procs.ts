@@ -108,6 +108,19 @@ export class WorkerProcess {
     });
   }
 
+  /** The worker's JSON log lines with this message, in order. */
+  logged(msg: string): Record<string, unknown>[] {
+    return this.out.split('\n').flatMap((line) => {
+      if (!line.startsWith('{')) return [];
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        return entry.msg === msg ? [entry] : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
   /** The longest event-loop stall since the previous call, in ms. */
   async loopStall(): Promise<number> {
     const from = this.out.length;

@@ -149,7 +149,7 @@ export interface CopyGuard {
  * Copies a backup into the live database through SQLite's backup API, so connections that hold
  * it open see the restored data on their next transaction instead of a file swapped under them.
  * Returns the live database's problems afterwards, found by `check`: `integrity_check` (full) or
- * `quick_check`. The check starts as soon as the copy has committed, in a thread of its own on the
+ * `quick_check`, and how long the copy took until it committed. The check starts as soon as the copy has committed, in a thread of its own on the
  * other core, while the copy's thread checkpoints the WAL it wrote into the file: the check reads
  * the restored pages from the WAL or the file, whichever holds them, so the two overlap. With
  * `guard`, a lock lost before the copy commits rejects with LockLostError and leaves the live
@@ -161,9 +161,14 @@ export async function copyIntoLive(
   timeoutMs: number,
   check: 'full' | 'quick',
   guard?: CopyGuard,
-): Promise<string[]> {
+): Promise<{ problems: string[]; copiedMs: number }> {
+  const started = Date.now();
+  let copiedMs = 0;
   let checked: Promise<string[]> | undefined;
-  const startCheck = () => (checked = integrityProblems(destination, check, timeoutMs));
+  const startCheck = () => {
+    copiedMs = Date.now() - started;
+    return (checked = integrityProblems(destination, check, timeoutMs));
+  };
   try {
     await runInThread<Extract<ThreadResult, { op: 'restore' }>>(
       {
@@ -181,5 +186,5 @@ export async function copyIntoLive(
     await checked?.catch(() => undefined);
     throw err;
   }
-  return checked ?? startCheck();
+  return { problems: await (checked ?? startCheck()), copiedMs };
 }

@@ -75,9 +75,9 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4));
  *
  * The last frames are checkpointed while a write transaction of our own holds writers off (a few
  * milliseconds: most of the WAL was checkpointed just before). Returns undefined, changing nothing,
- * when the file cannot be frozen that way: not in WAL mode, writers busy past a few seconds, or
- * another reader keeping frames out of the file (the WAL archiver's read transaction does, on
- * purpose).
+ * when the file cannot be frozen that way: not in WAL mode, writers busy past a few seconds, no
+ * right to write (a checkpoint writes into the file), or another reader keeping frames out of the
+ * file (the WAL archiver's read transaction does, on purpose).
  * @param {string} source @param {number} deadline
  * @returns {{ reader: import('better-sqlite3').Database; pageCount: number; pageSize: number } | undefined}
  */
@@ -125,12 +125,13 @@ function frozenFile(source, deadline) {
       pageCount: Number(reader.pragma('page_count', { simple: true })),
       pageSize: Number(reader.pragma('page_size', { simple: true })),
     };
-  } catch (err) {
+  } catch {
     writer?.close();
     reader?.close();
-    // Busy writers or a locked file: the backup API's copy waits for them instead.
-    if (/^SQLITE_(BUSY|LOCKED)/.test(/** @type {{ code?: string }} */ (err).code ?? '')) return undefined;
-    throw err;
+    // Busy writers, a locked file, a database this process may only read: the backup API's copy
+    // waits for the writers instead, reads through a read-only connection, and reports any other
+    // error itself.
+    return undefined;
   }
 }
 

@@ -280,9 +280,16 @@ export async function verifyBackup(
  */
 export function restoreCheckMode(catalog: Catalog, backup: BackupRow): VerifyMode {
   const last = catalog.lastFullVerification(backup.id);
-  if (!last?.valid) return 'full';
-  const checks = JSON.parse(last.checks) as CheckResult[];
-  return checks.some((c) => c.name === 'checksum' && c.ok && c.detail === backup.checksum) ? 'quick' : 'full';
+  if (!last?.valid || !backup.checksum) return 'full';
+  let checks: unknown;
+  try {
+    checks = JSON.parse(last.checks);
+  } catch {
+    return 'full';
+  }
+  const passed =
+    Array.isArray(checks) && (checks as CheckResult[]).some((c) => c?.name === 'checksum' && c.ok && c.detail === backup.checksum);
+  return passed ? 'quick' : 'full';
 }
 
 /** Verifies and records the outcome as the backup's last verification. */
