@@ -105,6 +105,18 @@ describe('snapshot of a live database', () => {
     }
   });
 
+  it('replaces a temp file an earlier run of the same backup left behind', async () => {
+    const live = path.join(dir, 'rerun.db');
+    createWorkstationDb(live, { sizeMb: 2 });
+    const copy = path.join(dir, 'rerun-copy.db');
+    fs.writeFileSync(copy, 'half a copy from a run that died'.repeat(1000));
+    const info = await snapshot(live, copy, 30_000, undefined, () => undefined);
+    expect(info.method).toBe('file');
+    expect(balanceSum(copy)).toBe(ACCOUNTS * INITIAL_BALANCE);
+    expect(integrity(copy)).toBe('ok');
+    expect(info.sha256).toBe(sha256sum(copy));
+  });
+
   it('copies a rollback-journal database with the backup API', async () => {
     const live = path.join(dir, 'journal.db');
     createWorkstationDb(live, { sizeMb: 2, wal: false });

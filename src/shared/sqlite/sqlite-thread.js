@@ -154,6 +154,9 @@ function close(db) {
  * @returns {number} the destination's open file descriptor
  */
 function copyFrozen(source, destination, bytes) {
+  // The destination is this backup's own temp file: one left by an earlier run of the same job
+  // that died is replaced, as the backup API would.
+  fs.rmSync(destination, { force: true });
   fs.copyFileSync(source, destination, fs.constants.COPYFILE_EXCL);
   const output = fs.openSync(destination, 'r+');
   try {
