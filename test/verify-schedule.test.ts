@@ -114,7 +114,14 @@ describe('LOG_FILE', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { service: string; msg: string });
     expect(lines.some((l) => l.service === 'worker' && l.msg === 'worker ready')).toBe(true);
-    expect(lines.some((l) => l.service === 'worker' && l.msg === 'backup completed')).toBe(true);
+    const completed = lines.find((l) => l.service === 'worker' && l.msg === 'backup completed') as Record<string, unknown> | undefined;
+    // Which copy the backup made and where its time went, for whoever reads the log.
+    expect(completed).toMatchObject({
+      copy: 'file',
+      copyMs: expect.any(Number),
+      checkMs: expect.any(Number),
+      publishMs: expect.any(Number),
+    });
     expect(worker.output()).toContain('"msg":"backup completed"');
   });
 });
