@@ -195,10 +195,10 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
         //
         // Afterwards the live database gets quick_check, not a second integrity_check. The source
         // passed its checksum in this very restore, and integrity_check in it or, for the same
-        // bytes, before (or was fully checked by `prepare`), and SQLite's backup API writes its pages unchanged (same page
-        // size, refused above otherwise). What integrity_check adds over quick_check is comparing
-        // every index entry with its table row, which depends only on page contents the copy does
-        // not change and which were just proven. What the copy itself can break (a short or lost
+        // bytes, before (or was fully checked by `prepare`), and SQLite's backup API writes its
+        // pages unchanged (same page size, refused above otherwise). What integrity_check adds
+        // over quick_check is comparing every index entry with its table row, which depends only
+        // on page contents the copy does not change and which were proven. What the copy itself can break (a short or lost
         // write, a page left behind in the WAL's checkpoint, a failing disk) breaks the page
         // structure, and quick_check reads every page of every b-tree and the freelist to find
         // that. On 1 GiB this is about 2 s instead of about 8 s of a restore's downtime budget.
