@@ -71,6 +71,20 @@ describe('Bull Board at /admin/queues', () => {
     }
   });
 
+  it("answers a malformed JSON body in the one error shape, not the board's own", async () => {
+    // Found by test/fuzz.test.ts: PATCH /admin/queues with the body "[" got the board's
+    // {"error":{"key":…},"message":…} instead.
+    for (const path of ['/admin/queues', '/admin/queues/api/queues/backup/retry/failed']) {
+      const res = await request(producer.server)
+        .patch(path)
+        .set('Authorization', basic(TEST_TOKEN))
+        .set('Content-Type', 'application/json')
+        .send('[');
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ success: false, error: { code: 'invalid_json', message: expect.any(String) } });
+    }
+  });
+
   it('answers 401 without credentials, in a browser and to a script', async () => {
     const context = await browser.newContext();
     try {

@@ -242,7 +242,8 @@ describe('fuzzing the API with malformed requests', () => {
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         checkAnswer(res, s.method);
       }),
-      { numRuns: RUNS },
+      // FUZZ_SEED=<the seed a failure printed> replays that run.
+      { numRuns: RUNS, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) },
     );
     expect(runs).toBeGreaterThanOrEqual(1_000);
     // Still alive and well.

@@ -1,7 +1,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { Router } from 'express';
+import express, { Router } from 'express';
 import { QUEUE_REGISTRY, isQueueName } from '../shared/jobs/registry.js';
 import type { ProducerDeps } from './deps.js';
 import { requireBasic, sameOriginWrites } from './auth.js';
@@ -33,7 +33,14 @@ export function boardRouter({ config, queues, apiToken }: ProducerDeps): Router 
     },
   });
   const router = Router();
-  router.use(requireBasic(apiToken, 'workstation-backup queues'), sameOriginWrites());
+  // The body is read here, by the API's parser and limit, so that a malformed or oversized one
+  // fails into the service's error handler and its one JSON shape; the board's own parser then
+  // finds the body already read and leaves it (it would answer in a shape of its own).
+  router.use(
+    requireBasic(apiToken, 'workstation-backup queues'),
+    sameOriginWrites(),
+    express.json({ limit: config.bodyLimit, strict: false }),
+  );
   // The adapter's router is an Express app of its own, which would announce itself in X-Powered-By.
   const board = serverAdapter.getRouter() as Router & { disable?: (setting: string) => unknown };
   board.disable?.('x-powered-by');
