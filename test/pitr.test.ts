@@ -11,16 +11,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog } from '../src/shared/catalog/catalog.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { WalGenerationRow } from '../src/shared/catalog/catalog-schema.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
-import { waitUntil, type Sandbox } from './helpers/env.js';
+import { waitUntil } from './helpers/env.js';
 import { sha256 } from './helpers/faults.js';
-import { startWorkerProcess, type Proc } from './helpers/processes.js';
+import { startWorkerProcess } from './helpers/processes.js';
 import { auth } from './helpers/producer.js';
-import { WebhookReceiver } from './helpers/webhook.js';
 import {
   archivingUnderWay,
   BALANCE_TOTAL,
@@ -31,25 +28,15 @@ import {
   stateOf,
   unreadableSegments,
 } from './helpers/wal-writer.js';
-import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
+import { useWalStack } from './helpers/wal-stack.js';
 import { query } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
 
-let box: Sandbox;
-let hooks: WebhookReceiver;
-let worker: Proc;
-let producer: RunningProducer;
-let catalog: Catalog;
+const stack = useWalStack('pitr', INTERVAL, { MAX_BACKUPS: '50' });
 
-beforeAll(async () => {
-  ({ box, hooks, worker, producer, catalog } = await startWalStack('pitr', INTERVAL, { MAX_BACKUPS: '50' }));
-});
-
-afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
-
-const db = () => box.config.databasePath;
-const offline = () => ({ ...box.env, REDIS_URL: REDIS_DOWN });
+const db = () => stack.box.config.databasePath;
+const offline = () => ({ ...stack.box.env, REDIS_URL: REDIS_DOWN });
 
 interface Event {
   n: number;
@@ -79,14 +66,14 @@ const iso = (ms: number) => new Date(ms).toISOString();
 function archived(generationId: number, commits: number) {
   return waitUntil(
     `generation ${generationId} to hold ${commits} commits`,
-    () => catalog.wal.segments(generationId).reduce((sum, s) => sum + s.commits, 0) >= commits,
+    () => stack.catalog.wal.segments(generationId).reduce((sum, s) => sum + s.commits, 0) >= commits,
     20_000,
   );
 }
 
 /** The segments of a generation read at or before a moment: what a restore to it replays. */
 const segmentsUpTo = (generationId: number, at: string) =>
-  catalog.wal.segments(generationId).filter((s) => Date.parse(s.read_at) <= Date.parse(at));
+  stack.catalog.wal.segments(generationId).filter((s) => Date.parse(s.read_at) <= Date.parse(at));
 
 /** The old timeline: every row the writer committed before the first restore, in order. */
 let timeline: Event[];
@@ -126,7 +113,7 @@ function expectAsOf(file: string, target: string, restoredTo: string): void {
 
 /** The recovery window as the API shows it now. */
 async function apiWindow() {
-  const res = await request(producer.server).get('/api/recovery-window').set(auth);
+  const res = await request(stack.producer.server).get('/api/recovery-window').set(auth);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body as {
     success: boolean;
@@ -155,20 +142,21 @@ function expectNamesWindow(message: string, before: { earliest: string; latest: 
 const gapsOf = (generations: { start: string; end: string; reason: string }[]) =>
   generations.slice(1).map((g, i) => ({ from: generations[i]!.end, to: g.start, reason: g.reason }));
 
-const restoreCount = () => query<{ c: number }>(box.config.catalogPath, 'SELECT count(*) AS c FROM restore_log').c;
+const restoreCount = () => query<{ c: number }>(stack.box.config.catalogPath, 'SELECT count(*) AS c FROM restore_log').c;
 
 /**
  * What the catalog says the window is: every generation whose snapshot backup completed, from
  * when its snapshot was covered to its last stored commit, with its segments and their bytes.
  */
 function catalogWindow() {
-  return catalog.wal
+  return stack.catalog.wal
     .generations()
     .filter(
-      (g) => g.snapshot_backup_id !== null && g.snapshot_at !== null && catalog.getBackup(g.snapshot_backup_id)?.status === 'completed',
+      (g) =>
+        g.snapshot_backup_id !== null && g.snapshot_at !== null && stack.catalog.getBackup(g.snapshot_backup_id)?.status === 'completed',
     )
     .map((g) => {
-      const segments = catalog.wal.segments(g.id);
+      const segments = stack.catalog.wal.segments(g.id);
       return {
         id: g.id,
         start: g.snapshot_at!,
@@ -201,7 +189,7 @@ function expectCatalogWindow(shown: {
 }): void {
   const expected = catalogWindow();
   expect(shown.generations.map((g) => g.id)).toEqual(expected.map((g) => g.id));
-  const open = catalog.wal.openGeneration();
+  const open = stack.catalog.wal.openGeneration();
   for (const [i, g] of expected.entries()) {
     const got = shown.generations[i]!;
     if (g.id === open?.id) {
@@ -218,13 +206,13 @@ function expectCatalogWindow(shown: {
 
 describe('restore to a moment, through the API', () => {
   beforeAll(async () => {
-    oldGeneration = await archivingUnderWay(catalog, { segments: 0 });
+    oldGeneration = await archivingUnderWay(stack.catalog, { segments: 0 });
     const writer = await startWalWriter(db());
     await sleep(4_000);
     const { lastN, errors } = await writer.stop();
     expect(errors).toBe(0);
     await archived(oldGeneration.id, lastN);
-    expect(catalog.wal.openGeneration()?.id, 'no gap while the writer ran').toBe(oldGeneration.id);
+    expect(stack.catalog.wal.openGeneration()?.id, 'no gap while the writer ran').toBe(oldGeneration.id);
     timeline = eventRows(db());
     expect(timeline.length).toBe(lastN);
     expect(lastN).toBeGreaterThan(300);
@@ -232,7 +220,7 @@ describe('restore to a moment, through the API', () => {
   });
 
   it('to T (given with a +02:00 offset): nothing stamped after T, everything two intervals before it, balances adding up, integrity_check passing', async () => {
-    const res = await request(producer.server)
+    const res = await request(stack.producer.server)
       .post('/api/restores')
       .set(auth)
       .send({ to: withOffset(T, 120) });
@@ -258,23 +246,23 @@ describe('restore to a moment, through the API', () => {
 
   it('then to a moment after T on the old timeline (its last archived sync): every row the writer committed is back', async () => {
     expect(apiRestoredTo, 'the restore to T ran').toBeDefined();
-    const old = catalog.wal.generation(oldGeneration.id)!;
+    const old = stack.catalog.wal.generation(oldGeneration.id)!;
     expect(old.ended_at, 'the restore ended the generation it restored from').not.toBeNull();
-    const end = catalog.wal.segments(old.id).at(-1)!.read_at;
+    const end = stack.catalog.wal.segments(old.id).at(-1)!.read_at;
     expect(end > T).toBe(true);
     // The restore to T began a new generation; the old timeline is reached through the old one.
     generationOnT = await waitUntil(
       'a generation on the state restored to T',
-      () => catalog.wal.generations().find((g) => g.id > old.id),
+      () => stack.catalog.wal.generations().find((g) => g.id > old.id),
       30_000,
     );
     expect(generationOnT.reason).toMatch(/restore/i);
 
-    const res = await request(producer.server).post('/api/restores').set(auth).send({ to: end });
+    const res = await request(stack.producer.server).post('/api/restores').set(auth).send({ to: end });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body).toMatchObject({
       restore: { status: 'completed' },
-      wal: { generation: old.id, segmentsApplied: catalog.wal.segments(old.id).length, restoredTo: end },
+      wal: { generation: old.id, segmentsApplied: stack.catalog.wal.segments(old.id).length, restoredTo: end },
       restoredTo: end,
     });
     expectAsOf(db(), end, end);
@@ -284,9 +272,9 @@ describe('restore to a moment, through the API', () => {
   it('and back to latest: the timeline the last restore began, with what was written on it since', async () => {
     expect(generationOnT, 'the restore to a moment after T ran').toBeDefined();
     // The generation begun by the last restore, once it has its snapshot: `latest` replays it.
-    const current = await archivingUnderWay(catalog, { after: generationOnT.id, segments: 0 });
+    const current = await archivingUnderWay(stack.catalog, { after: generationOnT.id, segments: 0 });
     expect(current.reason).toMatch(/restore/i);
-    expect(catalog.wal.generation(generationOnT.id)!.ended_at, 'the restore ended the generation on T').not.toBeNull();
+    expect(stack.catalog.wal.generation(generationOnT.id)!.ended_at, 'the restore ended the generation on T').not.toBeNull();
     const restoredAt = current.started_at;
     const writer = await startWalWriter(db());
     await sleep(1_500);
@@ -294,16 +282,16 @@ describe('restore to a moment, through the API', () => {
     expect(errors).toBe(0);
     expect(lastN).toBeGreaterThan(timeline.length + 100);
     await archived(current.id, lastN - timeline.length);
-    expect(catalog.wal.openGeneration()?.id, 'no gap while the writer ran').toBe(current.id);
+    expect(stack.catalog.wal.openGeneration()?.id, 'no gap while the writer ran').toBe(current.id);
     const live = eventRows(db());
     // The database files are gone: only the archive can bring this timeline back.
     deleteDatabase(db());
 
-    const res = await request(producer.server).post('/api/restores').set(auth).send({ to: 'latest' });
+    const res = await request(stack.producer.server).post('/api/restores').set(auth).send({ to: 'latest' });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body).toMatchObject({
       restore: { status: 'completed' },
-      wal: { generation: current.id, segmentsApplied: catalog.wal.segments(current.id).length },
+      wal: { generation: current.id, segmentsApplied: stack.catalog.wal.segments(current.id).length },
     });
     const state = stateOf(db());
     expect(state.integrity).toBe('ok');
@@ -314,8 +302,8 @@ describe('restore to a moment, through the API', () => {
     expect(rows.slice(0, timeline.length)).toEqual(timeline);
     // The rows past the old timeline were written on the new one, after the restores.
     expect(rows[timeline.length]!.at > restoredAt, `${rows[timeline.length]!.at} is after ${restoredAt}`).toBe(true);
-    expect(chainProblems(catalog)).toEqual([]);
-    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
+    expect(chainProblems(stack.catalog)).toEqual([]);
+    expect(await unreadableSegments(stack.box.config, stack.catalog)).toEqual([]);
   });
 
   it('refuses a target before the window, after it or in a gap with a 422 naming the window, and a malformed one with a 400; nothing is restored', async () => {
@@ -331,7 +319,7 @@ describe('restore to a moment, through the API', () => {
     };
     for (const [where, to] of Object.entries(targets)) {
       const before = await apiWindow();
-      const res = await request(producer.server).post('/api/restores').set(auth).send({ to });
+      const res = await request(stack.producer.server).post('/api/restores').set(auth).send({ to });
       const after = await apiWindow();
       expect(res.status, `${where}: ${JSON.stringify(res.body)}`).toBe(422);
       expect(res.body).toMatchObject({ success: false, error: { code: 'outside_recovery_window' } });
@@ -351,7 +339,7 @@ describe('restore to a moment, through the API', () => {
       '2026-02-30T12:00:00Z',
       1764072000000,
     ]) {
-      const res = await request(producer.server).post('/api/restores').set(auth).send({ to });
+      const res = await request(stack.producer.server).post('/api/restores').set(auth).send({ to });
       expect(res.status, `${JSON.stringify(to)}: ${JSON.stringify(res.body)}`).toBe(400);
       expect(res.body).toMatchObject({ success: false, error: { code: 'invalid_body', message: expect.stringMatching(/ISO-8601/) } });
     }
@@ -373,7 +361,7 @@ describe('restore to a moment, through the API', () => {
 
 describe('with the service down and Redis unreachable, through the CLI', () => {
   beforeAll(async () => {
-    expect(await worker.stop()).toBe(0);
+    expect(await stack.worker.stop()).toBe(0);
   });
 
   it('restore --to T --yes: the old timeline as of T again, across the generations since', async () => {
@@ -406,20 +394,20 @@ describe('with the service down and Redis unreachable, through the CLI', () => {
       expect(fs.statSync(wal).size).toBeGreaterThan(32);
       const before = { db: sha256(db()), wal: sha256(wal), mtime: fs.statSync(db()).mtimeMs };
 
-      const end = catalog.wal.segments(oldGeneration.id).at(-1)!.read_at;
-      const output = path.join(box.dir, 'old-timeline-end.db');
+      const end = stack.catalog.wal.segments(oldGeneration.id).at(-1)!.read_at;
+      const output = path.join(stack.box.dir, 'old-timeline-end.db');
       const r = await runCli(offline(), 'restore', '--to', end, '--output', output, '--json');
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.json).toMatchObject({
         success: true,
         output,
         restoredTo: end,
-        wal: { generation: oldGeneration.id, segmentsApplied: catalog.wal.segments(oldGeneration.id).length, restoredTo: end },
+        wal: { generation: oldGeneration.id, segmentsApplied: stack.catalog.wal.segments(oldGeneration.id).length, restoredTo: end },
       });
       expect({ db: sha256(db()), wal: sha256(wal), mtime: fs.statSync(db()).mtimeMs }, 'the live database was not touched').toEqual(before);
       expectAsOf(output, end, end);
       expect(eventRows(output)).toEqual(timeline);
-      expect(fs.readdirSync(box.dir).filter((f) => f.includes('.partial-'))).toEqual([]);
+      expect(fs.readdirSync(stack.box.dir).filter((f) => f.includes('.partial-'))).toEqual([]);
 
       const written = sha256(output);
       const again = await runCli(offline(), 'restore', '--to', T, '--output', output, '--json');
@@ -460,7 +448,7 @@ describe('with the service down and Redis unreachable, through the CLI', () => {
     const human = await runCli(offline(), 'restore', '--to', targets.before, '--yes');
     expect(human.code).toBe(2);
     expect(human.stderr).toMatch(/before the recovery window: the recovery window is \S+ to \S+/);
-    const output = path.join(box.dir, 'never.db');
+    const output = path.join(stack.box.dir, 'never.db');
     const past = await runCli(offline(), 'restore', '--to', targets.after, '--output', output, '--json');
     expect(past.code, past.stdout + past.stderr).toBe(2);
     expect(past.json).toMatchObject({
@@ -498,21 +486,21 @@ describe('with the service down and Redis unreachable, through the CLI', () => {
 
 describe('the application truncating its own WAL while it is archived', () => {
   beforeAll(async () => {
-    worker = await startWorkerProcess(box.env);
+    stack.worker = await startWorkerProcess(stack.box.env);
   });
 
   it('wal_checkpoint(TRUNCATE) run by the application shows as a gap in the API and the CLI, with the reason', async () => {
-    const before = await archivingUnderWay(catalog, { after: catalog.wal.generations().at(-1)!.id - 1, segments: 0 });
+    const before = await archivingUnderWay(stack.catalog, { after: stack.catalog.wal.generations().at(-1)!.id - 1, segments: 0 });
     const writer = await startWalWriter(db(), { truncateEvery: 100 });
     const truncated = await waitUntil(
       'a new generation after the application truncated the WAL',
-      () => catalog.wal.generations().find((g) => g.id > before.id),
+      () => stack.catalog.wal.generations().find((g) => g.id > before.id),
       30_000,
     );
     expect(truncated.reason).toMatch(/reset|truncat/i);
     expect((await writer.stop()).errors).toBe(0);
     // The generation archiving goes on in once the application stopped truncating, with its snapshot.
-    const after = await archivingUnderWay(catalog, { after: before.id, segments: 0 });
+    const after = await archivingUnderWay(stack.catalog, { after: before.id, segments: 0 });
     expect(after.reason).toMatch(/reset|truncat/i);
 
     const window = await apiWindow();
@@ -521,7 +509,11 @@ describe('the application truncating its own WAL while it is archived', () => {
     expect(at, JSON.stringify(window.generations)).toBeGreaterThan(0);
     expect(window.generations[at - 1]!.id).toBeGreaterThanOrEqual(before.id);
     const gap = window.gaps[at - 1];
-    expect(gap).toEqual({ from: window.generations[at - 1]!.end, to: catalog.wal.generation(after.id)!.snapshot_at, reason: after.reason });
+    expect(gap).toEqual({
+      from: window.generations[at - 1]!.end,
+      to: stack.catalog.wal.generation(after.id)!.snapshot_at,
+      reason: after.reason,
+    });
     expect(gap!.from < gap!.to).toBe(true);
     const r = await runCli(offline(), 'window', '--json');
     expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -530,9 +522,9 @@ describe('the application truncating its own WAL while it is archived', () => {
     expect(text.stdout).toContain(`gap ${gap!.from} to ${gap!.to}: ${gap!.reason}`);
     // A moment in it is refused with the window named.
     const inGap = iso((Date.parse(gap!.from) + Date.parse(gap!.to)) / 2);
-    const res = await request(producer.server).post('/api/restores').set(auth).send({ to: inGap });
+    const res = await request(stack.producer.server).post('/api/restores').set(auth).send({ to: inGap });
     expect(res.status, JSON.stringify(res.body)).toBe(422);
     expect(res.body.error.message).toContain(`${inGap} falls in a gap of the WAL archive, between ${gap!.from} and ${gap!.to}`);
-    expect(chainProblems(catalog)).toEqual([]);
+    expect(chainProblems(stack.catalog)).toEqual([]);
   });
 });

@@ -13,7 +13,6 @@ import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { sha256 } from './helpers/faults.js';
 import { startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
-import { WebhookReceiver } from './helpers/webhook.js';
 import {
   archivingUnderWay,
   BALANCE_TOTAL,
@@ -27,26 +26,16 @@ import {
   unannouncedGenerations,
   unreadableSegments,
 } from './helpers/wal-writer.js';
-import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
+import { useWalStack } from './helpers/wal-stack.js';
 import { createWorkstationDb, query } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
 
-let box: Sandbox;
-let hooks: WebhookReceiver;
-let worker: Proc;
-let producer: RunningProducer;
-let catalog: Catalog;
+const stack = useWalStack('wal-archive', INTERVAL, { MAX_BACKUPS: '100' });
 
-beforeAll(async () => {
-  ({ box, hooks, worker, producer, catalog } = await startWalStack('wal-archive', INTERVAL, { MAX_BACKUPS: '100' }));
-});
-
-afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
-
-const db = () => box.config.databasePath;
-const newestGeneration = () => catalog.wal.generations().at(-1)!;
-const gapAlerts = () => hooks.of('wal.gap');
+const db = () => stack.box.config.databasePath;
+const newestGeneration = () => stack.catalog.wal.generations().at(-1)!;
+const gapAlerts = () => stack.hooks.of('wal.gap');
 
 /**
  * Crashes the writer, waits for the open generation to have its snapshot and two intervals more,
@@ -59,17 +48,17 @@ async function crashDeleteAndRestore(writer: WalWriter): Promise<number> {
   const committed = eventsOf(db()).max;
   expect(committed).toBeGreaterThanOrEqual(reported);
   await sleep(2 * INTERVAL);
-  const live = await archivingUnderWay(catalog, { segments: 0 });
+  const live = await archivingUnderWay(stack.catalog, { segments: 0 });
   await sleep(2 * INTERVAL);
-  expect(catalog.wal.openGeneration()?.id).toBe(live.id);
+  expect(stack.catalog.wal.openGeneration()?.id).toBe(live.id);
   deleteDatabase(db());
 
-  const res = await request(producer.server).post('/api/restores').set(auth).send({ to: 'latest' });
+  const res = await request(stack.producer.server).post('/api/restores').set(auth).send({ to: 'latest' });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   expect(res.body).toMatchObject({
     success: true,
     restore: { status: 'completed' },
-    wal: { generation: live.id, snapshotBackupId: live.snapshot_backup_id, segmentsApplied: catalog.wal.segments(live.id).length },
+    wal: { generation: live.id, snapshotBackupId: live.snapshot_backup_id, segmentsApplied: stack.catalog.wal.segments(live.id).length },
   });
   const state = stateOf(db());
   expect(state.integrity).toBe('ok');
@@ -82,7 +71,7 @@ async function crashDeleteAndRestore(writer: WalWriter): Promise<number> {
   // The archive goes on from the restored database, and says so.
   const next = await waitUntil(
     'a new generation on the restored database',
-    () => catalog.wal.generations().find((g) => g.id > live.id),
+    () => stack.catalog.wal.generations().find((g) => g.id > live.id),
     30_000,
   );
   expect(next.reason).toMatch(/restore/i);
@@ -94,15 +83,15 @@ async function crashDeleteAndRestore(writer: WalWriter): Promise<number> {
 
 describe('the application checkpoints its own WAL while it is archived', () => {
   it('wal_checkpoint(TRUNCATE) run by the application: a new generation announced by a wal.gap alert, and the restore to latest is complete', async () => {
-    const first = await archivingUnderWay(catalog, { segments: 0 });
+    const first = await archivingUnderWay(stack.catalog, { segments: 0 });
     const writer = await startWalWriter(db(), { truncateEvery: 100 });
     const gapped = await waitUntil(
       'a new generation after the application truncated the WAL',
-      () => catalog.wal.generations().find((g) => g.id > first.id),
+      () => stack.catalog.wal.generations().find((g) => g.id > first.id),
       30_000,
     );
     expect(gapped.reason).toMatch(/reset|truncat/i);
-    expect(catalog.wal.generation(first.id)!.ended_at).not.toBeNull();
+    expect(stack.catalog.wal.generation(first.id)!.ended_at).not.toBeNull();
     await waitUntil('the wal.gap alert saying why', () => gapAlerts().find((d) => d.body.reason === gapped.reason));
     await sleep(1_000);
     // Stopped rather than killed here, to read how many of its TRUNCATE checkpoints went through.
@@ -112,30 +101,30 @@ describe('the application checkpoints its own WAL while it is archived', () => {
     const crashing = await startWalWriter(db(), { truncateEvery: 100 });
     await sleep(1_500);
     await crashDeleteAndRestore(crashing);
-    expect(unannouncedGenerations(catalog, hooks, first.id)).toEqual([]);
-    expect(chainProblems(catalog)).toEqual([]);
-    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
+    expect(unannouncedGenerations(stack.catalog, stack.hooks, first.id)).toEqual([]);
+    expect(chainProblems(stack.catalog)).toEqual([]);
+    expect(await unreadableSegments(stack.box.config, stack.catalog)).toEqual([]);
   });
 
   it('its own wal_autocheckpoint: no silent gap (any new generation is announced), and the restore to latest is complete', async () => {
-    const start = await archivingUnderWay(catalog, { after: newestGeneration().id - 1, segments: 0 });
+    const start = await archivingUnderWay(stack.catalog, { after: newestGeneration().id - 1, segments: 0 });
     const writer = await startWalWriter(db(), { autocheckpoint: 50 });
-    await archivingUnderWay(catalog, { after: start.id - 1, segments: 5 });
+    await archivingUnderWay(stack.catalog, { after: start.id - 1, segments: 5 });
     await sleep(3_000);
     await crashDeleteAndRestore(writer);
-    expect(unannouncedGenerations(catalog, hooks, start.id)).toEqual([]);
-    expect(chainProblems(catalog)).toEqual([]);
-    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
+    expect(unannouncedGenerations(stack.catalog, stack.hooks, start.id)).toEqual([]);
+    expect(chainProblems(stack.catalog)).toEqual([]);
+    expect(await unreadableSegments(stack.box.config, stack.catalog)).toEqual([]);
   });
 });
 
 describe('a restore while archiving', () => {
   it('ends the generation; archiving goes on from the restored state as a new generation whose reason is the restore', async () => {
-    const before = await archivingUnderWay(catalog, { after: newestGeneration().id - 1, segments: 0 });
+    const before = await archivingUnderWay(stack.catalog, { after: newestGeneration().id - 1, segments: 0 });
     const first = await startWalWriter(db());
     await sleep(1_000);
     const atBackup = (await first.stop()).lastN;
-    const backup = await request(producer.server).post('/api/backups').set(auth);
+    const backup = await request(stack.producer.server).post('/api/backups').set(auth);
     expect(backup.status, JSON.stringify(backup.body)).toBe(201);
     // Later writes the restore will take back.
     const later = await startWalWriter(db());
@@ -144,19 +133,19 @@ describe('a restore while archiving', () => {
     await sleep(2 * INTERVAL);
     const alertsBefore = gapAlerts().length;
 
-    const ending = catalog.wal.openGeneration()!;
+    const ending = stack.catalog.wal.openGeneration()!;
     const restoredAt = new Date().toISOString();
-    const res = await request(producer.server).post(`/api/backups/${backup.body.backup.id}/restore`).set(auth);
+    const res = await request(stack.producer.server).post(`/api/backups/${backup.body.backup.id}/restore`).set(auth);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(eventsOf(db())).toEqual({ count: atBackup, max: atBackup, contiguous: true });
 
     const after = await waitUntil(
       'a new generation on the restored database',
-      () => catalog.wal.generations().find((g) => g.id > ending.id),
+      () => stack.catalog.wal.generations().find((g) => g.id > ending.id),
       30_000,
     );
     expect(after.reason).toMatch(/restore/i);
-    expect(catalog.wal.generation(ending.id)).toMatchObject({
+    expect(stack.catalog.wal.generation(ending.id)).toMatchObject({
       ended_at: expect.any(String),
       end_reason: expect.stringMatching(/restore/i),
     });
@@ -168,11 +157,11 @@ describe('a restore while archiving', () => {
 
     // The archive follows the restored database: a restore to latest gives it plus what was written since.
     const writer = await startWalWriter(db());
-    await archivingUnderWay(catalog, { after: before.id, segments: 3 });
-    const health = await request(producer.server).get('/health').set(auth);
+    await archivingUnderWay(stack.catalog, { after: before.id, segments: 3 });
+    const health = await request(stack.producer.server).get('/health').set(auth);
     expect(health.body.wal).toMatchObject({
       enabled: true,
-      generation: catalog.wal.openGeneration()!.id,
+      generation: stack.catalog.wal.openGeneration()!.id,
       lagSeconds: expect.any(Number),
       segments: expect.any(Number),
       lastGap: expect.objectContaining({ reason: expect.stringMatching(/restore/i) }),
@@ -185,9 +174,9 @@ describe('a restore while archiving', () => {
     // The events past the backup are the ones written after the restore, not the ones it took back.
     const earliest = query<{ at: string }>(db(), 'SELECT min(at) AS at FROM events WHERE n > ?', atBackup).at;
     expect(earliest >= restoredAt, `${earliest} is after ${restoredAt}`).toBe(true);
-    expect(unannouncedGenerations(catalog, hooks, before.id)).toEqual([]);
-    expect(chainProblems(catalog)).toEqual([]);
-    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
+    expect(unannouncedGenerations(stack.catalog, stack.hooks, before.id)).toEqual([]);
+    expect(chainProblems(stack.catalog)).toEqual([]);
+    expect(await unreadableSegments(stack.box.config, stack.catalog)).toEqual([]);
   });
 });
 

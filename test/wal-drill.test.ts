@@ -7,32 +7,19 @@
  */
 import fs from 'node:fs';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProducer } from '../src/producer/server.js';
-import type { Catalog, RestoreDrillRow, WalGenerationRow, WalSegmentRow } from '../src/shared/catalog/catalog.js';
+import { describe, expect, it } from 'vitest';
+import type { RestoreDrillRow, WalGenerationRow, WalSegmentRow } from '../src/shared/catalog/catalog.js';
 import { RESTORE_DRILL_SCHEDULER } from '../src/shared/jobs/scheduler.js';
 import { runCli } from './helpers/cli.js';
-import { waitUntil, type Sandbox } from './helpers/env.js';
-import { type Proc } from './helpers/processes.js';
+import { waitUntil } from './helpers/env.js';
 import { auth } from './helpers/producer.js';
 import { parseExposition } from './helpers/prometheus.js';
-import { WebhookReceiver } from './helpers/webhook.js';
 import { archivingUnderWay, eventsOf, sleep, startWalWriter } from './helpers/wal-writer.js';
-import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
+import { useWalStack } from './helpers/wal-stack.js';
 
 const INTERVAL = 200;
 
-let box: Sandbox;
-let hooks: WebhookReceiver;
-let worker: Proc;
-let producer: RunningProducer;
-let catalog: Catalog;
-
-beforeAll(async () => {
-  ({ box, hooks, worker, producer, catalog } = await startWalStack('wal-drill', INTERVAL));
-});
-
-afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
+const stack = useWalStack('wal-drill', INTERVAL);
 
 interface Target {
   kind: 'latest' | 'random';
@@ -51,29 +38,29 @@ const targetsOf = (row: RestoreDrillRow) => JSON.parse(row.targets) as Target[];
 
 /** Turns the schedule on (a milliseconds schedule fires at once) and waits for the drill it runs; turns it off again. */
 async function scheduledDrill(after: number): Promise<RestoreDrillRow> {
-  const put = await request(producer.server).put('/api/backups/config').set(auth).send({ restoreDrillSchedule: '60000' });
+  const put = await request(stack.producer.server).put('/api/backups/config').set(auth).send({ restoreDrillSchedule: '60000' });
   expect(put.status, JSON.stringify(put.body)).toBe(200);
   expect(put.body.config).toMatchObject({ restoreDrillSchedule: '60000', nextScheduledDrill: expect.any(String) });
-  expect(await producer.deps.queues.verify.getJobScheduler(RESTORE_DRILL_SCHEDULER)).toMatchObject({ every: 60000 });
+  expect(await stack.producer.deps.queues.verify.getJobScheduler(RESTORE_DRILL_SCHEDULER)).toMatchObject({ every: 60000 });
   const row = await waitUntil(
     'a scheduled drill recorded',
-    () => catalog.drills.drills(5).find((d) => d.id > after && d.trigger === 'scheduled'),
+    () => stack.catalog.drills.drills(5).find((d) => d.id > after && d.trigger === 'scheduled'),
     60_000,
   );
-  const off = await request(producer.server).put('/api/backups/config').set(auth).send({ restoreDrillSchedule: 'off' });
+  const off = await request(stack.producer.server).put('/api/backups/config').set(auth).send({ restoreDrillSchedule: 'off' });
   expect(off.status).toBe(200);
   expect(off.body.config).toMatchObject({ restoreDrillSchedule: 'off', nextScheduledDrill: null });
-  expect(await producer.deps.queues.verify.getJobScheduler(RESTORE_DRILL_SCHEDULER)).toBeUndefined();
+  expect(await stack.producer.deps.queues.verify.getJobScheduler(RESTORE_DRILL_SCHEDULER)).toBeUndefined();
   return row;
 }
 
 async function metrics() {
-  const res = await request(producer.server).get('/metrics').set(auth);
+  const res = await request(stack.producer.server).get('/metrics').set(auth);
   expect(res.status).toBe(200);
   return parseExposition(res.text);
 }
 
-const leftovers = () => fs.readdirSync(box.config.backupDir).filter((n) => n.startsWith('.tmp-'));
+const leftovers = () => fs.readdirSync(stack.box.config.backupDir).filter((n) => n.startsWith('.tmp-'));
 
 let generation: WalGenerationRow;
 let segments: WalSegmentRow[];
@@ -81,13 +68,13 @@ let passed: RestoreDrillRow;
 
 describe('restore drills on RESTORE_DRILL_SCHEDULE', () => {
   it('restores the latest point and a random moment into temp files, checks them and records the result', async () => {
-    const writer = await startWalWriter(box.config.databasePath);
-    generation = await archivingUnderWay(catalog, { segments: 5 });
+    const writer = await startWalWriter(stack.box.config.databasePath);
+    generation = await archivingUnderWay(stack.catalog, { segments: 5 });
     await sleep(1_000);
     await writer.stop();
     await sleep(3 * INTERVAL);
-    segments = catalog.wal.segments(generation.id);
-    const live = eventsOf(box.config.databasePath);
+    segments = stack.catalog.wal.segments(generation.id);
+    const live = eventsOf(stack.box.config.databasePath);
 
     passed = await scheduledDrill(0);
     const [latest, random] = targetsOf(passed);
@@ -112,9 +99,9 @@ describe('restore drills on RESTORE_DRILL_SCHEDULE', () => {
     expect(random!.restoredTo === null || random!.restoredTo <= random!.at!).toBe(true);
     // Only temp files, removed afterwards; the live database was only read.
     expect(leftovers()).toEqual([]);
-    expect(eventsOf(box.config.databasePath)).toEqual(live);
+    expect(eventsOf(stack.box.config.databasePath)).toEqual(live);
 
-    const health = await request(producer.server).get('/health').set(auth);
+    const health = await request(stack.producer.server).get('/health').set(auth);
     expect(health.body.drills).toEqual({ last: { at: passed.completed_at, ok: true, durationMs: passed.duration_ms, reason: null } });
 
     const m = await metrics();
@@ -122,17 +109,17 @@ describe('restore drills on RESTORE_DRILL_SCHEDULE', () => {
     expect(m.value('workstation_backup_restore_drill_last_success_timestamp_seconds')).toBe(Date.parse(passed.completed_at) / 1_000);
     expect(m.value('workstation_backup_restore_drill_last_duration_seconds')).toBe(passed.duration_ms / 1_000);
 
-    const w = await runCli(box.env, 'window', '--json');
+    const w = await runCli(stack.box.env, 'window', '--json');
     expect(w.code, w.stderr).toBe(0);
     expect(w.json.lastDrill).toMatchObject({ id: passed.id, ok: true, durationMs: passed.duration_ms, trigger: 'scheduled' });
-    const text = await runCli(box.env, 'window');
+    const text = await runCli(stack.box.env, 'window');
     expect(text.stdout).toContain(`Restore drill ${passed.id} (${passed.completed_at}): PASSED`);
-    expect(hooks.of('drill.failed')).toEqual([]);
+    expect(stack.hooks.of('drill.failed')).toEqual([]);
   });
 
   it('a drill whose snapshot file was damaged fails, records why, and alerts drill.failed', async () => {
     expect(passed, 'the first test ran').toBeDefined();
-    const snapshot = catalog.getBackup(generation.snapshot_backup_id!)!;
+    const snapshot = stack.catalog.getBackup(generation.snapshot_backup_id!)!;
     const bytes = fs.readFileSync(snapshot.file_path);
     for (let i = 0; i < 64; i++) bytes[Math.floor(bytes.length / 2) + i]! ^= 0xff;
     fs.writeFileSync(snapshot.file_path, bytes);
@@ -147,11 +134,11 @@ describe('restore drills on RESTORE_DRILL_SCHEDULE', () => {
     expect(failed.reason).toContain(latest!.reason!);
     expect(leftovers()).toEqual([]);
 
-    const alert = await waitUntil('a drill.failed alert', () => hooks.of('drill.failed')[0]);
+    const alert = await waitUntil('a drill.failed alert', () => stack.hooks.of('drill.failed')[0]);
     expect(alert.body).toMatchObject({ event: 'drill.failed', reason: failed.reason, queue: 'verify' });
     expect(alert.body.summary).toContain(`restore drill ${failed.id} failed`);
 
-    const health = await request(producer.server).get('/health').set(auth);
+    const health = await request(stack.producer.server).get('/health').set(auth);
     expect(health.body.status).toBe('degraded');
     expect(health.body.problems).toContain(`the last restore drill (${failed.completed_at}) failed: ${failed.reason}`);
     expect(health.body.drills.last).toEqual({ at: failed.completed_at, ok: false, durationMs: failed.duration_ms, reason: failed.reason });
@@ -165,21 +152,21 @@ describe('restore drills on RESTORE_DRILL_SCHEDULE', () => {
   it('the scheduled verification (VERIFY_SCHEDULE) verifies the archive too: a generation whose snapshot fails leaves the window', async () => {
     expect(generation, 'the first test ran').toBeDefined();
     const since = new Date().toISOString();
-    const put = await request(producer.server).put('/api/backups/config').set(auth).send({ verifySchedule: '60000' });
+    const put = await request(stack.producer.server).put('/api/backups/config').set(auth).send({ verifySchedule: '60000' });
     expect(put.status, JSON.stringify(put.body)).toBe(200);
     const row = await waitUntil(
       'the archive verified by the sweep',
-      () => catalog.drills.archiveVerifications().find((v) => v.generation_id === generation.id && v.verified_at >= since),
+      () => stack.catalog.drills.archiveVerifications().find((v) => v.generation_id === generation.id && v.verified_at >= since),
       30_000,
     );
-    expect((await request(producer.server).put('/api/backups/config').set(auth).send({ verifySchedule: 'off' })).status).toBe(200);
+    expect((await request(stack.producer.server).put('/api/backups/config').set(auth).send({ verifySchedule: 'off' })).status).toBe(200);
     expect(row).toMatchObject({ ok: 0, snapshot_ok: 0, bad_seq: null });
     expect(row.reason).toContain(`backup ${generation.snapshot_backup_id}`);
 
-    const window = await request(producer.server).get('/api/recovery-window').set(auth);
+    const window = await request(stack.producer.server).get('/api/recovery-window').set(auth);
     expect((window.body.generations as { id: number }[]).map((g) => g.id)).not.toContain(generation.id);
     const alert = await waitUntil('a verify.invalid alert for the snapshot', () =>
-      hooks.of('verify.invalid').find((d) => String(d.body.summary).includes(`snapshot of WAL generation ${generation.id}`)),
+      stack.hooks.of('verify.invalid').find((d) => String(d.body.summary).includes(`snapshot of WAL generation ${generation.id}`)),
     );
     expect(alert.body).toMatchObject({ backupId: generation.snapshot_backup_id, reason: row.reason });
   });

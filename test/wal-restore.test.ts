@@ -13,7 +13,6 @@ import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
-import { WebhookReceiver } from './helpers/webhook.js';
 import {
   archivingUnderWay,
   BALANCE_TOTAL,
@@ -25,24 +24,14 @@ import {
   stateOf,
   unreadableSegments,
 } from './helpers/wal-writer.js';
-import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
+import { useWalStack } from './helpers/wal-stack.js';
 import { createWorkstationDb, query } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
 
-let box: Sandbox;
-let hooks: WebhookReceiver;
-let worker: Proc;
-let producer: RunningProducer;
-let catalog: Catalog;
+const stack = useWalStack('wal-restore', INTERVAL, { MAX_BACKUPS: '50' });
 
-beforeAll(async () => {
-  ({ box, hooks, worker, producer, catalog } = await startWalStack('wal-restore', INTERVAL, { MAX_BACKUPS: '50' }));
-});
-
-afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
-
-const db = () => box.config.databasePath;
+const db = () => stack.box.config.databasePath;
 
 /**
  * Writes for a while with archiving under way, crashes the writer, and waits two intervals.
@@ -51,7 +40,7 @@ const db = () => box.config.databasePath;
  */
 async function writeThenCrash(after: number) {
   const writer = await startWalWriter(db());
-  const generation = await archivingUnderWay(catalog, { after });
+  const generation = await archivingUnderWay(stack.catalog, { after });
   await sleep(2_000);
   await writer.kill();
   const reported = writer.lastN();
@@ -59,7 +48,7 @@ async function writeThenCrash(after: number) {
   expect(committed.max).toBeGreaterThanOrEqual(reported);
   expect(reported).toBeGreaterThan(200);
   await sleep(2 * INTERVAL);
-  expect(catalog.wal.openGeneration()?.id, 'no gap while the writer ran').toBe(generation.id);
+  expect(stack.catalog.wal.openGeneration()?.id, 'no gap while the writer ran').toBe(generation.id);
   return { reported, committed, generation };
 }
 
@@ -82,9 +71,9 @@ describe('restore to latest after the application crashed and its database files
     const { reported, committed, generation } = await writeThenCrash(0);
     deleteDatabase(db());
 
-    const res = await request(producer.server).post('/api/restores').set(auth).send({ to: 'latest' });
+    const res = await request(stack.producer.server).post('/api/restores').set(auth).send({ to: 'latest' });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
-    const segments = catalog.wal.segments(generation.id);
+    const segments = stack.catalog.wal.segments(generation.id);
     expect(res.body).toMatchObject({
       success: true,
       restore: { status: 'completed' },
@@ -96,8 +85,8 @@ describe('restore to latest after the application crashed and its database files
       },
     });
     expectRestored(reported, committed.max);
-    expect(chainProblems(catalog)).toEqual([]);
-    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
+    expect(chainProblems(stack.catalog)).toEqual([]);
+    expect(await unreadableSegments(stack.box.config, stack.catalog)).toEqual([]);
     apiGeneration = generation.id;
   });
 
@@ -105,12 +94,12 @@ describe('restore to latest after the application crashed and its database files
     expect(apiGeneration, 'the API restore ran').toBeGreaterThan(0);
     // The archive continues on the restored database as a new generation.
     const { reported, committed, generation } = await writeThenCrash(apiGeneration);
-    expect(catalog.wal.generation(apiGeneration)?.ended_at).not.toBeNull();
-    expect(await worker.stop()).toBe(0);
-    const segments = catalog.wal.segments(generation.id);
+    expect(stack.catalog.wal.generation(apiGeneration)?.ended_at).not.toBeNull();
+    expect(await stack.worker.stop()).toBe(0);
+    const segments = stack.catalog.wal.segments(generation.id);
     deleteDatabase(db());
 
-    const r = await runCli({ ...box.env, REDIS_URL: REDIS_DOWN }, 'restore', '--to', 'latest', '--yes', '--json');
+    const r = await runCli({ ...stack.box.env, REDIS_URL: REDIS_DOWN }, 'restore', '--to', 'latest', '--yes', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(r.json).toMatchObject({
       restore: { status: 'completed' },
@@ -122,19 +111,19 @@ describe('restore to latest after the application crashed and its database files
       },
     });
     expectRestored(reported, committed.max);
-    expect(chainProblems(catalog)).toEqual([]);
-    expect(await unreadableSegments(box.config, catalog)).toEqual([]);
+    expect(chainProblems(stack.catalog)).toEqual([]);
+    expect(await unreadableSegments(stack.box.config, stack.catalog)).toEqual([]);
 
     // The restore ran while no archiver did: the worker that comes back does not carry the old
     // generation on over the restored database, it begins a new one that says why.
-    worker = await startWorkerProcess(box.env);
+    stack.worker = await startWorkerProcess(stack.box.env);
     const next = await waitUntil(
       'a generation after the CLI restore',
-      () => catalog.wal.generations().find((g) => g.id > generation.id),
+      () => stack.catalog.wal.generations().find((g) => g.id > generation.id),
       20_000,
     );
     expect(next.reason).toBe('a restore ran');
-    expect(catalog.wal.generation(generation.id)?.ended_at).not.toBeNull();
+    expect(stack.catalog.wal.generation(generation.id)?.ended_at).not.toBeNull();
   });
 });
 

@@ -10,33 +10,21 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog, WalGenerationRow, WalSegmentRow } from '../src/shared/catalog/catalog.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
 import { startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog } from './helpers/producer.js';
-import { WebhookReceiver } from './helpers/webhook.js';
 import { addEventsTable, archivingUnderWay, BALANCE_TOTAL, sleep, startWalWriter, stateOf } from './helpers/wal-writer.js';
-import { startWalStack, stopWalStack } from './helpers/wal-stack.js';
+import { useWalStack } from './helpers/wal-stack.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
 
 const INTERVAL = 200;
 
-let box: Sandbox;
-let hooks: WebhookReceiver;
-let worker: Proc;
-let producer: RunningProducer;
-let catalog: Catalog;
+const stack = useWalStack('wal-verify', INTERVAL, { MAX_BACKUPS: '50' });
 
-beforeAll(async () => {
-  ({ box, hooks, worker, producer, catalog } = await startWalStack('wal-verify', INTERVAL, { MAX_BACKUPS: '50' }));
-});
-
-afterAll(() => stopWalStack({ box, hooks, worker, producer, catalog }));
-
-const db = () => box.config.databasePath;
-const segmentFile = (s: WalSegmentRow) => path.join(box.config.backupDir, 'wal', s.file_name);
+const db = () => stack.box.config.databasePath;
+const segmentFile = (s: WalSegmentRow) => path.join(stack.box.config.backupDir, 'wal', s.file_name);
 
 interface ShownGeneration {
   id: number;
@@ -46,7 +34,7 @@ interface ShownGeneration {
 }
 
 async function apiWindow() {
-  const res = await request(producer.server).get('/api/recovery-window').set(auth);
+  const res = await request(stack.producer.server).get('/api/recovery-window').set(auth);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body as { earliest: string; latest: string; generations: ShownGeneration[]; gaps: { from: string; to: string }[] };
 }
@@ -54,11 +42,11 @@ async function apiWindow() {
 /** Writes for a while with archiving under way, stops the writer and lets the archiver catch up; returns the generation's segments. */
 async function writeAWhile(after: number, segments: number): Promise<{ generation: WalGenerationRow; segments: WalSegmentRow[] }> {
   const writer = await startWalWriter(db());
-  const generation = await archivingUnderWay(catalog, { after, segments });
+  const generation = await archivingUnderWay(stack.catalog, { after, segments });
   await sleep(1_000);
   await writer.stop();
   await sleep(3 * INTERVAL);
-  return { generation, segments: catalog.wal.segments(generation.id) };
+  return { generation, segments: stack.catalog.wal.segments(generation.id) };
 }
 
 let first: { generation: WalGenerationRow; segments: WalSegmentRow[] };
@@ -82,7 +70,7 @@ describe('a segment damaged in the middle of a chain', () => {
     bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
     fs.writeFileSync(segmentFile(damaged), bytes);
 
-    const res = await request(producer.server).post('/api/recovery-window/verify').set(auth).send({});
+    const res = await request(stack.producer.server).post('/api/recovery-window/verify').set(auth).send({});
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.success).toBe(true);
     expect(res.body.valid).toBe(false);
@@ -96,7 +84,7 @@ describe('a segment damaged in the middle of a chain', () => {
     expect((outcome as unknown as { firstBad: { reason: string } }).firstBad.reason).toContain('checksum mismatch');
 
     // Recorded in the catalog.
-    expect(catalog.drills.archiveVerifications().find((v) => v.generation_id === generation.id)).toMatchObject({
+    expect(stack.catalog.drills.archiveVerifications().find((v) => v.generation_id === generation.id)).toMatchObject({
       ok: 0,
       snapshot_ok: 1,
       bad_seq: damaged.seq,
@@ -112,13 +100,13 @@ describe('a segment damaged in the middle of a chain', () => {
     expect(res.body.latest).toBe(lastGood.read_at);
 
     const alert = await waitUntil('a verify.invalid alert naming the segment', () =>
-      hooks.of('verify.invalid').find((d) => String(d.body.summary).includes(damaged.file_name)),
+      stack.hooks.of('verify.invalid').find((d) => String(d.body.summary).includes(damaged.file_name)),
     );
     expect(alert.body.reason).toContain(damaged.file_name);
     expect(alert.body.summary).toContain(`generation ${generation.id}`);
 
     // A moment past the last good segment is refused, naming the shrunk window.
-    const past = await request(producer.server)
+    const past = await request(stack.producer.server)
       .post('/api/restores')
       .set(auth)
       .send({ to: segments.at(-1)!.read_at });
@@ -130,7 +118,7 @@ describe('a segment damaged in the middle of a chain', () => {
   it('a drill after the gap still succeeds from the next generation', async () => {
     expect(lastGood, 'the first test ran').toBeDefined();
     // The way back: a restore to the last good moment, after which archiving goes on as a new generation.
-    const restored = await request(producer.server).post('/api/restores').set(auth).send({ to: lastGood.read_at });
+    const restored = await request(stack.producer.server).post('/api/restores').set(auth).send({ to: lastGood.read_at });
     expect(restored.status, JSON.stringify(restored.body)).toBe(200);
     expect(restored.body.restoredTo).toBe(lastGood.read_at);
     const state = stateOf(db());
@@ -144,7 +132,7 @@ describe('a segment damaged in the middle of a chain', () => {
     expect(window.gaps).toHaveLength(1);
     expect(window.gaps[0]!.from).toBe(lastGood.read_at);
 
-    const res = await request(producer.server).post('/api/recovery-window/drill').set(auth).send({});
+    const res = await request(stack.producer.server).post('/api/recovery-window/drill').set(auth).send({});
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const drill = res.body.drill as {
       id: number;
@@ -169,22 +157,22 @@ describe('a segment damaged in the middle of a chain', () => {
     expect(reach, `${random.at} lies in the window`).toBeDefined();
     expect(random.generation).toBe(reach!.id);
     if (reach!.id === first.generation.id) expect(random.at! <= lastGood.read_at).toBe(true);
-    expect(catalog.drills.lastDrill()).toMatchObject({ id: drill.id, ok: 1, trigger: 'api' });
-    expect(hooks.of('drill.failed')).toEqual([]);
+    expect(stack.catalog.drills.lastDrill()).toMatchObject({ id: drill.id, ok: 1, trigger: 'api' });
+    expect(stack.hooks.of('drill.failed')).toEqual([]);
   });
 });
 
 describe('a segment deleted in the middle of a chain, through the CLI with the service down', () => {
   it('drill --verify names it; the window shrinks; the latest point fails honestly and a moment in the window restores', async () => {
-    const newest = catalog.wal.generations().at(-1)!;
-    const segments = catalog.wal.segments(newest.id);
+    const newest = stack.catalog.wal.generations().at(-1)!;
+    const segments = stack.catalog.wal.segments(newest.id);
     expect(segments.length).toBeGreaterThanOrEqual(4);
-    expect(await worker.stop()).toBe(0);
+    expect(await stack.worker.stop()).toBe(0);
     const index = Math.floor(segments.length / 2);
     const gone = segments[index]!;
     fs.rmSync(segmentFile(gone));
 
-    const env = { ...box.env, REDIS_URL: REDIS_DOWN };
+    const env = { ...stack.box.env, REDIS_URL: REDIS_DOWN };
     const r = await runCli(env, 'drill', '--verify', '--json');
     expect(r.code, r.stdout + r.stderr).toBe(1);
     const verified = (r.json.verification.generations as { generation: number }[]).find((g) => g.generation === newest.id);
@@ -202,7 +190,7 @@ describe('a segment deleted in the middle of a chain, through the CLI with the s
     expect(random).toMatchObject({ kind: 'random', ok: true, integrity: 'ok' });
     expect(r.json.drill.ok).toBe(false);
     // The CLI alerts as a scheduled drill does.
-    const alert = await waitUntil('a drill.failed alert from the CLI', () => hooks.of('drill.failed')[0]);
+    const alert = await waitUntil('a drill.failed alert from the CLI', () => stack.hooks.of('drill.failed')[0]);
     expect(alert.body).toMatchObject({
       event: 'drill.failed',
       reason: r.json.drill.reason,

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import type { RunningProducer } from '../../src/producer/server.js';
 import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { sandbox, type Sandbox } from './env.js';
@@ -44,4 +45,18 @@ export async function stopWalStack({ box, hooks, worker, producer, catalog }: Pa
   await killAll();
   await hooks?.close();
   await box?.cleanup();
+}
+
+/**
+ * The stack of one test file: started before its tests and stopped after them. The object is
+ * filled in once `beforeAll` has run; a test that restarts the worker assigns `stack.worker`, and
+ * that one is stopped at the end.
+ */
+export function useWalStack(name: string, intervalMs: number, extra: Record<string, string> = {}): WalStack {
+  const stack = {} as WalStack;
+  beforeAll(async () => {
+    Object.assign(stack, await startWalStack(name, intervalMs, extra));
+  });
+  afterAll(() => stopWalStack(stack));
+  return stack;
 }
