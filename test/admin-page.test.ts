@@ -9,9 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './helpers/browser.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 import { recoveryWindow } from '../src/shared/wal/window.js';
@@ -52,17 +53,7 @@ beforeAll(async () => {
   producer = await startTestProducer(box.config);
   readOnly = await startTestProducer(box.with({ BOARD_READ_ONLY: 'true' }).config);
   catalog = openCatalog(box.config);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({
     httpCredentials: { username: 'operator', password: TEST_TOKEN },
     viewport: { width: 1280, height: 900 },

@@ -1,10 +1,11 @@
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_TOKEN, sandbox, type Sandbox } from './helpers/env.js';
 import { killAll, startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog, startTestProducer } from './helpers/producer.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';
+import { launchChromium } from './helpers/browser.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
 
@@ -24,18 +25,7 @@ beforeAll(async () => {
   producer = await startTestProducer(box.config);
   readOnly = await startTestProducer(box.with({ BOARD_READ_ONLY: 'true' }).config);
   catalog = openCatalog(box.config);
-  // Debian's chromium; the test never downloads a browser of its own.
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
