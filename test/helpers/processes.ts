@@ -22,7 +22,16 @@ const started: { name: string; proc: Proc }[] = [];
 
 /** Starts a TypeScript entry point of this repository as a real process. */
 export function spawnTs(entry: string, env: Record<string, string>, args: string[] = []): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
+  return spawnCommand(entry, process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], env);
+}
+
+/** Starts a Python script of this repository (an application built on another SQLite) as a real process. */
+export function spawnPython(entry: string, args: string[] = []): Proc {
+  return spawnCommand(entry, 'python3', [path.join(ROOT, entry), ...args], {});
+}
+
+function spawnCommand(entry: string, command: string, argv: string[], env: Record<string, string>): Proc {
+  const child = spawn(command, argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,7 +10,7 @@ import type { WalGenerationRow, WalSegmentRow } from '../../src/shared/catalog/c
 import type { Config } from '../../src/shared/runtime/config.js';
 import { readSegment } from '../../src/shared/wal/segment-store.js';
 import { waitUntil } from './env.js';
-import { spawnTs, type Proc } from './processes.js';
+import { spawnPython, spawnTs, type Proc } from './processes.js';
 import type { WebhookReceiver } from './webhook.js';
 import { ACCOUNTS, INITIAL_BALANCE } from './workstation-db.js';
 
@@ -192,3 +192,41 @@ export async function unreadableSegments(config: Config, catalog: Catalog): Prom
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface PyWriterOptions {
+  everyMs?: number;
+  /** Writes this long, then closes its connection and exits 0 (0: until stopped). */
+  seconds?: number;
+  /** Every `holdEvery` commits, the transaction stays open `holdMs` before COMMIT… */
+  holdMs?: number;
+  holdEvery?: number;
+  /** …and is followed by the application's own `PRAGMA wal_checkpoint(TRUNCATE)`. */
+  truncateAfterHold?: boolean;
+  autocheckpoint?: number;
+}
+
+/** The application on Python's sqlite3 (another SQLite build: test/helpers/py-writer.py), in its own process. */
+export async function startPyWriter(file: string, options: PyWriterOptions = {}): Promise<WalWriter & { done: Promise<string> }> {
+  const lastFile = `${file}.py-writer-${Date.now()}-${Math.random().toString(16).slice(2)}.last`;
+  const proc = spawnPython('test/helpers/py-writer.py', [file, JSON.stringify({ ...options, lastFile })]);
+  await proc.waitFor(/"ready": true/);
+  const lastN = () => Number(fs.readFileSync(lastFile, 'utf8').trim());
+  const summary = async () => {
+    const line = proc
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"done": true'));
+    if (!line) throw new Error(`the writer did not report its counts:\n${proc.output().slice(-2000)}`);
+    return line;
+  };
+  return {
+    proc,
+    lastN,
+    done: proc.exited.then(summary),
+    kill: () => proc.kill(),
+    async stop() {
+      await proc.stop();
+      return JSON.parse(await summary()) as WalWriterSummary;
+    },
+  };
+}

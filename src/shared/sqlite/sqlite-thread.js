@@ -3,6 +3,7 @@
  * consistent copy, an integrity check, a restore), so the process's event loop keeps renewing
  * BullMQ and Redis locks and answering health checks meanwhile.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -146,7 +147,7 @@ function close(db) {
  * rollback-journal database (a WAL database's file says WAL) so that it opens read-only anywhere
  * without -wal/-shm companions. Not flushed: the caller decides.
  *
- * The copy is the kernel's (`copy_file_range`, as `cp` does): about four times faster here than
+ * The copy is the kernel's (`cp`, which uses `copy_file_range`): about four times faster here than
  * reading and writing through this thread's buffers. On a filesystem that can share extents
  * (XFS with reflink, btrfs) the kernel may share them instead of copying, exactly as `cp` does;
  * the copy is still a separate file that later writes to the database never change.
@@ -157,7 +158,7 @@ function copyFrozen(source, destination, bytes) {
   // The destination is this backup's own temp file: one left by an earlier run of the same job
   // that died is replaced, as the backup API would.
   fs.rmSync(destination, { force: true });
-  fs.copyFileSync(source, destination, fs.constants.COPYFILE_EXCL);
+  copyInChild(source, destination);
   const output = fs.openSync(destination, 'r+');
   try {
     // The copy takes the database's mode; a backup is private to its owner.
@@ -175,6 +176,20 @@ function copyFrozen(source, destination, bytes) {
     fs.closeSync(output);
     throw err;
   }
+}
+
+/**
+ * `cp` in a process of its own. This process must never open and close a descriptor of the live
+ * database itself: POSIX advisory locks belong to the process, and closing any descriptor of a
+ * file drops every lock the process holds on it, SQLite's included. The WAL archiver's connections
+ * in this process would then hold no lock on the database file, and the application's last
+ * connection, closing, would checkpoint and delete a `-wal` the archiver has not read yet.
+ * @param {string} source @param {string} destination
+ */
+function copyInChild(source, destination) {
+  const run = spawnSync('cp', ['--reflink=auto', '--', source, destination], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (run.error) throw run.error;
+  if (run.status !== 0) throw new Error(`cp ${source} failed: ${String(run.stderr).trim() || `exit ${run.status ?? run.signal}`}`);
 }
 
 /**
