@@ -129,7 +129,7 @@ export function archivingUnderWay(catalog: Catalog, { after = 0, segments = 3, t
 /**
  * The chain has no silent gap: in each generation the segments' sequences run 1, 2, 3… and each
  * segment begins where the one before it ended (same salts, offset and checksum), or at the top
- * of a WAL started afresh (new salts, offset 32); no segment file name is recorded twice. Returns
+ * of a WAL restarted once (salt-1 one more, offset 32); no segment file name is recorded twice. Returns
  * the problems found (empty when none).
  */
 export function chainProblems(catalog: Catalog): string[] {
@@ -147,7 +147,7 @@ export function chainProblems(catalog: Catalog): string[] {
           g.start_offset === null
             ? s.first_offset === 32
             : s.first_offset === g.start_offset && s.salt1 === g.start_salt1 && s.start_checksum0 === g.start_checksum0;
-        const afresh = s.first_offset === 32 && s.salt1 !== g.start_salt1;
+        const afresh = s.first_offset === 32 && g.start_salt1 !== null && s.salt1 === (g.start_salt1 + 1) >>> 0;
         if (!atStart && !afresh)
           problems.push(`generation ${g.id}: its first segment ${s.file_name} begins at ${s.first_offset}, not where it began`);
       } else {
@@ -157,7 +157,8 @@ export function chainProblems(catalog: Catalog): string[] {
           s.first_offset === previous.last_offset &&
           s.start_checksum0 === previous.end_checksum0 &&
           s.start_checksum1 === previous.end_checksum1;
-        const afresh = s.first_offset === 32 && (s.salt1 !== previous.salt1 || s.salt2 !== previous.salt2);
+        // The top of a WAL restarted once: salt-1 goes up by exactly one per restart.
+        const afresh = s.first_offset === 32 && s.salt1 === (previous.salt1 + 1) >>> 0;
         if (!continues && !afresh) {
           problems.push(
             `generation ${g.id}: ${s.file_name} (salts ${s.salt1}/${s.salt2} from ${s.first_offset}) does not follow ${previous.file_name} (salts ${previous.salt1}/${previous.salt2} to ${previous.last_offset})`,

@@ -4,6 +4,7 @@ import { messageOf } from '../domain/errors.js';
 import type { Config } from '../runtime/config.js';
 import { verifyAndRecord } from '../verify/verify.js';
 import { readSegment } from './segment-store.js';
+import { restartSalt } from './wal-format.js';
 
 /** A WAL started afresh has its first frame here. */
 const WAL_HEADER_BYTES = 32;
@@ -41,8 +42,9 @@ export function catalogChainProblem(
 ): string | undefined {
   if (segment.seq !== expectedSeq) return `has sequence ${segment.seq} where ${expectedSeq} was expected`;
   if (segment.generation_id !== generation.id) return `belongs to generation ${segment.generation_id}`;
-  const afresh = (salt1: number | null, salt2: number | null) =>
-    segment.first_offset === WAL_HEADER_BYTES && (segment.salt1 !== salt1 || segment.salt2 !== salt2);
+  // The top of a WAL restarted once since (salt-1 goes up by exactly one per restart).
+  const afresh = (salt1: number | null) =>
+    segment.first_offset === WAL_HEADER_BYTES && salt1 !== null && segment.salt1 === restartSalt(salt1);
   if (!previous) {
     if (generation.start_offset === null)
       return segment.first_offset === WAL_HEADER_BYTES ? undefined : `begins at ${segment.first_offset}, not at the top of the WAL`;
@@ -52,7 +54,7 @@ export function catalogChainProblem(
       segment.salt2 === generation.start_salt2 &&
       segment.start_checksum0 === generation.start_checksum0 &&
       segment.start_checksum1 === generation.start_checksum1;
-    return atStart || afresh(generation.start_salt1, generation.start_salt2)
+    return atStart || afresh(generation.start_salt1)
       ? undefined
       : `begins at ${segment.first_offset}, not where generation ${generation.id} began (${generation.start_offset})`;
   }
@@ -62,7 +64,7 @@ export function catalogChainProblem(
     segment.first_offset === previous.last_offset &&
     segment.start_checksum0 === previous.end_checksum0 &&
     segment.start_checksum1 === previous.end_checksum1;
-  return continues || afresh(previous.salt1, previous.salt2)
+  return continues || afresh(previous.salt1)
     ? undefined
     : `does not continue segment ${previous.seq} (${previous.file_name}): salts, offset or running checksum differ`;
 }

@@ -6,8 +6,18 @@ import { AppError, messageOf } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Config } from '../runtime/config.js';
 import { SqliteConnection } from '../sqlite/connection.js';
-import { catchUpSegments, mirrorSegment, removeSegmentFiles, storeSegment } from './segment-store.js';
-import { frameSize, parseWalHeader, readAt, scanFrames, startOf, WAL_HEADER_SIZE, type WalHeader, type WalPosition } from './wal-format.js';
+import { removeSegmentFiles, storeSegment } from './segment-store.js';
+import {
+  frameSize,
+  parseWalHeader,
+  readAt,
+  restartSalt,
+  scanFrames,
+  startOf,
+  WAL_HEADER_SIZE,
+  type WalHeader,
+  type WalPosition,
+} from './wal-format.js';
 
 /** PASSIVE checkpoint once this many frames were shipped since the last one… */
 export const CHECKPOINT_FRAMES = 1_000;
@@ -137,7 +147,7 @@ export class WalArchiver {
   /** A checkpoint copied the stored frames: the next sync point finishes it so that the WAL can start afresh. */
   #resetDue = false;
   #lastPrune = 0;
-  #syncWaiters: ((at: string) => void)[] = [];
+  #syncWaiters: { since: number; resolve: (at: string) => void }[] = [];
   /** Aborted when `run` ends: a snapshot still being waited for is given up. */
   #stopping = new AbortController();
   #progress: ArchiverProgress = {
@@ -151,6 +161,11 @@ export class WalArchiver {
     lastGap: null,
   };
   #snapshot: Promise<void> | undefined;
+  /** Device and inode of the database file the connections opened, and of the `-wal` file last read. */
+  #dbId: string | undefined;
+  #walId: string | undefined;
+  /** A gap was found and the generation ended: the next round begins the next one, for this reason. */
+  #nextGeneration: { reason: string; isGap: boolean } | undefined;
 
   constructor(
     private readonly deps: ArchiverDeps,
@@ -190,12 +205,10 @@ export class WalArchiver {
         } catch (err) {
           if (err instanceof NotWalMode) throw err;
           if (signal.aborted) break;
-          if (err instanceof Gap) {
-            await this.newGeneration(err.message, true);
-          } else {
-            this.deps.log.warn({ reason: messageOf(err) }, 'WAL archiving: a sync failed; trying again');
-            await this.close();
-          }
+          if (err instanceof Gap) this.endAtGap(err.message);
+          else this.deps.log.warn({ reason: messageOf(err) }, 'WAL archiving: a sync failed; trying again');
+          // Fresh connections next round: the database file may have been replaced under them.
+          await this.close();
         }
         await this.report();
         await sleep(this.opts.intervalMs(), undefined, { signal }).catch(() => undefined);
@@ -205,7 +218,7 @@ export class WalArchiver {
       // A snapshot still waiting for a sync point is not recorded: the next archiver asks again.
       this.#generation = undefined;
       this.#stopping.abort();
-      for (const resolve of this.#syncWaiters.splice(0)) resolve('');
+      for (const { resolve } of this.#syncWaiters.splice(0)) resolve('');
       await this.#snapshot?.catch(() => undefined);
     }
   }
@@ -224,7 +237,7 @@ export class WalArchiver {
 
   private async openConnections(): Promise<void> {
     const file = this.deps.config.databasePath;
-    await fs.access(file);
+    const before = await fileId(file);
     // Both threads start at once: a worker taking over from a dead one should lose no time.
     const opened = await Promise.allSettled([
       SqliteConnection.open(file, { busyTimeoutMs: 5_000 }),
@@ -237,6 +250,13 @@ export class WalArchiver {
     }
     this.#reader = reader.value;
     this.#writer = writer.value;
+    // Which file the connections hold: the path must name the same one at every look.
+    if ((await fileId(file)) !== before) {
+      await this.close();
+      throw new Error(`${file} was replaced while the archiver opened it; trying again`);
+    }
+    this.#dbId = before;
+    this.#walId = undefined;
     const [row] = await this.#reader.all<{ journal_mode: string }>('PRAGMA journal_mode');
     const mode = String(row?.journal_mode ?? 'unknown');
     if (mode.toLowerCase() !== 'wal') {
@@ -248,9 +268,30 @@ export class WalArchiver {
     await this.#writer.run('PRAGMA wal_autocheckpoint = 0');
   }
 
+  /**
+   * Continuity cannot be proven: the generation ends here, before the archive claims any moment
+   * after the gap, and the next round begins the next generation (with its alert) from a fresh
+   * look at the database. Until it has its snapshot, the window ends at this generation's last segment.
+   */
+  private endAtGap(reason: string): void {
+    const generation = this.#generation;
+    if (generation) this.deps.catalog.wal.endGeneration(generation.id, `gap: ${reason}`);
+    this.#generation = undefined;
+    this.#pos = undefined;
+    this.#nextGeneration = { reason, isGap: true };
+    this.#progress.lastGap = { at: new Date().toISOString(), reason };
+    this.deps.log.warn({ generation: generation?.id ?? null, reason }, 'WAL archive: continuity lost; the generation ends here');
+  }
+
   /** Opens the connections and continues the open generation where it stopped, or begins one. */
   private async start(): Promise<void> {
     await this.openConnections();
+    const next = this.#nextGeneration;
+    if (next) {
+      await this.newGeneration(next.reason, next.isGap);
+      this.#nextGeneration = undefined;
+      return;
+    }
     const open = this.deps.catalog.wal.openGeneration();
     // A restore while no archiver ran (the CLI with the service down) replaced the database.
     const restoredAt = this.deps.catalog.lastRestoredAt();
@@ -265,7 +306,7 @@ export class WalArchiver {
     const ended = this.deps.catalog.wal.generations().length > 0;
     await this.newGeneration(
       open
-        ? 'the archiver was not running while the application wrote, and the WAL was reset meanwhile'
+        ? 'the archiver was not running, and the WAL it finds cannot prove that nothing was written and checkpointed meanwhile'
         : ended
           ? 'archiving started again after it was stopped'
           : 'archiving started',
@@ -289,9 +330,12 @@ export class WalArchiver {
           }
         : undefined;
     const ok = await this.atSyncPointSoon(async () => {
+      // Only positive proof continues a generation: a WAL that began empty, is gone, or has other
+      // salts may have been written, checkpointed and emptied while no archiver looked.
+      if (!expected) return false;
       const header = await this.readHeader();
-      if (!expected) return !header; // it began on an empty WAL and nothing was written since
       if (!header || header.salt1 !== expected.salt1 || header.salt2 !== expected.salt2) return false;
+      if ((await fileSize(this.walPath)) < expected.offset) return false;
       if (expected.offset === WAL_HEADER_SIZE) return true;
       // The frame before the position must end on the stored checksum: then the WAL still holds what was stored.
       const size = frameSize(expected.pageSize);
@@ -309,6 +353,7 @@ export class WalArchiver {
       }
     });
     if (!ok) return false;
+    this.#walId = await fileId(this.walPath);
     this.#generation = generation;
     this.#pos = expected;
     this.#safe = true;
@@ -326,6 +371,10 @@ export class WalArchiver {
    */
   private async newGeneration(reason: string, isGap: boolean): Promise<void> {
     if (!this.#reader) await this.openConnections();
+    // Nothing to keep continuous: waiting for the write lock with a read mark held would only keep
+    // an application's TRUNCATE or RESTART checkpoint (which holds that lock while it waits for
+    // readers) waiting on the archiver.
+    await this.#reader!.endRead();
     const previous = this.#generation;
     let start: WalPosition | undefined;
     let pageSize = 0;
@@ -334,6 +383,7 @@ export class WalArchiver {
       pageSize = Number(row?.page_size);
       const header = await this.readHeader();
       start = header ? (await this.committedEnd(startOf(header))).end : undefined;
+      this.#walId = await fileId(this.walPath);
       return true;
     });
     const generation = this.deps.catalog.wal.beginGeneration(reason, pageSize, start ?? null);
@@ -374,7 +424,8 @@ export class WalArchiver {
 
   /** Resolves with the time of the next sync point once what it read is stored. */
   private nextStoredSyncPoint(): Promise<string> {
-    return new Promise((resolve) => this.#syncWaiters.push(resolve));
+    const since = Date.now();
+    return new Promise((resolve) => this.#syncWaiters.push({ since, resolve }));
   }
 
   /** One interval's work: ship new commits, then a sync point (and a checkpoint when due). */
@@ -409,9 +460,13 @@ export class WalArchiver {
     if (point.held) {
       if (finishCheckpoint) this.#resetDue = false;
       if (point.value) await this.store(point.value);
-      const waiters = this.#syncWaiters.splice(0);
-      const at = new Date(this.#storedThrough).toISOString();
-      for (const resolve of waiters) resolve(at);
+      // A snapshot is covered by a sync point that began after it completed, from the moment its
+      // last segment was read: a target before that would replay frames older than the snapshot's
+      // pages over them, a state that never existed.
+      const covered = new Date(Math.max(this.#storedThrough, point.value?.readAt.getTime() ?? 0)).toISOString();
+      const due = this.#syncWaiters.filter((w) => w.since <= this.#storedThrough);
+      this.#syncWaiters = this.#syncWaiters.filter((w) => !due.includes(w));
+      for (const { resolve } of due) resolve(covered);
       this.#busySyncs = 0;
       if (this.checkpointDue()) await this.checkpoint();
     } else if (++this.#busySyncs >= BUSY_SYNCS_BEFORE_RELEASE) {
@@ -424,7 +479,6 @@ export class WalArchiver {
       this.#busySyncs = 0;
     }
     this.#progress.lastSyncAt = new Date().toISOString();
-    if (this.deps.config.mirrorUrl) await catchUpSegments(this.deps.config, this.deps.catalog, this.opts.signal).catch(() => 0);
   }
 
   /**
@@ -464,6 +518,22 @@ export class WalArchiver {
       await sleep(50, undefined, { signal: this.opts.signal });
     }
     throw new Error('the application kept the write lock for seconds; trying again');
+  }
+
+  /**
+   * The database file must be the one the connections opened, and the `-wal` file the one read
+   * last: while the archiver's connections are open no SQLite deletes it, so another one means the
+   * database was replaced, or the file removed by hand with frames in it never read.
+   */
+  private async checkIdentity(walHasHeader: boolean): Promise<void> {
+    const db = await fileId(this.deps.config.databasePath);
+    if (db !== this.#dbId)
+      throw new Gap(db ? 'the database file was replaced (another file at its path)' : 'the database file was deleted');
+    const wal = await fileId(this.walPath);
+    if (this.#walId && wal !== this.#walId && (walHasHeader || this.#pos)) {
+      throw new Gap(wal ? 'the -wal file was replaced by another file' : 'the -wal file was deleted');
+    }
+    if (wal) this.#walId = wal;
   }
 
   private async readHeader(): Promise<WalHeader | null> {
@@ -517,13 +587,27 @@ export class WalArchiver {
       (s) => s.size,
       () => 0,
     );
-    if (!header) return undefined; // empty: nothing written since the WAL was last reset or truncated
+    await this.checkIdentity(header !== null);
+    if (!header) {
+      // Empty: nothing written since the WAL was last emptied. With frames after the position
+      // still unread (or unknown), only a TRUNCATE checkpoint or a deleted file empties it.
+      if (this.#pos) throw new Gap('the -wal file was emptied (a TRUNCATE checkpoint, or deleted) after the last frames the archive holds');
+      return undefined;
+    }
     const generation = this.#generation!;
     if (header.pageSize !== generation.page_size) throw new Gap(`the page size changed from ${generation.page_size} to ${header.pageSize}`);
     if (!this.#pos || header.salt1 !== this.#pos.salt1 || header.salt2 !== this.#pos.salt2) {
-      // The WAL started afresh. Harmless when the read mark has been held since a sync point.
+      // The WAL started afresh. Harmless when the read mark has been held since a sync point, and
+      // only once: each restart adds one to salt-1, so other salts mean another file or more restarts.
       if (!this.#safe) throw new Gap('the WAL was reset by another connection while the archiver had let go of it');
+      if (this.#pos && header.salt1 !== restartSalt(this.#pos.salt1)) {
+        throw new Gap(
+          `the WAL's salts do not follow a single restart (salt-1 ${this.#pos.salt1} then ${header.salt1}): replaced, or restarted unseen`,
+        );
+      }
       this.#pos = startOf(header);
+    } else if ((await fileSize(this.walPath)) < this.#pos.offset) {
+      throw new Gap(`the -wal file shrank below the archive's position ${this.#pos.offset}`);
     }
     const from = this.#pos;
     const read = await this.committedEnd(from);
@@ -552,17 +636,8 @@ export class WalArchiver {
     this.#framesSinceCheckpoint += segment.frames;
     this.#progress.segments++;
     this.#progress.lagBytes = 0;
-    await this.mirror(segment);
-  }
-
-  private async mirror(segment: WalSegmentRow): Promise<void> {
-    if (!this.deps.config.mirrorUrl) return;
-    await mirrorSegment(this.deps.config, this.deps.catalog, segment, this.opts.signal).catch((err: unknown) =>
-      this.deps.log.warn(
-        { segment: segment.file_name, reason: messageOf(err) },
-        'WAL archive: copying a segment to the mirror failed; will retry',
-      ),
-    );
+    // Copying it to the mirror is the mirror loop's (segment-mirror.ts), beside this one: a bucket
+    // that hangs never holds up a sync.
   }
 
   private rolloverDue(generation: WalGenerationRow): boolean {
@@ -649,4 +724,19 @@ export function positionAfter(segment: WalSegmentRow): WalPosition {
     offset: segment.last_offset,
     checksum: [segment.end_checksum0, segment.end_checksum1],
   };
+}
+
+/** Device and inode: which file a path names now (undefined when nothing does). */
+async function fileId(file: string): Promise<string | undefined> {
+  return fs.stat(file).then(
+    (st) => `${st.dev}:${st.ino}`,
+    () => undefined,
+  );
+}
+
+async function fileSize(file: string): Promise<number> {
+  return fs.stat(file).then(
+    (st) => st.size,
+    () => 0,
+  );
 }

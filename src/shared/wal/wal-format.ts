@@ -92,6 +92,12 @@ export interface ScanResult {
 
 export const frameSize = (pageSize: number) => FRAME_HEADER_SIZE + pageSize;
 
+/**
+ * Salt-1 of the WAL after one restart of a WAL with `salt1`: SQLite adds one at every restart
+ * (walRestartHdr), so a header with any other salt-1 is another file or more than one restart.
+ */
+export const restartSalt = (salt1: number): number => (salt1 + 1) >>> 0;
+
 export const startOf = (header: WalHeader): WalPosition => ({
   salt1: header.salt1,
   salt2: header.salt2,

@@ -94,7 +94,9 @@ export class WalArchive {
           segment.first_offset === after.offset &&
           segment.start_checksum0 === after.c0 &&
           segment.start_checksum1 === after.c1) ||
-        (segment.first_offset === WAL_HEADER_BYTES && (segment.salt1 !== after.salt1 || segment.salt2 !== after.salt2));
+        // The top of a WAL restarted once: SQLite adds one to salt-1 at every restart, so any
+        // other salts are another file, or restarts whose frames were never archived.
+        (segment.first_offset === WAL_HEADER_BYTES && segment.salt1 === ((after.salt1 ?? 0) + 1) >>> 0);
       if (!generation || generation.ended_at !== null || !continues) {
         throw new Error(
           `WAL segment ${segment.file_name} does not continue generation ${segment.generation_id}` +
