@@ -5,6 +5,8 @@ import { archiverState } from './archiver-state.js';
 
 /** Lag beyond this many intervals makes archiving a problem (`/health` degraded, `wal.lagging`). */
 export const LAG_INTERVALS = 10;
+/** A generation this old without a covered snapshot makes archiving a problem: the window stops before it. */
+const SNAPSHOT_GRACE_MS = 5 * 60_000;
 
 export interface WalStatus {
   enabled: boolean;
@@ -41,6 +43,9 @@ export function walStatus(config: Config, catalog: Catalog, now = Date.now()): W
     else if (stale) problem = 'WAL archiving is on but no archiver is running: commits since the last archived one are not safe yet';
     else if (lagSeconds !== null && lagSeconds * 1_000 > LAG_INTERVALS * interval)
       problem = `WAL archiving lags ${lagSeconds} s behind the database (more than ${LAG_INTERVALS} intervals of ${interval} ms)`;
+    else if (open && open.snapshot_at === null && now - Date.parse(open.started_at) > SNAPSHOT_GRACE_MS)
+      // Its segments are stored, but nothing can be restored past the last generation until it has a snapshot.
+      problem = `the WAL archive's generation ${open.id} (begun ${open.started_at}: ${open.reason}) has no snapshot yet: moments since then cannot be restored`;
   }
   return {
     enabled: settings.walArchiveEnabled,
