@@ -3,8 +3,9 @@ import { currentSettings } from '../shared/catalog/settings.js';
 import { messageOf } from '../shared/domain/errors.js';
 import { QUEUE, defaultJobOptions, type BackupJobData, type WalJobData } from '../shared/jobs/queues.js';
 import { NotWalMode, WalArchiver, type ArchiverProgress } from '../shared/wal/archiver.js';
-import { archiverLeaseMs, holdArchiverLease, releaseArchiverLease } from '../shared/wal/archiver-job.js';
+import { archiverLeaseMs, keepArchiverLease, releaseArchiverLease } from '../shared/wal/archiver-job.js';
 import { recordArchiverState } from '../shared/wal/archiver-state.js';
+import { runSegmentMirror } from '../shared/wal/segment-mirror.js';
 import { waitForSnapshot } from '../shared/wal/snapshot.js';
 import { jobLogger, type WorkerContext } from './context.js';
 
@@ -12,7 +13,8 @@ import { jobLogger, type WorkerContext } from './context.js';
  * The WAL archiver as a job: it runs until archiving is turned off or the process stops. One job
  * id, so one archiver across every worker; a worker that dies leaves the job stalled, and another
  * takes it over once its lock expires. On shutdown it goes back to the queue at once for another
- * worker to pick up.
+ * worker to pick up. Beside it, and started and stopped with it, the loop that copies segments to
+ * the mirror (never inside a sync), and a timer that renews the archiver's lease.
  */
 export function walProcessor(ctx: WorkerContext) {
   const backupQueue = new Queue<BackupJobData>(QUEUE.backup, {
@@ -31,14 +33,21 @@ export function walProcessor(ctx: WorkerContext) {
     const watch = setInterval(() => {
       if (ctx.stopping) stop.abort();
     }, 100);
+    const running = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    const lease = keepArchiverLease(
+      catalog,
+      owner,
+      () => archiverLeaseMs(config, settings().walArchiveInterval),
+      () => log.warn('WAL archiving: another archiver took the lease; this one lets go of the database before its next sync'),
+    );
     const archiver = new WalArchiver(
       { config, catalog, log },
       {
         intervalMs: () => settings().walArchiveInterval,
-        signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+        signal: running,
         shouldStop: () => !settings().walArchiveEnabled,
         retentionMs: () => settings().walRetention,
-        lease: () => holdArchiverLease(catalog, owner, archiverLeaseMs(config, settings().walArchiveInterval)),
+        lease: () => lease.hold(),
         takeSnapshot: (generation, snapshotSignal) =>
           waitForSnapshot(
             catalog,
@@ -73,6 +82,18 @@ export function walProcessor(ctx: WorkerContext) {
         },
       },
     );
+    // Ends with the archiver, whatever ends it; only while this archiver holds the lease.
+    const mirrorStop = new AbortController();
+    const mirroring = config.mirrorUrl
+      ? runSegmentMirror(
+          { config, catalog, log },
+          {
+            intervalMs: () => settings().walArchiveInterval,
+            signal: AbortSignal.any([running, mirrorStop.signal]),
+            mayCopy: () => lease.held,
+          },
+        )
+      : undefined;
     try {
       await archiver.run();
     } catch (err) {
@@ -88,6 +109,9 @@ export function walProcessor(ctx: WorkerContext) {
       }
       throw err;
     } finally {
+      mirrorStop.abort();
+      await mirroring;
+      lease.stop();
       clearInterval(watch);
       releaseArchiverLease(catalog, owner);
     }

@@ -72,3 +72,57 @@ export function releaseArchiverLease(catalog: Catalog, owner: string): void {
     return current?.owner === owner ? null : (current ?? null);
   });
 }
+
+/** Holds the archiver's lease for one owner: `hold()` takes or renews it now, a timer renews it in between. */
+export interface ArchiverLeaseKeeper {
+  /** Takes or renews the lease now; false while another owner's lease runs. */
+  hold(): boolean;
+  /** What the last attempt (`hold()` or the timer) found. */
+  readonly held: boolean;
+  /** Stops the timer (the lease itself is let go with `releaseArchiverLease`). */
+  stop(): void;
+}
+
+/**
+ * Renews the lease every third of its length on a timer of its own, whatever the archiver's loop
+ * is doing: a slow step (a hung disk, a checkpoint waiting) never outlasts it while the process
+ * lives, as BullMQ renews the job's lock. It only renews a lease this owner holds, or takes one
+ * that ran out; an archiver whose renewal fails sees it at its next `hold()` and lets go of the
+ * database. `onLost` is called when a renewal finds another owner's lease.
+ */
+export function keepArchiverLease(catalog: Catalog, owner: string, ms: () => number, onLost?: () => void): ArchiverLeaseKeeper {
+  let held = false;
+  let timer: NodeJS.Timeout | undefined;
+  const renew = (): boolean => {
+    const was = held;
+    held = holdArchiverLease(catalog, owner, ms());
+    if (was && !held) onLost?.();
+    return held;
+  };
+  const schedule = () => {
+    timer = setTimeout(
+      () => {
+        // A catalog that is busy for a moment: the next tick, or the loop's own `hold()`, tries again.
+        try {
+          renew();
+        } catch {
+          /* kept as it was */
+        }
+        schedule();
+      },
+      Math.max(100, Math.floor(ms() / 3)),
+    );
+    timer.unref();
+  };
+  schedule();
+  return {
+    hold: renew,
+    get held() {
+      return held;
+    },
+    stop() {
+      clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}

@@ -65,9 +65,9 @@ export interface SegmentFrames {
 
 /**
  * Compresses (zstd) and, with a key, encrypts the frames into a temp file in `BACKUP_DIR/wal`,
- * fsyncs it, gives it its name and records it in the catalog; then copies it to the mirror when
- * one is configured (a copy that fails is recorded and made later by `catchUpSegments`).
- * Returns the row.
+ * fsyncs it, gives it its name and records it in the catalog. Returns the row. Copying it to the
+ * mirror is not done here: `catchUpSegments` does it beside the archiver (segment-mirror.ts), so
+ * that a bucket that hangs never holds up the local archive.
  */
 export async function storeSegment(config: Config, catalog: Catalog, frames: SegmentFrames): Promise<WalSegmentRow> {
   const { primary } = segmentStoresOf(config);
@@ -126,7 +126,7 @@ export async function storeSegment(config: Config, catalog: Catalog, frames: Seg
   }
 }
 
-/** Copies a stored segment to the mirror and records the outcome; never throws. */
+/** Copies a stored segment to the mirror and records the outcome; throws when the copy failed. */
 export async function mirrorSegment(config: Config, catalog: Catalog, segment: WalSegmentRow, signal?: AbortSignal): Promise<boolean> {
   const { primary, mirror } = segmentStoresOf(config);
   if (!mirror) return false;
@@ -140,16 +140,43 @@ export async function mirrorSegment(config: Config, catalog: Catalog, segment: W
   }
 }
 
-/** Copies the segments the mirror lacks (oldest first), stopping at the first failure. Returns how many were copied. */
-export async function catchUpSegments(config: Config, catalog: Catalog, signal?: AbortSignal): Promise<number> {
-  if (!segmentStoresOf(config).mirror) return 0;
-  let copied = 0;
-  for (const segment of catalog.wal.unmirrored(100)) {
-    signal?.throwIfAborted();
-    if (!(await mirrorSegment(config, catalog, segment, signal).catch(() => false))) break;
-    copied++;
+/** What one pass of `catchUpSegments` did. */
+export interface CatchUp {
+  copied: number;
+  /** Why the pass stopped before the end: the mirror failed (it is down, hangs or refuses). */
+  error?: string;
+  /** Segments whose own file is missing from `BACKUP_DIR/wal`: they cannot be copied (verification names them). */
+  missing: string[];
+  /** Whether segments may be left to copy (a batch's worth was taken, or the pass stopped early). */
+  more: boolean;
+}
+
+/**
+ * Copies the segments the catalog says the mirror lacks, oldest first, one at a time, and stops at
+ * the first failure of the mirror (the next pass tries again). A segment whose own file is gone is
+ * passed over rather than holding up the ones after it.
+ */
+export async function catchUpSegments(config: Config, catalog: Catalog, signal?: AbortSignal, batch = 1_000): Promise<CatchUp> {
+  const { primary, mirror } = segmentStoresOf(config);
+  const pass: CatchUp = { copied: 0, missing: [], more: false };
+  if (!mirror) return pass;
+  const segments = catalog.wal.unmirrored(batch);
+  for (const segment of segments) {
+    if (signal?.aborted) return { ...pass, more: true };
+    try {
+      await mirrorSegment(config, catalog, segment, signal);
+      pass.copied++;
+    } catch (err) {
+      if (signal?.aborted) return { ...pass, more: true };
+      const here = await fs.access(primary.localPath(segment.file_name)).then(
+        () => true,
+        () => false,
+      );
+      if (here) return { ...pass, error: messageOf(err), more: true };
+      pass.missing.push(segment.file_name);
+    }
   }
-  return copied;
+  return { ...pass, more: segments.length === batch && pass.copied > 0 };
 }
 
 /** Why a segment cannot be used, or its frames. */

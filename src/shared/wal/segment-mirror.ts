@@ -1,0 +1,65 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Catalog } from '../catalog/catalog.js';
+import { messageOf } from '../domain/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Config } from '../runtime/config.js';
+import { catchUpSegments } from './segment-store.js';
+
+/** After failed passes the wait doubles from one interval up to this. */
+const MAX_RETRY_MS = 30_000;
+
+export interface SegmentMirrorDeps {
+  config: Config;
+  catalog: Catalog;
+  log: Logger;
+}
+
+export interface SegmentMirrorOptions {
+  intervalMs: () => number;
+  /** Aborted to stop: the copy in flight is aborted with it. */
+  signal: AbortSignal;
+  /** Whether this process may copy now: it holds the archiver's lease, so no other copies the same segments. */
+  mayCopy?: () => boolean;
+}
+
+/**
+ * Copies to the mirror the segments the catalog says it lacks, beside the archiver's loop and never
+ * inside it: a bucket that hangs, refuses or is down never holds up a sync (each waits for
+ * BACKUP_MIRROR_TIMEOUT, a few times over), nor the archiver's lease. One loop, one segment at a
+ * time, so a segment is never being uploaded twice at once. After a failure it waits (one interval,
+ * doubling up to 30 s) and tries again, so it catches up on its own once the bucket is back; with
+ * nothing to copy it looks again every interval. Resolves once the signal is aborted.
+ */
+export async function runSegmentMirror({ config, catalog, log }: SegmentMirrorDeps, opts: SegmentMirrorOptions): Promise<void> {
+  const { signal } = opts;
+  let failures = 0;
+  const missing = new Set<string>();
+  while (!signal.aborted) {
+    let wait = opts.intervalMs();
+    if (opts.mayCopy?.() ?? true) {
+      const pass = await catchUpSegments(config, catalog, signal).catch((err: unknown) => ({
+        copied: 0,
+        error: messageOf(err),
+        missing: [],
+        more: true,
+      }));
+      if (signal.aborted) break;
+      for (const name of pass.missing.filter((n) => !missing.has(n))) {
+        missing.add(name);
+        log.error({ segment: name }, 'WAL archive: a recorded segment has no file in BACKUP_DIR/wal; it cannot be copied to the mirror');
+      }
+      if (pass.error !== undefined) {
+        // Once per outage: the catalog says what is still missing.
+        if (failures === 0)
+          log.warn({ reason: pass.error }, 'WAL archive: copying segments to the mirror failed; trying again until it answers');
+        failures++;
+        wait = Math.min(MAX_RETRY_MS, wait * 2 ** Math.min(failures - 1, 16));
+      } else {
+        if (failures > 0) log.info({ copied: pass.copied }, 'WAL archive: the mirror answers again');
+        failures = 0;
+        if (pass.more) continue;
+      }
+    }
+    await sleep(wait, undefined, { signal }).catch(() => undefined);
+  }
+}
