@@ -34,6 +34,12 @@ const PRUNE_EVERY_MS = 10 * 60_000;
 const WRITE_LOCK_WAIT_MS = 100;
 /** Syncs in a row that find the write lock taken before the read mark is let go anyway. */
 const BUSY_SYNCS_BEFORE_RELEASE = 2;
+/**
+ * How long the read mark is let go then: longer than the 100 ms a waiting SQLite busy handler
+ * sleeps between its tries, so that a checkpoint waiting for readers gets through rather than
+ * keeping the application's writers waiting until its busy timeout.
+ */
+const RELEASE_MS = 150;
 
 /** The archiver's state, for the board's progress and for `/health`. */
 export interface ArchiverProgress {
@@ -231,6 +237,8 @@ export class WalArchiver {
       this.#generation = undefined;
     }
     this.#pos = undefined;
+    // The restored database is the next generation's starting point, whatever gap came before it.
+    this.#nextGeneration = undefined;
     this.#afterRestore = true;
     await sleep(this.opts.intervalMs(), undefined, { signal: this.opts.signal }).catch(() => undefined);
   }
@@ -474,7 +482,7 @@ export class WalArchiver {
       // that waits for readers (TRUNCATE, RESTART). Let it through rather than stall its writers.
       await this.#reader!.endRead();
       this.#safe = false;
-      await sleep(50);
+      await sleep(RELEASE_MS);
       await this.#reader!.beginRead();
       this.#busySyncs = 0;
     }
