@@ -3,6 +3,7 @@
  * hit the service; then the archive settles, and restores to latest and to random moments of the
  * window are judged against the truth log. Every random choice comes from one seed.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { killAll } from '../helpers/processes.js';
 import { AppProcess, BUILDS, type Answer, type Build } from './app.js';
@@ -12,7 +13,7 @@ import { Monitor } from './monitor.js';
 import { nextStep, type Kind } from './plan.js';
 import { Rng } from './prng.js';
 import { Service } from './service.js';
-import { prepareDatabase, readTruth, type TruthLog } from './truth.js';
+import { inspect, prepareDatabase, readTruth, type TruthLog } from './truth.js';
 import type { Announcement, JudgeOptions, Target } from './verdict.js';
 
 export interface TortureOptions {
@@ -141,12 +142,14 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
           continue;
         }
         let answer: Answer;
+        const sentAt = Date.now();
         try {
           answer = await app.send(step);
         } catch (err) {
           // An application stuck or gone: a finding of its own (the archiver held it up), then go on.
           report.notes.push(`${kind}: ${(err as Error).message.slice(0, 300)}`);
           await app.kill();
+          logUnloggedCommit(service.databasePath, logFile, sentAt, build, n);
           continue;
         }
         if (!answer.ok) report.refused++;
@@ -306,6 +309,18 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       await service.stop();
     }
   }
+}
+
+/**
+ * An application killed in the middle of an operation may have committed without logging it: the
+ * state its database holds then goes into the log (its times: the operation's), so that a restore
+ * of it is not taken for a state that never existed.
+ */
+function logUnloggedCommit(databasePath: string, logFile: string, sentAt: number, build: Build, scenario: number): void {
+  const state = inspect(databasePath);
+  if (state.seq === null || state.digest === null || readTruth(logFile).bySeq.has(state.seq)) return;
+  const entry = { seq: state.seq, tb: sentAt, ta: Date.now(), d: state.digest, app: build, sc: scenario, op: 'tx', recovered: true };
+  fs.appendFileSync(logFile, `${JSON.stringify(entry)}\n`);
 }
 
 /** Waits for the first generation with its snapshot: before it there is nothing to restore. */
