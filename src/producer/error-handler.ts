@@ -25,6 +25,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   conflict: 409,
   lock_held: 409,
   lock_lost: 409,
+  restore_copying: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   database_missing: 422,

@@ -8,7 +8,7 @@ import type { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/observability/logger.js';
 import type { AlertSender } from '../shared/observability/alerts.js';
 import type { LockedRun, OperationDeps, Run } from '../shared/operations/run.js';
-import { cancelledError, isCancelled } from '../shared/jobs/cancel.js';
+import { cancelledError, isCancelled, type CancelGates } from '../shared/jobs/cancel.js';
 
 /** What every processor gets from the worker process. */
 export interface WorkerContext {
@@ -23,6 +23,11 @@ export interface WorkerContext {
   stopping: boolean;
   /** Alerts that are not a job's failure (a gap in the WAL archive); set once the worker's ops exist. */
   alerts?: AlertSender;
+  /**
+   * The cancel gate of every job running in this process (`ops.wrap` opens and closes them); made
+   * by the first job when the context was built without it.
+   */
+  gates?: CancelGates;
 }
 
 export function jobLogger(ctx: WorkerContext, job: Job): Logger {
@@ -37,7 +42,8 @@ export function operationDeps(ctx: WorkerContext, job: Job): OperationDeps {
 /** A job as an operation's run: progress goes to the job, notes to its log, a cancel to the operation. */
 export function jobRun(ctx: WorkerContext, job: Job, signal: AbortSignal | undefined, runId = String(job.id)): Run {
   const log = jobLogger(ctx, job);
-  return { runId, signal, report: { progress: (p) => job.updateProgress(p), note: (message) => log.warn(message) } };
+  const gate = ctx.gates?.get(job.queueName, String(job.id));
+  return { runId, signal, gate, report: { progress: (p) => job.updateProgress(p), note: (message) => log.warn(message) } };
 }
 
 /** Hands the job back to the delayed set without spending an attempt. */

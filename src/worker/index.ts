@@ -7,7 +7,7 @@ import { ensurePrivateDir } from '../shared/runtime/files.js';
 import { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/observability/logger.js';
 import { openCatalog } from '../shared/catalog/open.js';
-import { onCancelRequest } from '../shared/jobs/cancel.js';
+import { CancelGates, answerCancel, onCancelRequest } from '../shared/jobs/cancel.js';
 import { QUEUE, QUEUE_NAMES, type JobDataOf, type QueueName } from '../shared/jobs/registry.js';
 import type { WalJobData } from '../shared/jobs/job-data.js';
 import { currentSettings } from '../shared/catalog/settings.js';
@@ -36,7 +36,8 @@ export interface RunningWorker {
   reaper: Reaper;
   /**
    * Cancels a job this process runs: it stops at its next safe point and fails for good with
-   * `cancelled`. False when the job is not running here. Other processes reach it through
+   * `cancelled`. False when the job is not running here, or is past its point of no return (a
+   * restore copying into the live database), which refuses it. Other processes reach it through
    * `requestCancel` (`shared/jobs/cancel.ts`).
    */
   cancel(queue: string, jobId: string, reason?: string): boolean;
@@ -60,6 +61,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     log,
     workerId,
     stopping: false,
+    gates: new CancelGates(),
   };
   // A worker that dies stops renewing its job locks: after lockDuration another worker's stalled
   // check (every stalledInterval) puts the job back in the queue, once; a second stall fails it.
@@ -85,8 +87,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   const workers = QUEUE_NAMES.map(
     (name) => new Worker(name, ops.wrap(name, PROCESSORS[name](ctx) as JobProcessor<Job, unknown>), name === 'wal' ? walOpts : opts),
   );
-  const cancel = (queue: string, jobId: string, reason?: string) =>
-    workers.find((w) => w.name === queue)?.cancelJob(jobId, reason) ?? false;
+  const cancel = (queue: string, jobId: string, reason?: string) => ctx.gates?.cancel(queue, jobId, reason) === 'cancelled';
   for (const w of workers) {
     ops.watch(w);
     w.on('failed', (job, err) => {
@@ -98,8 +99,15 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
   await ops.start(workers.map((w) => w.name));
   const subscriber = redis.duplicate();
   subscriber.on('error', (err) => log.debug({ err }, 'cancel subscriber connection error'));
-  const stopListening = await onCancelRequest(subscriber, config.queuePrefix, ({ queue, jobId, reason }) => {
-    if (cancel(queue, jobId, reason)) log.warn({ queue, jobId, reason }, 'job cancelled on request');
+  const stopListening = await onCancelRequest(subscriber, config.queuePrefix, (request) => {
+    const { queue, jobId, reason } = request;
+    const answer = ctx.gates?.cancel(queue, jobId, reason);
+    if (!answer) return;
+    if (answer === 'cancelled') log.warn({ queue, jobId, reason }, 'job cancelled on request');
+    else log.warn({ queue, jobId, reason }, 'cancel refused: the job is past its point of no return (copying into the live database)');
+    answerCancel(redis, config.queuePrefix, request, answer).catch((err: unknown) =>
+      log.debug({ err }, 'could not answer a cancel request'),
+    );
   });
   const reaper = new Reaper(ctx);
   reaper.start();

@@ -15,7 +15,7 @@ import {
   type VerifyJobData,
 } from '../shared/jobs/queues.js';
 import { QUEUE_REGISTRY, isQueueName, type QueueDefinition } from '../shared/jobs/registry.js';
-import { isCancelled } from '../shared/jobs/cancel.js';
+import { CancelGates, isCancelled } from '../shared/jobs/cancel.js';
 import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/jobs/scheduler.js';
 import { currentSettings } from '../shared/catalog/settings.js';
 import { takeUnannouncedOutage } from '../shared/storage/mirror.js';
@@ -173,15 +173,21 @@ export function createWorkerOps(ctx: WorkerContext) {
     metrics,
     alerts,
 
-    /** The processor with metrics around it (and, for its queue, the follow-ups above). */
+    /**
+     * The processor with metrics around it (and, for its queue, the follow-ups above). Its signal is
+     * its job's cancel gate's (`ctx.gates`), which a cancel request reaches and which refuses it
+     * once the job has passed its point of no return.
+     */
     wrap<J extends Job, R>(queue: QueueName, processor: JobProcessor<J, R>): JobProcessor<J, R> {
       return async (job, token, signal) => {
         if (queue === QUEUE.verify && job.name === VERIFY_SWEEP_JOB) return (await sweep(job)) as R;
         const started = performance.now();
         const seconds = () => (performance.now() - started) / 1_000;
         let result: R;
+        const gates = (ctx.gates ??= new CancelGates());
+        const gate = gates.open(queue, String(job.id), signal);
         try {
-          result = await processor(job, token, signal);
+          result = await processor(job, token, gate.signal);
         } catch (err) {
           // Handed back to wait is no failure; only the database lock's wait is counted.
           if (!isDelayed(err)) record(queue, job, 'failed', undefined, seconds());
@@ -197,6 +203,8 @@ export function createWorkerOps(ctx: WorkerContext) {
             });
           }
           throw err;
+        } finally {
+          gates.close(queue, String(job.id), gate);
         }
         record(queue, job, 'completed', result, seconds());
         if (queue === QUEUE.backup) {

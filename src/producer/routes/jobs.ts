@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Job, Queue } from 'bullmq';
 import { AppError, badRequest, notFound } from '../../shared/domain/errors.js';
-import { requestCancel } from '../../shared/jobs/cancel.js';
+import { askToCancel } from '../../shared/jobs/cancel.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody } from '../validate.js';
 
@@ -17,10 +17,17 @@ const cancelBody = z.object({ reason: z.string().min(1).max(200).optional() }).s
 const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
 /**
+ * How long a cancel waits for the worker running the job to say whether it took it; without an
+ * answer by then (no process runs it any more), the request stands as asked, as a 202.
+ */
+const ANSWER_WAIT_MS = 2_000;
+
+/**
  * `GET /api/jobs/:id`: where a queued backup, verify or restore job stands.
  * `POST /api/jobs/:id/cancel`: takes a job that has not started off its queue, or asks the worker
  * running it to stop at its next safe point (a backup not yet published, a restore not yet copied);
- * the job then fails with `cancelled: <reason>`, without retry or alert.
+ * the job then fails with `cancelled: <reason>`, without retry or alert. A restore whose copy into
+ * the live database has begun refuses it (409 `restore_copying`) and finishes.
  */
 export function jobsRouter({ queues, redis, config }: ProducerDeps): Router {
   const router = Router();
@@ -53,7 +60,14 @@ export function jobsRouter({ queues, redis, config }: ProducerDeps): Router {
         return;
       }
     }
-    const heardBy = await requestCancel(redis, config.queuePrefix, { queue: queue.name, jobId: id, reason });
+    const { heardBy, answer } = await askToCancel(redis, config.queuePrefix, { queue: queue.name, jobId: id, reason }, ANSWER_WAIT_MS);
+    if (answer === 'refused') {
+      throw new AppError(
+        'restore_copying',
+        `job ${id} is copying the backup into the live database and can no longer be cancelled: it will finish, or roll back to its safety backup; follow it at /api/jobs/${id}`,
+        true,
+      );
+    }
     res.status(202).json({
       success: true,
       message: `asked the worker running job ${id} to stop at its next safe point; follow it at /api/jobs/${id}`,

@@ -44,6 +44,8 @@ export const ERROR_CODES = [
   'restore_failed',
   'restore_rolled_back',
   'rollback_failed',
+  // A cancel refused: the restore is copying into the live database, which it then finishes.
+  'restore_copying',
   // Encryption keys and encrypted files.
   'key_file_unreadable',
   'key_file_invalid',

@@ -72,6 +72,7 @@ export async function restoreLatest(deps: OperationDeps, run: LockedRun & { at?:
         lock: lock.guard,
         onProgress: run.report.progress,
         signal: run.signal,
+        gate: run.gate,
         prepare: async () => {
           replayed = await replayGeneration(config, catalog, generation, run.at);
           return replayed.copy;

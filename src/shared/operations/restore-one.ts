@@ -24,6 +24,7 @@ export function restoreLocked(deps: OperationDeps, run: LockedRun, backupId: num
       lock: lock.guard,
       onProgress: run.report.progress,
       signal: run.signal,
+      gate: run.gate,
     },
   );
 }

@@ -4,7 +4,7 @@ import type { DatabaseLock } from '../locking/lock.js';
 import type { Logger } from '../observability/logger.js';
 import type { Config } from '../runtime/config.js';
 import { removeAbandonedBackupTemps } from '../runtime/files.js';
-import { throwIfCancelled } from '../jobs/cancel.js';
+import { throwIfCancelled, type CancelGate } from '../jobs/cancel.js';
 
 /** What every operation works with, whoever calls it: a worker process or a CLI run. */
 export interface OperationDeps {
@@ -32,6 +32,8 @@ export interface Run {
   report: Reporter;
   /** Aborted when the run is cancelled (a job's cancel): the operation stops at its next safe point. */
   signal?: AbortSignal;
+  /** Decides the run's cancel against its point of no return (a restore's copy), which refuses it once passed. */
+  gate?: CancelGate;
 }
 
 /** A run that changes the database, and so needs its lock. */

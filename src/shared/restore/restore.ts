@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { DamagedDatabase, createBackup, type BackupContext } from '../backup/backup.js';
 import type { BackupRow, RestoreRow } from '../catalog/catalog.js';
 import { safetyJobId } from '../jobs/job-ids.js';
@@ -6,7 +7,7 @@ import { AppError, messageOf, notFound, permanentFailure } from '../domain/error
 import { LockLostError, type LockGuard } from '../locking/lock.js';
 import { BACKUP_LEASE_MS } from '../locking/lease.js';
 import { copyIntoLive, describeDatabase } from '../sqlite/sqlite-ops.js';
-import { cancelledError, isCancelled, throwIfCancelled } from '../jobs/cancel.js';
+import { CancelGate, cancelledError, isCancelled, throwIfCancelled } from '../jobs/cancel.js';
 import { removeQuietly } from '../runtime/files.js';
 import { readableCopy, restoreCheckMode, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
 
@@ -17,10 +18,16 @@ export interface RestoreRequest {
   lock: LockGuard;
   onProgress?: (percent: number) => Promise<void> | void;
   /**
-   * Aborted when the job is cancelled: honoured until the copy into the live database commits,
-   * which leaves the live database as it was; a committed copy is checked and recorded as usual.
+   * Aborted when the job is cancelled: honoured until the copy into the live database begins
+   * writing, which leaves the live database as it was; a copy that has begun runs to its end and
+   * is checked and recorded as usual.
    */
   signal?: AbortSignal;
+  /**
+   * Where the run's cancel is decided (the worker's per-job gate): the copy commits it right before
+   * its first write, and from then on a cancel is refused. Without one, the restore has its own.
+   */
+  gate?: CancelGate;
   /**
    * Builds the database to copy in instead of taking the backup as it is (a replay of the WAL
    * archive onto it): it must hand back a copy it has fully checked.
@@ -44,6 +51,7 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
   const progress = async (p: number) => {
     await req.onProgress?.(p);
   };
+  const gate = req.gate ?? new CancelGate();
   let row = catalog.beginRestore(req.jobId, req.backupId);
   if (row.status === 'completed' || row.status === 'rolled_back') {
     log.info({ restoreId: row.id }, 'restore already finished by an earlier run of this job');
@@ -51,7 +59,9 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
   }
   if (row.restored_at) {
     // An earlier run copied the backup in and died before recording the end: copying again would
-    // throw away whatever the application wrote since, so only check and record.
+    // throw away whatever the application wrote since, so only check and record. A cancel cannot
+    // undo that copy: it is refused.
+    gate.commit();
     return finish(ctx, row.id, []);
   }
   row = catalog.updateRestore(row.id, { status: 'in_progress', error_message: null });
@@ -177,21 +187,26 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
     try {
       throwIfCancelled(req.signal);
       await progress(25);
-      if (liveUnreadable) damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
+      if (liveUnreadable) {
+        // Moving the live database aside is this restore's point of no return: the application
+        // must find a database again, so from here a cancel is refused.
+        if (!gate.commit()) throwIfCancelled(req.signal);
+        damagedAside = await setDamagedAside(ctx, req.lock, config.databasePath);
+      }
       if (damagedAside) catalog.updateRestore(row.id, { error_message: `${DAMAGED_NOTE} moved to ${damagedAside}` });
       if (damagedCopy) catalog.updateRestore(row.id, { error_message: `${DAMAGED_NOTE} copied to ${damagedCopy}` });
       await progress(60);
 
       // A live database already moved aside is no longer there to leave untouched: the restore
-      // goes on, so the application finds a database again.
+      // goes on, so the application finds a database again (its gate is committed: a cancel is refused).
       const cancel = damagedAside ? undefined : req.signal;
       throwIfCancelled(cancel);
       await req.lock.assertHeld();
       let problems: string[];
       let copiedMs: number;
       try {
-        // The thread checks the fence again right before it writes, and is stopped if the lock is
-        // lost or the job cancelled before the copy commits.
+        // The thread checks the fence again right before it writes, then commits the gate; it is
+        // stopped if the lock is lost or the job cancelled before that, and runs to its end after.
         //
         // Afterwards the live database gets quick_check, not a second integrity_check. The source
         // passed its checksum in this very restore, and integrity_check in it or, for the same
@@ -202,24 +217,26 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
         // write, a page left behind in the WAL's checkpoint, a failing disk) breaks the page
         // structure, and quick_check reads every page of every b-tree and the freelist to find
         // that. On 1 GiB this is about 2 s instead of about 8 s of a restore's downtime budget.
-        ({ problems, copiedMs } = await copyIntoLive(
-          source.path,
-          config.databasePath,
-          config.restoreBusyTimeout,
-          'quick',
-          copyGuard(ctx, req.lock, cancel),
-        ));
+        ({ problems, copiedMs } = await copyIntoLive(source.path, config.databasePath, config.restoreBusyTimeout, 'quick', {
+          ...copyGuard(ctx, req.lock, cancel, gate),
+          onCopied: () => catalog.updateRestore(row.id, { restored_at: now() }),
+        }));
       } catch (err) {
-        if (err instanceof LockLostError) throw err;
-        if (cancel?.aborted) throw cancelledError(cancel);
-        // A busy live database refuses the one-step copy before it writes a page: nothing changed.
+        // Stopped before its first write (a lost lock, a cancel): the live database is as it was.
+        if (!gate.committed) {
+          if (err instanceof LockLostError) throw err;
+          if (cancel?.aborted) throw cancelledError(cancel);
+        }
+        // A busy live database refuses the one-step copy before it writes a page, or undoes it
+        // uncommitted: nothing changed.
         if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
-          catalog.updateRestore(row.id, { status: 'failed', error_message: messageOf(err) });
-          throw err;
+          const failure = Object.assign(err as Error, { message: messageOf(err) + safetyNote(ctx, row.id) });
+          catalog.updateRestore(row.id, { status: 'failed', error_message: failure.message });
+          throw failure;
         }
         return rollBack(ctx, req.lock, row.id, `copy failed: ${messageOf(err)}`);
       }
-      catalog.updateRestore(row.id, { restored_at: now() });
+      if (!catalog.getRestore(row.id)?.restored_at) catalog.updateRestore(row.id, { restored_at: now() });
       log.info(
         { restoreId: row.id, checksMs: checkedAt - startedAt, copyMs: Date.now() - checkedAt, copiedMs },
         'backup copied in and checked',
@@ -231,42 +248,62 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
       await source.release();
     }
   } catch (err) {
-    if (err instanceof LockLostError) throw lockLost(ctx, row.id, err);
-    if (isCancelled(err)) throw cancelled(ctx, row.id, err as Error);
+    if (err instanceof LockLostError) throw lockLost(ctx, row.id, err, gate);
+    if (isCancelled(err)) throw cancelled(ctx, row.id, err as Error, gate);
     throw err;
   } finally {
     catalog.unlease(backup.id, holder);
   }
 }
 
-const copyGuard = (ctx: BackupContext, lock: LockGuard, cancel?: AbortSignal) => ({
+const copyGuard = (ctx: BackupContext, lock: LockGuard, cancel?: AbortSignal, gate?: CancelGate) => ({
   catalogPath: ctx.config.catalogPath,
   fence: lock.fence,
   signal: cancel && lock.signal ? AbortSignal.any([lock.signal, cancel]) : (cancel ?? lock.signal),
+  ...(gate ? { gate } : {}),
 });
 
-/** Cancelled before the copy committed: the live database was not changed by this restore. */
-function cancelled(ctx: BackupContext, restoreId: number, err: Error): Error {
+/**
+ * Where the way back is, for the reason of a restore that failed after its safety backup: the
+ * operator restores that backup to return to the database as it was before this restore.
+ */
+function safetyNote(ctx: BackupContext, restoreId: number): string {
+  const id = ctx.catalog.getRestore(restoreId)?.safety_backup_id;
+  const safety = id ? ctx.catalog.getBackup(id) : undefined;
+  return safety ? `; safety backup ${safety.id} (${path.basename(safety.file_path)}) holds the database as it was before this restore` : '';
+}
+
+/**
+ * What the live database is after a restore stopped by a cancel or a lost lock: unchanged while the
+ * copy had not begun, which is the only way these are reached (once it has begun, the copy runs to
+ * its end and is checked, or rolled back); said with care should that ever not hold.
+ */
+const liveAfter = (gate: CancelGate) =>
+  gate.committed ? 'the live database may have been changed by this restore' : 'the live database was not changed by this restore';
+
+/** Cancelled before the copy began: the live database was not changed by this restore. */
+function cancelled(ctx: BackupContext, restoreId: number, err: Error, gate: CancelGate): Error {
   const note = ctx.catalog.getRestore(restoreId)?.error_message;
   const failure = Object.assign(err, {
-    message: `${err.message}; the live database was not changed by this restore` + (note ? `; ${note}` : ''),
+    message: `${err.message}; ${liveAfter(gate)}` + (note ? `; ${note}` : '') + safetyNote(ctx, restoreId),
   });
   ctx.catalog.failRestoreInProgress(restoreId, failure.message);
   return failure;
 }
 
 /**
- * The lock was lost before the copy committed (this holder was paused past it, or its Redis or
+ * The lock was lost before the copy began (this holder was paused past it, or its Redis or
  * file lock was taken over): the live database was not changed by this restore, and someone else
  * may have changed it since. Not worth a retry: replaying the restore later could undo their
  * work; whoever still wants it starts it again.
  */
-function lockLost(ctx: BackupContext, restoreId: number, err: LockLostError): Error {
+function lockLost(ctx: BackupContext, restoreId: number, err: LockLostError, gate: CancelGate): Error {
   const note = ctx.catalog.getRestore(restoreId)?.error_message;
   const failure = permanentFailure(
     'lock_lost',
-    `lock lost: ${err.message}; the live database was not changed by this restore, which is not retried (start it again if it is still wanted)` +
-      (note ? `; ${note}` : ''),
+    `lock lost: ${err.message}; ${liveAfter(gate)}, which is not retried (start it again if it is still wanted)` +
+      (note ? `; ${note}` : '') +
+      safetyNote(ctx, restoreId),
   );
   // Only while in progress: a rerun of this job on another worker (this one stalled past
   // JOB_LOCK_DURATION) may own the row by now, and may have finished it.
@@ -298,7 +335,10 @@ async function setDamagedAside(ctx: BackupContext, lock: LockGuard, live: string
   return aside;
 }
 
+/** Records the failure, with where the safety backup is when one was taken; the error thrown says so too. */
 function fail(ctx: BackupContext, restoreId: number, err: Error): Error {
+  const note = safetyNote(ctx, restoreId);
+  if (note && !err.message.includes(note)) err.message += note;
   ctx.catalog.updateRestore(restoreId, { status: 'failed', completed_at: now(), error_message: err.message });
   return err;
 }

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { GATE, CancelGate } from '../jobs/cancel.js';
 import { LockLostError } from '../locking/lock.js';
 
 export type ThreadRequest =
@@ -25,6 +26,8 @@ export type ThreadRequest =
       timeoutMs: number;
       /** The holder's fencing value, compared with the catalog's in the thread right before the copy writes. */
       fence?: { catalogPath: string; value: number };
+      /** A `CancelGate`'s cell and states: the thread commits it right before its first write, unless stopped. */
+      gate: { cell: Int32Array } & typeof GATE;
     };
 
 export interface SqliteInfo {
@@ -64,12 +67,18 @@ type ThreadMessage<R> =
 
 /**
  * Runs one request in a thread of its own. When `signal` aborts (the lock the work runs under is
- * lost, or the job is cancelled), the thread is terminated and the promise rejects with the signal's reason; a restore
- * that has already committed its copy is left to finish, so its outcome is known.
+ * lost, or the job is cancelled), the thread is terminated and the promise rejects with the signal's reason.
+ * A restore whose copy has begun writing (its gate committed) is left to finish, so its outcome is
+ * known: the copy is one SQLite step, which terminating the thread would not stop but only hide.
+ * A restore stopped before that rejects once its thread has exited, holding no lock on the live
+ * database any more.
  */
 function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: AbortSignal, onReady?: () => void): Promise<R> {
+  const gate = request.op === 'restore' ? request.gate.cell : undefined;
+  /** Whether an abort is still honoured; for a restore, also closes its gate to the copy. */
+  const stoppable = () => !gate || Atomics.compareExchange(gate, 0, GATE.open, GATE.stopped) !== GATE.committed;
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
+    if (signal?.aborted && stoppable()) {
       reject(signal.reason as Error);
       return;
     }
@@ -78,6 +87,7 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
     const worker = new Worker(threadUrl, { workerData: request, execArgv: [] });
     let settled = false;
     let copied = false;
+    let stopped = false;
     const settle = (fn: () => void) => {
       if (settled) return;
       settled = true;
@@ -85,12 +95,19 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
       fn();
     };
     const onAbort = () => {
-      if (copied) return;
+      if (copied || !stoppable()) return;
+      if (gate) {
+        // Settled on the thread's exit: whatever it answers meanwhile, it has written nothing.
+        stopped = true;
+        void worker.terminate();
+        return;
+      }
       settle(() => reject(signal!.reason as Error));
       void worker.terminate();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.on('message', (msg: ThreadMessage<R>) => {
+      if (stopped) return;
       if ('ready' in msg) {
         if (!settled) onReady?.();
         return;
@@ -108,7 +125,9 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
       void worker.terminate();
     });
     worker.once('error', (err) => settle(() => reject(err)));
-    worker.once('exit', (code) => settle(() => reject(new Error(`SQLite thread exited with code ${code} before answering`))));
+    worker.once('exit', (code) =>
+      settle(() => reject(stopped ? (signal!.reason as Error) : new Error(`SQLite thread exited with code ${code} before answering`))),
+    );
   });
 }
 
@@ -141,8 +160,15 @@ export interface CopyGuard {
   catalogPath: string;
   /** The holder's fencing value: the copy is refused when the catalog's has moved on. */
   fence?: number;
-  /** Aborted when the lock is lost: a copy that has not committed yet is stopped. */
+  /** Aborted when the lock is lost or the run cancelled: a copy that has not begun writing is stopped. */
   signal?: AbortSignal;
+  /**
+   * The run's gate (`CancelGate`): the copy commits it right before its first write, after which
+   * a cancel is refused and an abort no longer stops the copy. Without one, the copy has its own.
+   */
+  gate?: CancelGate;
+  /** Called once the copy has committed, before its check: the live database holds the backup from then on. */
+  onCopied?: () => void;
 }
 
 /**
@@ -152,8 +178,9 @@ export interface CopyGuard {
  * `quick_check`, and how long the copy took until it committed. The check starts as soon as the copy has committed, in a thread of its own on the
  * other core, while the copy's thread checkpoints the WAL it wrote into the file: the check reads
  * the restored pages from the WAL or the file, whichever holds them, so the two overlap. With
- * `guard`, a lock lost before the copy commits rejects with LockLostError and leaves the live
- * database as it was.
+ * `guard`, a lock lost (or a cancel) before the copy begins writing rejects with LockLostError
+ * (or the signal's reason) and leaves the live database as it was; once `guard.gate` is committed,
+ * the copy runs to its end and this resolves or rejects with how it ended.
  */
 export async function copyIntoLive(
   source: string,
@@ -167,8 +194,15 @@ export async function copyIntoLive(
   let checked: Promise<string[]> | undefined;
   const startCheck = () => {
     copiedMs = Date.now() - started;
+    try {
+      guard?.onCopied?.();
+    } catch {
+      // Called from the thread's message: a throw here would end the process. The caller records
+      // the copy again once this returns.
+    }
     return (checked = integrityProblems(destination, check, timeoutMs));
   };
+  const gate = guard?.gate ?? new CancelGate();
   try {
     await runInThread<Extract<ThreadResult, { op: 'restore' }>>(
       {
@@ -177,6 +211,7 @@ export async function copyIntoLive(
         destination,
         timeoutMs,
         ...(guard?.fence !== undefined ? { fence: { catalogPath: guard.catalogPath, value: guard.fence } } : {}),
+        gate: { cell: gate.cell, ...GATE },
       },
       guard?.signal,
       startCheck,

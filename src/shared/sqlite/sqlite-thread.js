@@ -359,9 +359,18 @@ async function run(req) {
       return { op: 'describe', ...describe(req.file) };
     case 'restore': {
       const fence = req.fence ? fenceCheck(req.fence) : undefined;
+      const { gate } = req;
+      const beforeWrite = () => {
+        fence?.check();
+        // The point of no return, decided atomically against a cancel or a lost lock on the main
+        // thread: from here the copy runs to its end and they are refused.
+        if (Atomics.compareExchange(gate.cell, 0, gate.open, gate.committed) === gate.stopped) {
+          throw Object.assign(new Error('stopped before the copy wrote its first page'), { code: 'STOPPED' });
+        }
+      };
       try {
         fence?.check();
-        await copy(req.source, req.destination, Date.now() + req.timeoutMs, fence?.check);
+        await copy(req.source, req.destination, Date.now() + req.timeoutMs, beforeWrite);
       } finally {
         fence?.close();
       }
