@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
+import Database from 'better-sqlite3';
 import { failWhenTaken, tryAcquireDatabaseLock } from '../src/shared/locking/acquire.js';
 import { backupNow } from '../src/shared/operations/backup-now.js';
 import { restoreLatestValid } from '../src/shared/operations/restore-latest-valid.js';
+import { restoreOne } from '../src/shared/operations/restore-one.js';
 import type { LockedRun, OperationDeps } from '../src/shared/operations/run.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
 import { testLogger } from './helpers/log.js';
@@ -71,5 +73,58 @@ describe('restore the newest valid backup, as an operation', () => {
     } finally {
       await other.release();
     }
+  });
+});
+
+describe('restore across a change of the page size by the application', () => {
+  /** What the application does to change it: out of WAL mode, the new size, VACUUM, back to WAL. */
+  function changePageSize(file: string, size: number): void {
+    const db = new Database(file);
+    try {
+      db.pragma('journal_mode = DELETE');
+      db.pragma(`page_size = ${size}`);
+      db.exec('VACUUM');
+      db.pragma('journal_mode = WAL');
+    } finally {
+      db.close();
+    }
+  }
+  const live = () => box.config.databasePath;
+  const pragma = (name: string) => query<Record<string, string | number>>(live(), `PRAGMA ${name}`)[name];
+
+  it('with the application connected: refused with page_size_mismatch before anything is written; the live database stays as it was, in WAL mode', async () => {
+    writeMarker(live(), 'old page size');
+    const backup = (await backupNow(deps, { ...run('ps-backup-1'), type: 'manual' })).row;
+    changePageSize(live(), 8192);
+    writeMarker(live(), 'new page size');
+    const app = new Database(live());
+    try {
+      app.prepare('SELECT count(*) FROM marker').get();
+      await expect(restoreOne(deps, { ...run('ps-restore-1'), backupId: backup.id })).rejects.toMatchObject({
+        code: 'page_size_mismatch',
+        message: expect.stringMatching(/page size 4096 differs from the live database's 8192.*stop the application.*safety backup \d+/),
+      });
+    } finally {
+      app.close();
+    }
+    expect(marker()).toBe('new page size');
+    expect(pragma('page_size')).toBe(8192);
+    expect(pragma('journal_mode')).toBe('wal');
+    expect(catalog.getRestoreByJob('ps-restore-1')).toMatchObject({ status: 'failed', restored_at: null });
+  });
+
+  it("with the application stopped: restored at the backup's page size, back in WAL mode, with the backup's content", async () => {
+    writeMarker(live(), 'old page size again');
+    const again = (await backupNow(deps, { ...run('ps-backup-2'), type: 'manual' })).row;
+    const backedUpAt = pragma('page_size');
+    changePageSize(live(), 16384);
+    writeMarker(live(), 'newest');
+    const outcome = await restoreOne(deps, { ...run('ps-restore-2'), backupId: again.id });
+    expect(outcome.row.status).toBe('completed');
+    expect(marker()).toBe('old page size again');
+    expect(backedUpAt).toBe(8192);
+    expect(pragma('page_size')).toBe(backedUpAt);
+    expect(pragma('journal_mode')).toBe('wal');
+    expect(pragma('integrity_check')).toBe('ok');
   });
 });

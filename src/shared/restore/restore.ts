@@ -116,26 +116,9 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
         () => false,
       );
       const liveInfo = liveExists ? await describeDatabase(config.databasePath).catch(unlessDamaged) : undefined;
-      ready = verified.then(async (copy) => {
-        try {
-          const backupInfo = await describeDatabase(copy.path);
-          if (liveInfo?.journalMode === 'wal' && liveInfo.pageSize !== backupInfo.pageSize) {
-            throw fail(
-              ctx,
-              row.id,
-              permanentFailure(
-                'page_size_mismatch',
-                `backup page size ${backupInfo.pageSize} differs from the live WAL database's ${liveInfo.pageSize}`,
-              ),
-            );
-          }
-          return copy;
-        } catch (err) {
-          await copy.release();
-          throw err;
-        }
-      });
-      ready.catch(() => undefined);
+      // A backup with another page size than a WAL live database is copied in rollback mode, which
+      // needs the application's connections closed; the copy's thread says so before it writes.
+      ready = verified;
       if (liveExists && !liveInfo) {
         liveUnreadable = true;
         liveExists = false;
@@ -211,7 +194,8 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
         // Afterwards the live database gets quick_check, not a second integrity_check. The source
         // passed its checksum in this very restore, and integrity_check in it or, for the same
         // bytes, before (or was fully checked by `prepare`), and SQLite's backup API writes its
-        // pages unchanged (same page size, refused above otherwise). What integrity_check adds
+        // pages unchanged (at the source's page size, the live database taken to rollback mode for
+        // a different one). What integrity_check adds
         // over quick_check is comparing every index entry with its table row, which depends only
         // on page contents the copy does not change and which were proven. What the copy itself can break (a short or lost
         // write, a page left behind in the WAL's checkpoint, a failing disk) breaks the page
@@ -226,6 +210,9 @@ export async function restoreBackup(ctx: BackupContext, req: RestoreRequest): Pr
         if (!gate.committed) {
           if (err instanceof LockLostError) throw err;
           if (cancel?.aborted) throw cancelledError(cancel);
+        }
+        if ((err as { code?: string }).code === 'PAGE_SIZE_MISMATCH') {
+          throw fail(ctx, row.id, permanentFailure('page_size_mismatch', messageOf(err) + safetyNote(ctx, row.id)));
         }
         // A busy live database refuses the one-step copy before it writes a page, or undoes it
         // uncommitted: nothing changed.

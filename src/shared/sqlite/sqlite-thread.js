@@ -60,6 +60,52 @@ async function copy(source, destination, deadline, beforeWrite) {
   }
 }
 
+/**
+ * SQLite's backup API cannot change the page size of a database in WAL mode. When the source's
+ * page size differs from a WAL destination's (the application changed it since the backup), the
+ * destination is put in rollback-journal mode for the copy, which SQLite allows only with no other
+ * connection open: with the application running this throws PAGE_SIZE_MISMATCH, before anything
+ * is written. Returns whether it switched (the caller switches back to WAL).
+ * @param {string} source @param {string} destination @returns {boolean}
+ */
+function rollbackModeForPageSize(source, destination) {
+  if (!fs.existsSync(destination)) return false;
+  const pageSize = describe(source).pageSize;
+  const dest = new Database(destination, { fileMustExist: true });
+  try {
+    if (String(dest.pragma('journal_mode', { simple: true })) !== 'wal') return false;
+    const livePageSize = Number(dest.pragma('page_size', { simple: true }));
+    if (livePageSize === pageSize) return false;
+    let mode = 'wal';
+    try {
+      mode = String(dest.pragma('journal_mode = DELETE', { simple: true }));
+    } catch {
+      // Busy: another connection (the application) has it open.
+    }
+    if (mode !== 'delete') {
+      throw Object.assign(
+        new Error(
+          `the backup's page size ${pageSize} differs from the live database's ${livePageSize}: SQLite changes the page size of a WAL database only with no other connection open; stop the application and restore again, or restore to a file (--output) and swap it in`,
+        ),
+        { code: 'PAGE_SIZE_MISMATCH' },
+      );
+    }
+    return true;
+  } finally {
+    dest.close();
+  }
+}
+
+/** @param {string} file */
+function backToWal(file) {
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    db.pragma('journal_mode = WAL');
+  } finally {
+    db.close();
+  }
+}
+
 /** The byte offsets of the file format's write and read versions: 2 for WAL, 1 for a rollback journal. */
 const WRITE_VERSION = 18;
 
@@ -368,11 +414,17 @@ async function run(req) {
           throw Object.assign(new Error('stopped before the copy wrote its first page'), { code: 'STOPPED' });
         }
       };
+      let switched = false;
+      let copied = false;
       try {
         fence?.check();
+        switched = rollbackModeForPageSize(req.source, req.destination);
         await copy(req.source, req.destination, Date.now() + req.timeoutMs, beforeWrite);
+        copied = true;
       } finally {
         fence?.close();
+        // Not copied: the live database goes back to WAL mode, as it was.
+        if (switched && !copied) backToWal(req.destination);
       }
       // From here the live database holds the backup: stopping the thread would only hide that.
       // The caller's check of it starts now, beside the checkpoint.
@@ -380,8 +432,10 @@ async function run(req) {
       const live = new Database(req.destination, { fileMustExist: true });
       try {
         live.pragma(`busy_timeout = ${req.timeoutMs}`);
+        // Copied in rollback mode for a new page size: back to WAL mode, as the application had it.
+        if (switched) live.pragma('journal_mode = WAL');
         // The copy lands in the WAL; fold it back so the -wal file does not stay database-sized.
-        if (String(live.pragma('journal_mode', { simple: true })) === 'wal') live.pragma('wal_checkpoint(PASSIVE)');
+        else if (String(live.pragma('journal_mode', { simple: true })) === 'wal') live.pragma('wal_checkpoint(PASSIVE)');
       } finally {
         live.close();
       }
