@@ -61,21 +61,27 @@ async function copy(source, destination, deadline, beforeWrite) {
 }
 
 /**
- * SQLite's backup API cannot change the page size of a database in WAL mode. When the source's
- * page size differs from a WAL destination's (the application changed it since the backup), the
- * destination is put in rollback-journal mode for the copy, which SQLite allows only with no other
- * connection open: with the application running this throws PAGE_SIZE_MISMATCH, before anything
- * is written. Returns whether it switched (the caller switches back to WAL).
+ * SQLite's backup API cannot change the page size of a database in WAL mode: whether `source`'s
+ * differs from that of `destination`, a database in WAL mode (the application changed its page
+ * size since the backup).
  * @param {string} source @param {string} destination @returns {boolean}
  */
-function rollbackModeForPageSize(source, destination) {
+function needsRollbackMode(source, destination) {
   if (!fs.existsSync(destination)) return false;
-  const pageSize = describe(source).pageSize;
+  const live = describe(destination);
+  return live.journalMode === 'wal' && live.pageSize !== describe(source).pageSize;
+}
+
+/**
+ * Puts the destination in rollback-journal mode for a copy at another page size, which SQLite
+ * allows only with no other connection open: with the application running this throws
+ * PAGE_SIZE_MISMATCH, having written nothing. Returns true (the caller switches back to WAL).
+ * @param {string} destination @param {number} pageSize @returns {boolean}
+ */
+function toRollbackMode(destination, pageSize) {
   const dest = new Database(destination, { fileMustExist: true });
   try {
-    if (String(dest.pragma('journal_mode', { simple: true })) !== 'wal') return false;
     const livePageSize = Number(dest.pragma('page_size', { simple: true }));
-    if (livePageSize === pageSize) return false;
     let mode = 'wal';
     try {
       mode = String(dest.pragma('journal_mode = DELETE', { simple: true }));
@@ -418,7 +424,12 @@ async function run(req) {
       let copied = false;
       try {
         fence?.check();
-        switched = rollbackModeForPageSize(req.source, req.destination);
+        if (needsRollbackMode(req.source, req.destination)) {
+          // Switching modes writes the live file's header: past the point of no return, so the
+          // thread is never stopped halfway and the switch back below always runs.
+          beforeWrite();
+          switched = toRollbackMode(req.destination, describe(req.source).pageSize);
+        }
         await copy(req.source, req.destination, Date.now() + req.timeoutMs, beforeWrite);
         copied = true;
       } finally {
