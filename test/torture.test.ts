@@ -72,7 +72,7 @@ describe('the verdicts', () => {
 });
 
 describe('a torture run', () => {
-  const seconds = Number(process.env.TORTURE_SECONDS ?? 40);
+  const seconds = Number(process.env.TORTURE_SECONDS ?? 60);
   const seed = Number(process.env.TORTURE_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
   it(`no silent loss, no state that never existed, every provoked gap visible (seed ${seed})`, async () => {
