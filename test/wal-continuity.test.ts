@@ -147,4 +147,17 @@ describe('the WAL archive proves continuity or says it cannot', () => {
     await expectWholeArchive(lastN, before);
     expect((await window()).gaps.length).toBeGreaterThan(0);
   }, 120_000);
+
+  it('restore --to latest says when the archive has a gap after what it restored (a newer generation without a snapshot)', async () => {
+    await stack.worker.stop();
+    const covered = stack.catalog.wal.generations().at(-1)!;
+    // What the archiver records when it finds a gap and begins the next generation, before its snapshot.
+    const next = stack.catalog.wal.beginGeneration('the -wal file was deleted', covered.page_size, null);
+    const output = path.join(stack.box.dir, 'latest-before-gap.db');
+    const json = await runCli(offline(), 'restore', '--to', 'latest', '--output', output, '--json');
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.json.wal).toMatchObject({ generation: covered.id, gapAfter: { generation: next.id, reason: 'the -wal file was deleted' } });
+    const text = await runCli(offline(), 'restore', '--to', 'latest', '--output', `${output}.2`);
+    expect(text.stdout).toContain(`the WAL archive has a gap after this moment: generation ${next.id} began ${next.started_at}`);
+  }, 60_000);
 });

@@ -5,7 +5,13 @@ import type { BackupRow } from '../../shared/catalog/catalog.js';
 import { toRestoreBody } from '../../shared/domain/presenters.js';
 import { NoValidBackup, restoreLatestValid, type SkippedBackup } from '../../shared/operations/restore-latest-valid.js';
 import { restoreOne } from '../../shared/operations/restore-one.js';
-import { generationFor, recoverToFile, restoreLatest, type LatestOutcome } from '../../shared/operations/restore-latest.js';
+import {
+  generationFor,
+  recoverToFile,
+  restoreLatest,
+  type LatestOutcome,
+  type WalRestoreInfo,
+} from '../../shared/operations/restore-latest.js';
 import { cliRunId } from '../../shared/locking/process-owner.js';
 import { LATEST, LATEST_VALID } from '../../shared/jobs/job-data.js';
 import { cliFailure, cliRun, findBackup, withCatalog, withOperationDeps, type CliContext } from '../context.js';
@@ -156,6 +162,7 @@ async function restoreToPoint(ctx: CliContext, opts: RestoreOptions, at: Date | 
       const lines = [
         `Restored the database as of ${wal.restoredTo} (WAL generation ${wal.generation}: snapshot backup ${wal.snapshotBackupId} and ${wal.segmentsApplied} segment(s)) into ${ctx.config.databasePath}.`,
         row.safety_backup_id ? `The database as it was is kept as safety backup ${row.safety_backup_id}.` : '',
+        gapNote(wal),
         row.error_message ? `Note: ${row.error_message}` : '',
       ].filter(Boolean);
       ctx.out.result(lines.join('\n'), { success: true, restore: toRestoreBody(row), wal, restoredTo: wal.restoredTo, lock: via });
@@ -175,11 +182,23 @@ async function recoverIntoFile(ctx: CliContext, output: string, at: Date | undef
       throw cliFailure(err, 'restore');
     }
     ctx.out.result(
-      `Wrote the database as of ${wal.restoredTo} (WAL generation ${wal.generation}: snapshot backup ${wal.snapshotBackupId} and ${wal.segmentsApplied} segment(s)) to ${wal.output}; the live database was not touched.`,
+      [
+        `Wrote the database as of ${wal.restoredTo} (WAL generation ${wal.generation}: snapshot backup ${wal.snapshotBackupId} and ${wal.segmentsApplied} segment(s)) to ${wal.output}; the live database was not touched.`,
+        gapNote(wal),
+      ]
+        .filter(Boolean)
+        .join('\n'),
       { success: true, output: wal.output, wal, restoredTo: wal.restoredTo },
     );
     return EXIT.ok;
   });
+}
+
+/** What a restore to latest does not hold: the archive's gap after it, said where the operator reads. */
+function gapNote(wal: WalRestoreInfo): string {
+  if (!wal.gapAfter) return '';
+  const { generation, startedAt, reason } = wal.gapAfter;
+  return `Note: the WAL archive has a gap after this moment: generation ${generation} began ${startedAt} (${reason}) and has no snapshot yet; commits after ${wal.restoredTo} are not in this database.`;
 }
 
 export const registerRestore: RegisterCommand = (program, { ctx, run }) => {

@@ -16,6 +16,17 @@ export interface WalRestoreInfo {
   segmentsApplied: number;
   /** When the last applied segment was read from the WAL: the database is as of then. */
   restoredTo: string | null;
+  /**
+   * For a restore to latest: the generation that began after the one replayed (after a gap) and
+   * has no snapshot yet, so commits after `restoredTo` are not in what was restored.
+   */
+  gapAfter?: { generation: number; startedAt: string; reason: string };
+}
+
+/** The first generation after `generationId`, when there is one: the latest point stops at the gap before it. */
+function gapAfter(catalog: OperationDeps['catalog'], generationId: number): WalRestoreInfo['gapAfter'] {
+  const next = catalog.wal.generations().find((g) => g.id > generationId);
+  return next ? { generation: next.id, startedAt: next.started_at, reason: next.reason } : undefined;
 }
 
 export interface LatestOutcome extends RestoreOutcome {
@@ -87,6 +98,7 @@ export async function restoreLatest(deps: OperationDeps, run: LockedRun & { at?:
         snapshotBackupId: generation.snapshot_backup_id,
         segmentsApplied: replayed?.segmentsApplied ?? 0,
         restoredTo: replayed?.restoredTo ?? null,
+        ...(run.at ? {} : { gapAfter: gapAfter(catalog, generation.id) }),
       },
     };
   });
@@ -126,6 +138,7 @@ export async function recoverToFile(
       snapshotBackupId: snapshotId,
       segmentsApplied: replayed.segmentsApplied,
       restoredTo: replayed.restoredTo,
+      ...(run.at ? {} : { gapAfter: gapAfter(catalog, generation.id) }),
       output: path.resolve(run.output),
     };
   });
