@@ -102,6 +102,9 @@ export class NotWalMode extends Error {
 
 class Gap extends Error {}
 
+/** How the end reason of a generation ended at a gap begins. */
+const GAP_PREFIX = 'gap: ';
+
 /** Committed frames read from the WAL and not stored yet. */
 interface Pending {
   from: WalPosition;
@@ -283,7 +286,7 @@ export class WalArchiver {
    */
   private endAtGap(reason: string): void {
     const generation = this.#generation;
-    if (generation) this.deps.catalog.wal.endGeneration(generation.id, `gap: ${reason}`);
+    if (generation) this.deps.catalog.wal.endGeneration(generation.id, `${GAP_PREFIX}${reason}`);
     this.#generation = undefined;
     this.#pos = undefined;
     this.#nextGeneration = { reason, isGap: true };
@@ -311,14 +314,15 @@ export class WalArchiver {
       await this.newGeneration('a restore ran', true);
       return;
     }
-    const ended = this.deps.catalog.wal.generations().length > 0;
+    const last = this.deps.catalog.wal.generations().at(-1);
+    // A generation ended at a gap by an archiver that stopped before it began the next one (its
+    // process died, or the database was briefly not in WAL mode): the next one says why.
+    const gapBefore = !open && last?.end_reason?.startsWith(GAP_PREFIX) ? last.end_reason.slice(GAP_PREFIX.length) : undefined;
     await this.newGeneration(
       open
         ? 'the archiver was not running, and the WAL it finds cannot prove that nothing was written and checkpointed meanwhile'
-        : ended
-          ? 'archiving started again after it was stopped'
-          : 'archiving started',
-      Boolean(open) || ended,
+        : (gapBefore ?? (last ? 'archiving started again after it was stopped' : 'archiving started')),
+      Boolean(open) || Boolean(last),
     );
   }
 
@@ -533,12 +537,12 @@ export class WalArchiver {
    * last: while the archiver's connections are open no SQLite deletes it, so another one means the
    * database was replaced, or the file removed by hand with frames in it never read.
    */
-  private async checkIdentity(walHasHeader: boolean): Promise<void> {
+  private async checkIdentity(): Promise<void> {
     const db = await fileId(this.deps.config.databasePath);
     if (db !== this.#dbId)
       throw new Gap(db ? 'the database file was replaced (another file at its path)' : 'the database file was deleted');
     const wal = await fileId(this.walPath);
-    if (this.#walId && wal !== this.#walId && (walHasHeader || this.#pos)) {
+    if (this.#walId && wal !== this.#walId) {
       throw new Gap(wal ? 'the -wal file was replaced by another file' : 'the -wal file was deleted');
     }
     if (wal) this.#walId = wal;
@@ -548,7 +552,14 @@ export class WalArchiver {
     const handle = await fs.open(this.walPath, 'r').catch(() => null);
     if (!handle) return null;
     try {
-      return parseWalHeader(await readAt(handle, 0, WAL_HEADER_SIZE));
+      // A header being rewritten at a restart can be read half old, half new (its checksum fails):
+      // look again before taking the file for empty, which would end the generation.
+      for (let attempt = 0; ; attempt++) {
+        const bytes = await readAt(handle, 0, WAL_HEADER_SIZE);
+        const header = parseWalHeader(bytes);
+        if (header || bytes.length < WAL_HEADER_SIZE || attempt === 3) return header;
+        await sleep(5);
+      }
     } finally {
       await handle.close();
     }
@@ -595,7 +606,7 @@ export class WalArchiver {
       (s) => s.size,
       () => 0,
     );
-    await this.checkIdentity(header !== null);
+    await this.checkIdentity();
     if (!header) {
       // Empty: nothing written since the WAL was last emptied. With frames after the position
       // still unread (or unknown), only a TRUNCATE checkpoint or a deleted file empties it.
