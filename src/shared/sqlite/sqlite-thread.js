@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { getSystemErrorMap } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
@@ -241,7 +242,25 @@ function copyFrozen(source, destination, bytes) {
 function copyInChild(source, destination) {
   const run = spawnSync('cp', ['--reflink=auto', '--', source, destination], { stdio: ['ignore', 'ignore', 'pipe'] });
   if (run.error) throw run.error;
-  if (run.status !== 0) throw new Error(`cp ${source} failed: ${String(run.stderr).trim() || `exit ${run.status ?? run.signal}`}`);
+  if (run.status !== 0) {
+    const said = String(run.stderr).trim();
+    // The error as the copy in this process would have thrown it (ENOSPC, EACCES…): the backup
+    // explains those to the operator by their code.
+    throw Object.assign(new Error(`cp ${source} failed: ${said || `exit ${run.status ?? run.signal}`}`), { code: errnoOf(said) });
+  }
+}
+
+/** Errno names by the text `cp` prints for them (strerror; libuv's texts are the same but for a few). */
+const ERRNO_BY_TEXT = new Map([
+  ...[...getSystemErrorMap().values()].map(([name, text]) => /** @type {[string, string]} */ ([text.toLowerCase(), name])),
+  ['input/output error', 'EIO'],
+  ['disk quota exceeded', 'EDQUOT'],
+]);
+
+/** @param {string} said @returns {string | undefined} */
+function errnoOf(said) {
+  const text = /: ([^:]+)$/.exec(said.split('\n').at(-1) ?? '')?.[1];
+  return text ? ERRNO_BY_TEXT.get(text.toLowerCase()) : undefined;
 }
 
 /**
