@@ -151,7 +151,12 @@ describe('the WAL archive proves continuity or says it cannot', () => {
   it('restore --to latest says when the archive has a gap after what it restored (a newer generation without a snapshot)', async () => {
     await stack.worker.stop();
     const covered = stack.catalog.wal.generations().at(-1)!;
-    // What the archiver records when it finds a gap and begins the next generation, before its snapshot.
+    // What the archiver records when it finds a gap: first the generation ends at it…
+    stack.catalog.wal.endGeneration(covered.id, 'gap: the -wal file was deleted');
+    const ended = await runCli(offline(), 'restore', '--to', 'latest', '--output', path.join(stack.box.dir, 'at-gap.db'), '--json');
+    expect(ended.code, ended.stderr).toBe(0);
+    expect(ended.json.wal.gapAfter).toMatchObject({ generation: null, reason: 'the -wal file was deleted' });
+    // …then the next generation begins, before its snapshot.
     const next = stack.catalog.wal.beginGeneration('the -wal file was deleted', covered.page_size, null);
     const output = path.join(stack.box.dir, 'latest-before-gap.db');
     const json = await runCli(offline(), 'restore', '--to', 'latest', '--output', output, '--json');

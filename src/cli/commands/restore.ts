@@ -198,7 +198,11 @@ async function recoverIntoFile(ctx: CliContext, output: string, at: Date | undef
 function gapNote(wal: WalRestoreInfo): string {
   if (!wal.gapAfter) return '';
   const { generation, startedAt, reason } = wal.gapAfter;
-  return `Note: the WAL archive has a gap after this moment: generation ${generation} began ${startedAt} (${reason}) and has no snapshot yet; commits after ${wal.restoredTo} are not in this database.`;
+  const next =
+    generation === null
+      ? `found ${startedAt} (${reason}); the next generation has not begun yet`
+      : `generation ${generation} began ${startedAt} (${reason}) and has no snapshot yet`;
+  return `Note: the WAL archive has a gap after this moment: ${next}; commits after ${wal.restoredTo} are not in this database.`;
 }
 
 export const registerRestore: RegisterCommand = (program, { ctx, run }) => {

@@ -68,7 +68,7 @@ export async function enqueue<T>(queue: Queue<T>, data: T, dedupId?: string): Pr
 export async function answerRestore(deps: ProducerDeps, req: Request, res: Response, job: Job): Promise<void> {
   if (wantsAsync(req)) return accepted(res, job, 'Restore');
   let outcome:
-    | { skipped?: unknown; wal?: { restoredTo?: unknown; gapAfter?: { generation: number; startedAt: string; reason: string } } }
+    | { skipped?: unknown; wal?: { restoredTo?: unknown; gapAfter?: { generation: number | null; startedAt: string; reason: string } } }
     | typeof TIMED_OUT;
   try {
     outcome = await waitFor(job, deps.queues.events.restore, deps.config.requestTimeout);
@@ -88,7 +88,7 @@ export async function answerRestore(deps: ProducerDeps, req: Request, res: Respo
     message: outcome?.wal
       ? `Database restored as of ${String(outcome.wal.restoredTo)} from the WAL archive; no restart needed` +
         (outcome.wal.gapAfter
-          ? `; the archive has a gap after it: generation ${outcome.wal.gapAfter.generation} began ${outcome.wal.gapAfter.startedAt} (${outcome.wal.gapAfter.reason}) and has no snapshot yet`
+          ? `; the archive has a gap after it (${outcome.wal.gapAfter.reason}), from ${outcome.wal.gapAfter.startedAt}: later commits are not in it`
           : '')
       : 'Backup restored successfully; no restart needed',
     restore: toRestoreBody(row),

@@ -4,6 +4,7 @@ import { AppError } from '../domain/errors.js';
 import { withLease } from '../locking/lease.js';
 import { fsyncPath, removeQuietly } from '../runtime/files.js';
 import { restoreBackup } from '../restore/restore.js';
+import { GAP_PREFIX } from '../wal/archiver.js';
 import { latestReplayable, replayGeneration, type Replayed } from '../wal/replay.js';
 import { generationAt } from '../wal/window.js';
 import type { RestoreOutcome } from './restore-one.js';
@@ -20,13 +21,22 @@ export interface WalRestoreInfo {
    * For a restore to latest: the generation that began after the one replayed (after a gap) and
    * has no snapshot yet, so commits after `restoredTo` are not in what was restored.
    */
-  gapAfter?: { generation: number; startedAt: string; reason: string };
+  gapAfter?: { generation: number | null; startedAt: string; reason: string };
 }
 
-/** The first generation after `generationId`, when there is one: the latest point stops at the gap before it. */
+/**
+ * The gap after the generation replayed, when there is one: the first generation after it (no
+ * snapshot yet, or latest would have been it), or, before the archiver has begun that one, the
+ * gap this generation ended at (`generation` null, `startedAt` when it was found).
+ */
 function gapAfter(catalog: OperationDeps['catalog'], generationId: number): WalRestoreInfo['gapAfter'] {
   const next = catalog.wal.generations().find((g) => g.id > generationId);
-  return next ? { generation: next.id, startedAt: next.started_at, reason: next.reason } : undefined;
+  if (next) return { generation: next.id, startedAt: next.started_at, reason: next.reason };
+  const ended = catalog.wal.generation(generationId);
+  if (ended?.ended_at && ended.end_reason?.startsWith(GAP_PREFIX)) {
+    return { generation: null, startedAt: ended.ended_at, reason: ended.end_reason.slice(GAP_PREFIX.length) };
+  }
+  return undefined;
 }
 
 export interface LatestOutcome extends RestoreOutcome {

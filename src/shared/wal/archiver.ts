@@ -103,7 +103,7 @@ export class NotWalMode extends Error {
 class Gap extends Error {}
 
 /** How the end reason of a generation ended at a gap begins. */
-const GAP_PREFIX = 'gap: ';
+export const GAP_PREFIX = 'gap: ';
 
 /** Committed frames read from the WAL and not stored yet. */
 interface Pending {
