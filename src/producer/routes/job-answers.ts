@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Job, Queue, QueueEvents } from 'bullmq';
 import { toRestoreBody } from '../../shared/domain/presenters.js';
+import type { WalRestoreInfo } from '../../shared/operations/restore-latest.js';
 import type { ProducerDeps } from '../deps.js';
 
 /** How the API's POSTs hand work to a queue and answer with its outcome. */
@@ -67,9 +68,7 @@ export async function enqueue<T>(queue: Queue<T>, data: T, dedupId?: string): Pr
  */
 export async function answerRestore(deps: ProducerDeps, req: Request, res: Response, job: Job): Promise<void> {
   if (wantsAsync(req)) return accepted(res, job, 'Restore');
-  let outcome:
-    | { skipped?: unknown; wal?: { restoredTo?: unknown; gapAfter?: { generation: number | null; startedAt: string; reason: string } } }
-    | typeof TIMED_OUT;
+  let outcome: { skipped?: unknown; wal?: Partial<WalRestoreInfo> } | typeof TIMED_OUT;
   try {
     outcome = await waitFor(job, deps.queues.events.restore, deps.config.requestTimeout);
   } catch (err) {
