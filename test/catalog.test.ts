@@ -374,3 +374,17 @@ describe('catalog: pruning history', () => {
     expect(catalog.pruneHistory(new Date(Date.now() - 30 * DAY), 2)).toEqual({ backups: 0, verifications: 0, restores: 0 });
   });
 });
+
+describe('catalog: WAL generations', () => {
+  it('a generation ended at its last sync point keeps reaching it (never less than its last segment)', () => {
+    const first = catalog.wal.beginGeneration('archiving started', 4096, null);
+    const later = new Date(Date.now() + 60_000).toISOString();
+    catalog.wal.endGeneration(first.id, 'gap: the -wal file was deleted', later);
+    expect(catalog.wal.generation(first.id)).toMatchObject({ end_reason: 'gap: the -wal file was deleted', last_read_at: later });
+
+    const second = catalog.wal.beginGeneration('the -wal file was deleted', 4096, null);
+    withCatalogDb(file, (db) => db.prepare('UPDATE wal_generation SET last_read_at = ? WHERE id = ?').run(later, second.id));
+    catalog.wal.endGeneration(second.id, 'a restore ran', new Date(Date.now() - 60_000).toISOString());
+    expect(catalog.wal.generation(second.id)!.last_read_at).toBe(later);
+  });
+});

@@ -236,7 +236,7 @@ export class WalArchiver {
   private async pauseForRestore(): Promise<void> {
     await this.close();
     if (this.#generation) {
-      this.deps.catalog.wal.endGeneration(this.#generation.id, 'a restore ran');
+      this.deps.catalog.wal.endGeneration(this.#generation.id, 'a restore ran', this.storedThroughIso());
       this.#generation = undefined;
     }
     this.#pos = undefined;
@@ -286,12 +286,20 @@ export class WalArchiver {
    */
   private endAtGap(reason: string): void {
     const generation = this.#generation;
-    if (generation) this.deps.catalog.wal.endGeneration(generation.id, `${GAP_PREFIX}${reason}`);
+    // Every commit before the last sync point was stored: the window keeps reaching it.
+    if (generation) this.deps.catalog.wal.endGeneration(generation.id, `${GAP_PREFIX}${reason}`, this.storedThroughIso());
     this.#generation = undefined;
     this.#pos = undefined;
     this.#nextGeneration = { reason, isGap: true };
     this.#progress.lastGap = { at: new Date().toISOString(), reason };
     this.deps.log.warn({ generation: generation?.id ?? null, reason }, 'WAL archive: continuity lost; the generation ends here');
+  }
+
+  /** The last sync point of this generation (every commit before it is stored), if it had one. */
+  private storedThroughIso(): string | undefined {
+    const generation = this.#generation;
+    if (!generation || this.#storedThrough < Date.parse(generation.started_at)) return undefined;
+    return new Date(this.#storedThrough).toISOString();
   }
 
   /** Opens the connections and continues the open generation where it stopped, or begins one. */

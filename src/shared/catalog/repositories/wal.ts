@@ -44,8 +44,19 @@ export class WalArchive {
     })();
   }
 
-  endGeneration(id: number, reason: string): void {
-    this.db.prepare(`UPDATE wal_generation SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL`).run(now(), reason, id);
+  /**
+   * Ends a generation. `storedThrough`, when given, is a moment at which every commit before it was
+   * stored (the archiver's last sync point): the generation keeps reaching it in the window as it
+   * did while it ran, even when no segment was read after it.
+   */
+  endGeneration(id: number, reason: string, storedThrough?: string): void {
+    this.db
+      .prepare(
+        `UPDATE wal_generation SET ended_at = ?, end_reason = ?,
+           last_read_at = CASE WHEN ? IS NOT NULL AND (last_read_at IS NULL OR last_read_at < ?) THEN ? ELSE last_read_at END
+         WHERE id = ? AND ended_at IS NULL`,
+      )
+      .run(now(), reason, storedThrough ?? null, storedThrough ?? null, storedThrough ?? null, id);
   }
 
   setSnapshot(id: number, backupId: number, at: string): void {
