@@ -160,7 +160,8 @@ function catalogWindow() {
       return {
         id: g.id,
         start: g.snapshot_at!,
-        end: [segments.at(-1)?.read_at, g.snapshot_at!]
+        // Its last segment, or for a generation that ended, its last sync point (kept as last_read_at).
+        end: [segments.at(-1)?.read_at, g.last_read_at, g.snapshot_at!]
           .filter((t): t is string => Boolean(t))
           .sort()
           .at(-1)!,

@@ -7,7 +7,7 @@ export interface WindowGeneration {
   id: number;
   /** The earliest moment it restores to: when its snapshot was covered by the archive. */
   start: string;
-  /** The latest: its last stored commit (for the running one, the archiver's last sync point). */
+  /** The latest: its last stored commit, or the last sync point at which everything before it was stored (for the running one, as the archiver last reported it; for one that ended, as recorded when it ended). */
   end: string;
   snapshotBackupId: number;
   segments: number;
