@@ -67,4 +67,13 @@ describe('health rules', () => {
     expect(down.status).toBe('down');
     expect(down.problems).toHaveLength(1);
   });
+
+  it('are degraded while a restore from the mirror alone is too far behind, after the WAL archive problem', () => {
+    const offsite =
+      'a restore from the mirror alone reaches 2026-01-10T11:58:00.000Z, 120 s ago (OFFSITE_LAG_ALERT is 60 s): 3 segments not copied';
+    const wal = 'WAL archiving lags 12 s behind the database (more than 10 intervals of 1000 ms)';
+    expect(assessHealth({ ...healthy, offsiteProblem: offsite })).toEqual({ status: 'degraded', problems: [offsite] });
+    expect(assessHealth({ ...healthy, walProblem: wal, offsiteProblem: offsite }).problems).toEqual([wal, offsite]);
+    expect(assessHealth({ ...healthy, offsiteProblem: null }).status).toBe('ok');
+  });
 });

@@ -23,6 +23,8 @@ export interface HealthFacts {
   mirrorOutage?: string | null;
   /** Why WAL archiving is not keeping up (not in WAL mode, no archiver, lagging), or null. */
   walProblem?: string | null;
+  /** Why a restore from the mirror alone falls too far behind (OFFSITE_LAG_ALERT), or null. */
+  offsiteProblem?: string | null;
   /** Why the last restore drill failed (a sentence), or null when it passed or none ran. */
   drillProblem?: string | null;
 }
@@ -64,6 +66,7 @@ export function assessHealth(f: HealthFacts): { status: HealthStatus; problems: 
   if (f.backupDirWritable === false) problems.push('BACKUP_DIR cannot be written: no backup can be taken until it is fixed');
   if (f.mirrorOutage) problems.push(f.mirrorOutage);
   if (f.walProblem) problems.push(f.walProblem);
+  if (f.offsiteProblem) problems.push(f.offsiteProblem);
   if (f.drillProblem) problems.push(f.drillProblem);
   if (f.workersAlive === 0) problems.push('no worker process is alive: queued jobs will wait');
   if (overdueBy(f) !== null) {

@@ -1,9 +1,14 @@
 import type { ProducerDeps } from './deps.js';
 import { walStatus } from '../shared/wal/wal-health.js';
+import { offsiteProblem, offsiteState } from '../shared/wal/offsite.js';
+import { recoveryWindow } from '../shared/wal/window.js';
 
 const WAL_SPELL = 'wal-lagging-since';
 import { observe } from './health-facts.js';
 import { formatDuration, overdueBy } from './health-rules.js';
+
+/** Since when a restore from the mirror alone has been too far behind (`mirror.lagging`); null between spells. */
+export const OFFSITE_SPELL = 'offsite-lagging-since';
 
 /**
  * Watches for automatic backups that stopped happening — the failure no job can report, since
@@ -31,9 +36,33 @@ export function startWatchdog(deps: ProducerDeps): { stop(): void } {
     log.warn({ lagSeconds: wal.lagSeconds }, wal.problem!);
     deps.ops.alerts.send({ event: 'wal.lagging', summary: 'WAL archiving is not keeping up', reason: wal.problem! });
   };
+  const checkOffsite = () => {
+    const now = Date.now();
+    const window = recoveryWindow(deps.catalog, now);
+    const offsite = offsiteState(config, deps.catalog, now, window);
+    const problem = offsiteProblem(offsite, window, now);
+    if (problem === null && !deps.catalog.getSetting<string | null>(OFFSITE_SPELL)) return;
+    // One alert per spell, as for the WAL lag; the spell ends when the lag is back under the threshold.
+    let starts = false;
+    deps.catalog.updateSetting<string | null>(OFFSITE_SPELL, (stored) => {
+      if (problem === null) return null;
+      if (stored) return stored as string;
+      starts = true;
+      return new Date(now).toISOString();
+    });
+    if (!starts || !offsite) return;
+    log.warn({ offsite }, problem!);
+    deps.ops.alerts.send({
+      event: 'mirror.lagging',
+      summary: 'a restore from the mirror alone is too far behind: losing this host would lose more than OFFSITE_LAG_ALERT',
+      reason: problem!,
+      data: offsite,
+    });
+  };
   const check = async () => {
     if (!deps.ops.alerts.enabled) return;
     checkWal();
+    checkOffsite();
     const { facts, lastBackup } = await observe(deps);
     const late = overdueBy(facts);
     if (late === null || !facts.redisUp) return;

@@ -53,6 +53,7 @@ ${readOnly ? '<p class="banner" id="read-only-banner">Read-only: BOARD_READ_ONLY
 <section aria-labelledby="window-title" id="window">
   <h2 id="window-title">Recovery window</h2>
   <p class="hint" id="window-summary" data-state="window-summary"></p>
+  <p class="hint" id="window-offsite" data-state="offsite" hidden></p>
   <div class="timeline-controls">
     <label>Show <select id="span">
       <option value="fit" selected>the whole window</option>

@@ -289,6 +289,17 @@ export const ADMIN_SCRIPT = String.raw`(function () {
     else if (!state.window.earliest) summary.textContent = 'WAL archiving is on; the window opens once the first snapshot is archived.';
     else summary.textContent = 'Any moment from ' + local(state.window.earliest) + ' to ' + local(state.window.latest) + ' can be restored to' +
       (state.window.gaps.length ? ', except ' + state.window.gaps.length + ' gap' + (state.window.gaps.length === 1 ? '' : 's') : '') + '.';
+    // How far a restore from the mirror alone reaches (null without a mirror or with archiving off).
+    var off = $('window-offsite');
+    var o = state.window && state.window.offsite;
+    off.hidden = !o;
+    if (o) {
+      var unsent = o.unmirroredSegments ? ', ' + o.unmirroredSegments + ' segment' + (o.unmirroredSegments === 1 ? '' : 's') + ' not copied yet' : '';
+      off.textContent = o.latest === null ? 'Off-site: a restore from the mirror alone reaches no moment of the window yet' + unsent + '.'
+        : 'Off-site: a restore from the mirror alone reaches ' + local(o.latest) + ' (lag ' + o.lagSeconds + ' s' + unsent + ').';
+      off.className = 'hint' + (o.lagSeconds === null || o.lagSeconds > o.threshold ? ' bad' : '');
+      off.setAttribute('data-lag', String(o.lagSeconds));
+    }
   }
 
   function setPick(t) {

@@ -10,6 +10,7 @@ import { observe } from '../health-facts.js';
 import { walStatus } from '../../shared/wal/wal-health.js';
 import { lastDrillSummary } from '../../shared/wal/drill.js';
 import { recoveryWindow } from '../../shared/wal/window.js';
+import { offsiteProblem, offsiteState } from '../../shared/wal/offsite.js';
 import { assessHealth, overdueBy } from '../health-rules.js';
 import { cachedProbe, CachedProbe, PROBE_LIMITS } from '../probe-cache.js';
 
@@ -110,11 +111,13 @@ export function healthRouter(deps: ProducerDeps): Router {
     const wal = walStatus(deps.config, deps.catalog);
     const lastDrill = lastDrillSummary(deps.catalog);
     const window = recoveryWindow(deps.catalog);
+    const offsite = offsiteState(deps.config, deps.catalog, facts.now.getTime(), window);
     const { status, problems } = assessHealth({
       ...facts,
       backupDirWritable: storage.primary.writable,
       mirrorOutage: storage.mirror.configured ? mirrorTrouble(storage.mirror) : null,
       walProblem: wal.problem,
+      offsiteProblem: offsiteProblem(offsite, window, facts.now.getTime()),
       drillProblem: drillProblem(lastDrill),
     });
     const late = overdueBy(facts);
@@ -162,6 +165,7 @@ export function healthRouter(deps: ProducerDeps): Router {
         ...wal,
         problem: undefined,
         window: { earliest: window.earliest, latest: window.latest, generations: window.generations.length },
+        offsite,
       },
       // The measured restore time (RTO) of the last restore drill, and whether it passed.
       drills: { last: lastDrill },

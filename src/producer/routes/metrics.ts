@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { Gauge, Registry } from 'prom-client';
 import { walStatus } from '../../shared/wal/wal-health.js';
 import { recoveryWindow } from '../../shared/wal/window.js';
+import { offsiteState } from '../../shared/wal/offsite.js';
 import { BACKUP_TYPES } from '../../shared/domain/backup-types.js';
 import { METRIC_PREFIX, aggregate, type OpsMetrics } from '../../shared/observability/metrics.js';
 import type { ProducerDeps } from '../deps.js';
@@ -76,6 +77,25 @@ function stateGauges(deps: ProducerDeps) {
     }),
   };
 
+  // What a restore from the mirror alone reaches (src/shared/wal/offsite.ts); 0 without a mirror or with archiving off.
+  const offsite = {
+    lag: new Gauge({
+      name: `${METRIC_PREFIX}offsite_lag_seconds`,
+      help: 'Seconds since the latest moment a restore from the mirror alone reaches (0: unknown, see offsite_latest_timestamp_seconds)',
+      registers,
+    }),
+    latest: new Gauge({
+      name: `${METRIC_PREFIX}offsite_latest_timestamp_seconds`,
+      help: 'The latest moment a restore from the mirror alone reaches (0: none)',
+      registers,
+    }),
+    unmirrored: new Gauge({
+      name: `${METRIC_PREFIX}offsite_unmirrored_segments`,
+      help: 'WAL archive segments the mirror lacks',
+      registers,
+    }),
+  };
+
   const drill = {
     lastSuccess: new Gauge({
       name: `${METRIC_PREFIX}restore_drill_last_success_timestamp_seconds`,
@@ -125,6 +145,10 @@ function stateGauges(deps: ProducerDeps) {
       const window = recoveryWindow(catalog);
       wal.earliest.set(window.earliest ? Date.parse(window.earliest) / 1_000 : 0);
       wal.latest.set(window.latest ? Date.parse(window.latest) / 1_000 : 0);
+      const off = offsiteState(deps.config, catalog, Date.now(), window);
+      offsite.lag.set(off?.lagSeconds ?? 0);
+      offsite.latest.set(off?.latest ? Date.parse(off.latest) / 1_000 : 0);
+      offsite.unmirrored.set(off?.unmirroredSegments ?? 0);
       queueJobs.reset();
       if (o.facts.redisUp) {
         await Promise.all(

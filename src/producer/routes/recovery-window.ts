@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { currentSettings } from '../../shared/catalog/settings.js';
 import { walStatus } from '../../shared/wal/wal-health.js';
 import { recoveryWindow } from '../../shared/wal/window.js';
+import { offsiteState } from '../../shared/wal/offsite.js';
 import {
   RESTORE_DRILL_DEDUP_ID,
   RESTORE_DRILL_JOB,
@@ -38,6 +39,8 @@ export function recoveryWindowRouter(deps: ProducerDeps): Router {
       generations: window.generations,
       gaps: window.gaps,
       lastDrill: lastDrillSummary(deps.catalog),
+      // How far a restore from the mirror alone reaches; null without a mirror or with archiving off.
+      offsite: offsiteState(deps.config, deps.catalog, Date.now(), window),
     });
   });
 

@@ -12,6 +12,7 @@ export const ALERT_EVENTS = [
   'backup.overdue',
   'database.damaged',
   'mirror.failed',
+  'mirror.lagging',
   'wal.gap',
   'wal.lagging',
   'wal.failed',

@@ -131,6 +131,8 @@ const envSchema = z.object({
   WAL_ARCHIVE_ENABLED: bool.default(false),
   WAL_ARCHIVE_INTERVAL: int(MIN_WAL_ARCHIVE_INTERVAL, MAX_WAL_ARCHIVE_INTERVAL).default(1_000),
   WAL_RETENTION: int(MIN_WAL_RETENTION, MAX_WAL_RETENTION).default(7 * 86_400_000),
+  /** Seconds a restore from the mirror alone may fall behind now before `/health` is degraded and `mirror.lagging` is sent. */
+  OFFSITE_LAG_ALERT: int(1, 30 * 86_400).default(60),
   /** Days of history (failed backup rows, verifications, restores) kept; see Catalog.pruneHistory. */
   HISTORY_RETENTION_DAYS: int(1, 36_500).default(90),
 });
@@ -212,6 +214,7 @@ function build(parsed: Parsed) {
     walArchiveEnabled: parsed.WAL_ARCHIVE_ENABLED,
     walArchiveInterval: parsed.WAL_ARCHIVE_INTERVAL,
     walRetention: parsed.WAL_RETENTION,
+    offsiteLagAlert: parsed.OFFSITE_LAG_ALERT,
   };
 }
 

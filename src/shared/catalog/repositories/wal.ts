@@ -194,4 +194,43 @@ export class WalArchive {
       return files;
     })();
   }
+
+  // ---- what the mirror holds (off-site lag: src/shared/wal/offsite.ts) ----------------------------
+
+  /** Generations whose snapshot backup has a good copy at `location` (`backup_copy`). */
+  generationsWithSnapshotCopy(location: string): Set<number> {
+    const rows = this.db
+      .prepare(
+        `SELECT g.id FROM wal_generation g JOIN backup_copy c ON c.backup_id = g.snapshot_backup_id
+           WHERE c.location = ? AND c.status = 'ok'`,
+      )
+      .all(location) as { id: number }[];
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** A generation's first segment the mirror lacks, if any (through the `wal_segment_unmirrored` index). */
+  firstUnmirrored(generationId: number): WalSegmentRow | undefined {
+    return this.db
+      .prepare('SELECT * FROM wal_segment WHERE generation_id = ? AND mirrored IS NOT 1 ORDER BY seq LIMIT 1')
+      .get(generationId) as WalSegmentRow | undefined;
+  }
+
+  /** When the last segment of a generation before `seq` was read, or null when there is none. */
+  readAtBefore(generationId: number, seq: number): string | null {
+    const row = this.db
+      .prepare('SELECT read_at FROM wal_segment WHERE generation_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1')
+      .get(generationId, seq) as { read_at: string } | undefined;
+    return row?.read_at ?? null;
+  }
+
+  /**
+   * How many segments the mirror lacks, and when the first of them (in archive order) was read.
+   * Both read the `wal_segment_unmirrored` index only, never the whole table.
+   */
+  unmirroredSummary(): { count: number; oldestReadAt: string | null } {
+    const { n } = this.db.prepare('SELECT count(*) AS n FROM wal_segment WHERE mirrored IS NOT 1').get() as { n: number };
+    const first = this.db.prepare('SELECT read_at FROM wal_segment WHERE mirrored IS NOT 1 ORDER BY generation_id, seq LIMIT 1').get() as
+      { read_at: string } | undefined;
+    return { count: n, oldestReadAt: first?.read_at ?? null };
+  }
 }
