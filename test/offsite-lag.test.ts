@@ -14,7 +14,8 @@ import { offsiteProblem, offsiteState } from '../src/shared/wal/offsite.js';
 import { recoveryWindow } from '../src/shared/wal/window.js';
 import { OFFSITE_SPELL } from '../src/producer/watchdog.js';
 import type { RunningProducer } from '../src/producer/server.js';
-import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
+import { launchChromium } from './helpers/browser.js';
+import { sandbox, TEST_TOKEN, waitUntil, type Sandbox } from './helpers/env.js';
 import { auth, startTestProducer } from './helpers/producer.js';
 import { parseExposition } from './helpers/prometheus.js';
 import { S3Server } from './helpers/s3.js';
@@ -281,6 +282,25 @@ describe('through the producer', () => {
     expect(metrics.value('workstation_backup_offsite_lag_seconds')).toBeGreaterThan(590);
     expect(metrics.value('workstation_backup_offsite_latest_timestamp_seconds')).toBe(Date.parse(g.readAts[1]!) / 1_000);
     expect(metrics.value('workstation_backup_offsite_unmirrored_segments')).toBe(3);
+
+    // The operator page shows the off-site reach beside the recovery window, in red past the threshold.
+    const browser = await launchChromium();
+    try {
+      const context = await browser.newContext({ httpCredentials: { username: 'operator', password: TEST_TOKEN }, timezoneId: 'UTC' });
+      const page = await context.newPage();
+      const pageErrors: string[] = [];
+      page.on('pageerror', (err) => pageErrors.push(err.message));
+      await page.goto(`${producer.url}/admin`);
+      const shown = page.locator('[data-state="offsite"]');
+      await shown.waitFor({ state: 'visible' });
+      expect(await shown.textContent()).toMatch(
+        /^Off-site: a restore from the mirror alone reaches .+ \(lag \d+(\.\d)? s, 3 segments not copied yet\)\.$/,
+      );
+      expect(await shown.getAttribute('class')).toBe('hint bad');
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
 
     // One alert for the spell, however many times the watchdog looks.
     const [alert] = await waitUntil('the mirror.lagging alert', () =>
