@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog, WalGenerationRow, WalSegmentRow } from '../src/shared/catalog/catalog.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from './helpers/env.js';
+import { segmentsInPack } from './helpers/packs.js';
 import { startWorkerProcess, type Proc } from './helpers/processes.js';
 import { auth, openCatalog } from './helpers/producer.js';
 import { addEventsTable, archivingUnderWay, BALANCE_TOTAL, sleep, startWalWriter, stateOf } from './helpers/wal-writer.js';
@@ -261,7 +262,14 @@ describe('an encrypted archive with a mirror', () => {
     // The drill replays through the mirror's copy too.
     expect(fromMirror.json.drill.targets[0], fromMirror.stdout).toMatchObject({ kind: 'latest', ok: true, integrity: 'ok' });
 
-    flip(path.join(config.mirrorDir!, 'wal', target.file_name));
+    // Its bytes inside the pack that holds it in the mirror.
+    const pack = mcatalog.walBucket.packOf(target.generation_id, target.seq)!;
+    const packFile = path.join(config.mirrorDir!, 'wal', pack.name);
+    const inPack = segmentsInPack(pack.name, fs.readFileSync(packFile)).find((s) => s.seq === target.seq)!;
+    expect(inPack.sha256).toBe(target.checksum);
+    const packBytes = fs.readFileSync(packFile);
+    packBytes[inPack.offset + Math.floor(inPack.size / 2)]! ^= 0xff;
+    fs.writeFileSync(packFile, packBytes);
     const broken = await runCli(env, 'drill', '--verify', '--json');
     const named = (broken.json.verification.generations as { generation: number }[]).find((g) => g.generation === generation.id);
     expect(named).toMatchObject({ ok: false, firstBad: { seq: target.seq, file: target.file_name } });

@@ -88,7 +88,7 @@ export function walProcessor(ctx: WorkerContext) {
       ? runSegmentMirror(
           { config, catalog, log },
           {
-            intervalMs: () => settings().walArchiveInterval,
+            intervalMs: () => config.walMirrorInterval,
             signal: AbortSignal.any([running, mirrorStop.signal]),
             mayCopy: () => lease.held,
           },

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import type { WalGenerationRow, WalSegmentRow } from '../../src/shared/catalog/catalog-schema.js';
 import type { Config } from '../../src/shared/runtime/config.js';
-import { readSegment } from '../../src/shared/wal/segment-store.js';
+import { readSegment } from '../../src/shared/wal/pack-reader.js';
 import { waitUntil } from './env.js';
 import { spawnPython, spawnTs, type Proc } from './processes.js';
 import type { WebhookReceiver } from './webhook.js';
@@ -185,7 +185,7 @@ export async function unreadableSegments(config: Config, catalog: Catalog): Prom
   const problems: string[] = [];
   for (const g of catalog.wal.generations()) {
     for (const s of catalog.wal.segments(g.id)) {
-      const read = await readSegment(config, s);
+      const read = await readSegment(config, s, catalog);
       if (!read.ok) problems.push(read.problem);
     }
   }

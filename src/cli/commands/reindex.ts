@@ -12,6 +12,16 @@ import type { CliContext } from '../context.js';
 import { EXIT, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';
 
+function walLines(wal: ReindexReport['wal']): string[] {
+  if (!wal) return [];
+  return [
+    `WAL archive: ${wal.generations.length} generation(s) with ${wal.segments} segment(s) restored from the bucket, ${wal.known.length} already listed.`,
+    ...wal.refused.map((r) => `Refused ${r.name}: ${r.reason}`),
+    ...wal.broken.map((b) => `Generation ${b.generation} reaches segment ${b.reachedSeq} only: ${b.reason}`),
+    ...(wal.error ? [`The bucket's WAL archive could not be listed: ${wal.error}`] : []),
+  ];
+}
+
 async function reindexCatalog(ctx: CliContext, opts: ReindexOptions): Promise<ExitCode> {
   const file = ctx.config.catalogPath;
   let movedAside: string | undefined;
@@ -42,6 +52,7 @@ async function reindexCatalog(ctx: CliContext, opts: ReindexOptions): Promise<Ex
     ...report.refused.map((r) => `Refused manifest ${r.name} (id ${r.id}, not imported): ${r.reason}`),
     ...report.conflicts.map((c) => `Manifest ${c.name} names id ${c.id}, which the catalog gives to ${c.catalogFile}`),
     ...(report.mirrorError ? [`The mirror could not be read (its backups were not looked at): ${report.mirrorError}`] : []),
+    ...walLines(report.wal),
   ];
   ctx.out.result(lines.join('\n'), { success: true, catalog: file, movedAside: movedAside ?? null, ...report });
   return EXIT.ok;

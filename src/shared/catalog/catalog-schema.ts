@@ -127,6 +127,21 @@ CREATE TABLE IF NOT EXISTS wal_segment (
 CREATE INDEX IF NOT EXISTS wal_segment_read_at ON wal_segment(read_at);
 CREATE INDEX IF NOT EXISTS wal_segment_unmirrored ON wal_segment(generation_id, seq) WHERE mirrored IS NOT 1;
 
+CREATE TABLE IF NOT EXISTS wal_pack (
+  name TEXT PRIMARY KEY,
+  generation_id INTEGER NOT NULL,
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  created_at DATETIME NOT NULL
+);
+CREATE INDEX IF NOT EXISTS wal_pack_generation ON wal_pack(generation_id, first_seq);
+
+CREATE TABLE IF NOT EXISTS wal_published (
+  generation_id INTEGER PRIMARY KEY,
+  digest TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS wal_verification (
   generation_id INTEGER PRIMARY KEY,
   verified_at DATETIME NOT NULL,
@@ -278,6 +293,16 @@ export interface WalSegmentRow {
   encryption: string | null;
   /** 1 copied to the mirror, 0 the copy failed, null not tried (or no mirror). */
   mirrored: number | null;
+}
+
+/** One object in the bucket holding segments `first_seq`..`last_seq` of a generation (wal/bucket-format.ts). */
+export interface WalPackRow {
+  name: string;
+  generation_id: number;
+  first_seq: number;
+  last_seq: number;
+  size_bytes: number;
+  created_at: string;
 }
 
 /** The last archive verification of one WAL generation. */

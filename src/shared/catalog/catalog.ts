@@ -9,6 +9,7 @@ import { Copies } from './repositories/copies.js';
 import { Fence } from './repositories/fence.js';
 import { History, type DatabaseDamage, type Pruned } from './repositories/history.js';
 import { WalArchive } from './repositories/wal.js';
+import { WalBucket } from './repositories/wal-bucket.js';
 import { RecoveryChecks } from './repositories/drills.js';
 import { Leases } from './repositories/leases.js';
 import { Restores, type RestoreUpdate } from './repositories/restores.js';
@@ -37,6 +38,8 @@ export class Catalog {
   readonly #history: History;
   /** The WAL archive's generations and segments (./repositories/wal.ts). */
   readonly wal: WalArchive;
+  /** Which bucket objects hold the WAL archive, and generations imported from the bucket (./repositories/wal-bucket.ts). */
+  readonly walBucket: WalBucket;
   /** The WAL archive's verifications and the restore drills (./repositories/drills.ts). */
   readonly drills: RecoveryChecks;
 
@@ -68,6 +71,7 @@ export class Catalog {
     this.#fence = new Fence(db);
     this.#history = new History(db);
     this.wal = new WalArchive(db);
+    this.walBucket = new WalBucket(db);
     this.drills = new RecoveryChecks(db);
   }
 

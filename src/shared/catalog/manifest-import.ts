@@ -9,6 +9,7 @@ import { backupNameOfManifest, toImported, type Manifest } from './manifest.js';
 import { differingFields, implausibleIds, scanManifests, type Candidate, type Refusal, type Scanned } from './manifest-trust.js';
 import { MIRROR } from '../storage/mirror.js';
 import { storesOf } from '../storage/registry.js';
+import { importWalArchive, type WalImportReport } from '../wal/bucket-import.js';
 
 export interface ReindexReport {
   /** Ids put back into the catalog from manifests. */
@@ -27,6 +28,8 @@ export interface ReindexReport {
   conflicts: { name: string; id: number; catalogFile: string }[];
   /** Why the mirror could not be read; the primary's backups are imported all the same. */
   mirrorError: string | null;
+  /** The WAL archive's generations and segments put back from the bucket (null without a mirror). */
+  wal: WalImportReport | null;
 }
 
 export interface ReindexOptions {
@@ -69,6 +72,7 @@ export async function reindex(config: Config, catalog: Catalog, log: Logger, opt
     refused: [],
     conflicts: [],
     mirrorError: null,
+    wal: null,
   };
   const { primary, mirror } = storesOf(config);
   const ring = keyringOf(config);
@@ -166,8 +170,16 @@ export async function reindex(config: Config, catalog: Catalog, log: Logger, opt
       report.refused.push({ name: e.location, id, reason: `the catalog already lists ${fileName} as backup ${other?.id ?? '?'}` });
     }
   }
+  // After the backups: a generation keeps its snapshot only when the catalog lists that backup.
+  if (mirror) report.wal = await importWalArchive(config, catalog);
   const troubled =
-    report.withoutManifest.length || report.unreadable.length || report.conflicts.length || report.refused.length || report.mirrorError;
+    report.wal?.refused.length ||
+    report.wal?.error ||
+    report.withoutManifest.length ||
+    report.unreadable.length ||
+    report.conflicts.length ||
+    report.refused.length ||
+    report.mirrorError;
   log[troubled ? 'warn' : 'info'](
     {
       imported: report.imported.length,
@@ -178,6 +190,7 @@ export async function reindex(config: Config, catalog: Catalog, log: Logger, opt
       refused: report.refused,
       conflicts: report.conflicts,
       mirrorError: report.mirrorError,
+      wal: report.wal && { ...report.wal, generations: report.wal.generations.length },
     },
     'catalog reindexed from manifests',
   );

@@ -99,10 +99,18 @@ function canonical(value: unknown): string {
  * (HKDF, its own label): the MAC key is never the key that encrypts backups, and a manifest
  * cannot be moved to another id, file or checksum without the MAC failing.
  */
-function macOf(key: Key, fields: Record<string, unknown>): string {
+function macOf(key: Key, fields: Record<string, unknown>, kind = 'manifest'): string {
   const { mac: _mac, ...rest } = fields;
-  const macKey = Buffer.from(hkdfSync('sha256', key.bytes, Buffer.from('workstation-backup'), Buffer.from('manifest mac v1'), 32));
-  return createHmac('sha256', macKey).update('workstation-backup manifest v1\0').update(canonical(rest)).digest('hex');
+  const macKey = Buffer.from(hkdfSync('sha256', key.bytes, Buffer.from('workstation-backup'), Buffer.from(`${kind} mac v1`), 32));
+  return createHmac('sha256', macKey).update(`workstation-backup ${kind} v1\0`).update(canonical(rest)).digest('hex');
+}
+
+/**
+ * `fields` with a MAC of their own kind (each kind its own MAC key, so one kind's object never
+ * passes for another's): how the WAL archive's objects in the bucket are signed.
+ */
+export function withMac<T extends Record<string, unknown>>(key: Key, kind: string, fields: T): T & { mac: z.infer<typeof macSchema> } {
+  return { ...fields, mac: { algorithm: MAC_ALGORITHM, keyId: key.id, value: macOf(key, fields, kind) } };
 }
 
 export type Authenticity = { ok: true; keyId: string } | { ok: false; reason: string };
@@ -111,7 +119,7 @@ export type Authenticity = { ok: true; keyId: string } | { ok: false; reason: st
  * Whether a manifest was written by a holder of one of the configured keys. Computed over the
  * JSON as read (not the parsed fields), so a field added by hand fails it too.
  */
-export function manifestAuthenticity(text: string, ring: Keyring): Authenticity {
+export function manifestAuthenticity(text: string, ring: Keyring, kind = 'manifest'): Authenticity {
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(text) as Record<string, unknown>;
@@ -122,7 +130,7 @@ export function manifestAuthenticity(text: string, ring: Keyring): Authenticity 
   if (!mac.success) return { ok: false, reason: 'it carries no MAC' };
   const key = ring.read.get(mac.data.keyId);
   if (!key) return { ok: false, reason: `its MAC is under key ${mac.data.keyId}, which is not configured` };
-  const expected = Buffer.from(macOf(key, raw), 'hex');
+  const expected = Buffer.from(macOf(key, raw, kind), 'hex');
   if (!timingSafeEqual(expected, Buffer.from(mac.data.value, 'hex'))) {
     return { ok: false, reason: 'its MAC does not match its contents: it was altered or forged' };
   }

@@ -130,6 +130,8 @@ const envSchema = z.object({
   /** Continuous archiving of the database's WAL (RPO about one interval). */
   WAL_ARCHIVE_ENABLED: bool.default(false),
   WAL_ARCHIVE_INTERVAL: int(MIN_WAL_ARCHIVE_INTERVAL, MAX_WAL_ARCHIVE_INTERVAL).default(1_000),
+  /** How often the WAL archive's new segments are sent to the mirror, in one object (BACKUP_MIRROR_URL). */
+  WAL_MIRROR_INTERVAL: int(MIN_WAL_ARCHIVE_INTERVAL, MAX_WAL_ARCHIVE_INTERVAL).default(1_000),
   WAL_RETENTION: int(MIN_WAL_RETENTION, MAX_WAL_RETENTION).default(7 * 86_400_000),
   /** Seconds a restore from the mirror alone may fall behind now before `/health` is degraded and `mirror.lagging` is sent. */
   OFFSITE_LAG_ALERT: int(1, 30 * 86_400).default(60),
@@ -213,6 +215,7 @@ function build(parsed: Parsed) {
     historyRetentionDays: parsed.HISTORY_RETENTION_DAYS,
     walArchiveEnabled: parsed.WAL_ARCHIVE_ENABLED,
     walArchiveInterval: parsed.WAL_ARCHIVE_INTERVAL,
+    walMirrorInterval: parsed.WAL_MIRROR_INTERVAL,
     walRetention: parsed.WAL_RETENTION,
     offsiteLagAlert: parsed.OFFSITE_LAG_ALERT,
   };

@@ -26,6 +26,12 @@ export interface BackupStorage {
    * checksum counts as done; a different one is an error. A copy that fails leaves no object.
    */
   put(localFile: string, name: string, sha256: string, opts?: CallOptions): Promise<void>;
+  /**
+   * Stores a local file under a name never used before, in as few requests as the target allows
+   * (one PUT for a file of one part, its SHA-256 checked by the server); otherwise as `put`.
+   * For objects written once per interval, where three requests a copy would be the cost.
+   */
+  putNew?(localFile: string, name: string, sha256: string, opts?: CallOptions): Promise<void>;
   /** Small text objects (manifests); replaced atomically. */
   putText(name: string, text: string, opts?: CallOptions): Promise<void>;
   /** A small text object, or undefined when there is none. */

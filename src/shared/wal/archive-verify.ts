@@ -3,7 +3,7 @@ import type { WalGenerationRow, WalSegmentRow } from '../catalog/catalog-schema.
 import { messageOf } from '../domain/errors.js';
 import type { Config } from '../runtime/config.js';
 import { verifyAndRecord } from '../verify/verify.js';
-import { readSegment } from './segment-store.js';
+import { SegmentReader } from './pack-reader.js';
 import { restartSalt } from './wal-format.js';
 
 /** A WAL started afresh has its first frame here. */
@@ -82,17 +82,22 @@ export async function verifyGeneration(config: Config, catalog: Catalog, generat
   let firstBad: GenerationVerification['firstBad'] = null;
   const readFromMirror: string[] = [];
   let previous: WalSegmentRow | undefined;
-  for (const segment of catalog.wal.segments(generation.id)) {
-    const chain = catalogChainProblem(generation, previous, segment, (previous?.seq ?? 0) + 1);
-    const read = chain ? { problem: `segment ${segment.file_name} ${chain}` } : await readOnce(config, segment);
-    const problem = read.problem;
-    if (read.source === 'mirror') readFromMirror.push(segment.file_name);
-    checked++;
-    if (problem) {
-      firstBad = { seq: segment.seq, file: segment.file_name, reason: problem };
-      break;
+  const reader = new SegmentReader(config, catalog);
+  try {
+    for (const segment of catalog.wal.segments(generation.id)) {
+      const chain = catalogChainProblem(generation, previous, segment, (previous?.seq ?? 0) + 1);
+      const read = chain ? { problem: `segment ${segment.file_name} ${chain}` } : await readOnce(reader, segment);
+      const problem = read.problem;
+      if (read.source === 'mirror') readFromMirror.push(segment.file_name);
+      checked++;
+      if (problem) {
+        firstBad = { seq: segment.seq, file: segment.file_name, reason: problem };
+        break;
+      }
+      previous = segment;
     }
-    previous = segment;
+  } finally {
+    reader.close();
   }
   const reasons = [
     ...(snapshot.ok ? [] : [`its snapshot (backup ${snapshot.backupId ?? 'none'}) fails: ${snapshot.message}`]),
@@ -133,9 +138,9 @@ export async function verifyArchive(config: Config, catalog: Catalog, signal?: A
   return { ok: generations.every((g) => g.ok), generations };
 }
 
-async function readOnce(config: Config, segment: WalSegmentRow): Promise<{ problem?: string; source?: 'primary' | 'mirror' }> {
+async function readOnce(reader: SegmentReader, segment: WalSegmentRow): Promise<{ problem?: string; source?: 'primary' | 'mirror' }> {
   try {
-    const read = await readSegment(config, segment);
+    const read = await reader.read(segment);
     return read.ok ? { source: read.source } : { problem: read.problem };
   } catch (err) {
     return { problem: `segment ${segment.file_name}: ${messageOf(err)}` };

@@ -6,7 +6,8 @@ import { AppError, messageOf } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Config } from '../runtime/config.js';
 import { SqliteConnection } from '../sqlite/connection.js';
-import { removeSegmentFiles, storeSegment } from './segment-store.js';
+import { storeSegment } from './segment-store.js';
+import { removeGenerations } from './bucket-packs.js';
 import {
   frameSize,
   parseWalHeader,
@@ -677,10 +678,14 @@ export class WalArchiver {
     this.#lastPrune = Date.now();
     const retention = this.opts.retentionMs?.();
     if (!retention) return;
-    const files = this.deps.catalog.wal.pruneGenerations(new Date(Date.now() - retention).toISOString());
-    if (!files.length) return;
-    await removeSegmentFiles(this.deps.config, files);
-    this.deps.log.info({ segments: files.length }, 'WAL archive: removed generations older than WAL_RETENTION');
+    const { catalog } = this.deps;
+    const pruned = catalog.wal.pruneGenerations(new Date(Date.now() - retention).toISOString(), catalog.leasedBackupIds());
+    if (!pruned.generations.length) return;
+    await removeGenerations(this.deps.config, catalog, pruned);
+    this.deps.log.info(
+      { generations: pruned.generations, segments: pruned.files.length },
+      'WAL archive: removed generations older than WAL_RETENTION',
+    );
   }
 
   private checkpointDue(): boolean {

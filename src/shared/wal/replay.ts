@@ -8,7 +8,7 @@ import path from 'node:path';
 import { isTempName, removeQuietly, tempPath } from '../runtime/files.js';
 import { integrityProblems } from '../sqlite/sqlite-ops.js';
 import { restoreCheckMode, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
-import { readSegment } from './segment-store.js';
+import { SegmentReader } from './pack-reader.js';
 import { framesOf } from './wal-format.js';
 
 /** What a replay produced: a checked database file, and what it is made of. */
@@ -82,7 +82,7 @@ export async function replayGeneration(
   };
   try {
     const segments = catalog.wal.segments(generation.id).filter((s) => !until || new Date(s.read_at) <= until);
-    const applied = await applySegments(config, copy.path, segments);
+    const applied = await applySegments(config, catalog, copy.path, segments);
     // The application's database was in WAL mode (archiving needs it); a backup file's header says
     // rollback journal, and only a replayed frame of page 1 would have said otherwise. Restored
     // over a database that is gone, the file must come back as the application had it.
@@ -109,15 +109,16 @@ export async function replayGeneration(
 }
 
 /** Writes the segments' pages into `file` in order and cuts it to the last commit's size. Returns how many were applied. */
-export async function applySegments(config: Config, file: string, segments: WalSegmentRow[]): Promise<number> {
+export async function applySegments(config: Config, catalog: Catalog, file: string, segments: WalSegmentRow[]): Promise<number> {
   if (!segments.length) return 0;
   const handle = await fs.open(file, 'r+');
+  const reader = new SegmentReader(config, catalog);
   try {
     let dbSizePages = 0;
     let pageSize = 0;
     let lastGood: string | undefined;
     for (const segment of segments) {
-      const read = await readSegment(config, segment);
+      const read = await reader.read(segment);
       if (!read.ok) {
         // Never a silent shorter restore: say how far the archive does reach, for a restore to that moment.
         const reach = lastGood ? `; the archive reaches ${lastGood} before it (restore to that moment instead)` : '';
@@ -134,6 +135,7 @@ export async function applySegments(config: Config, file: string, segments: WalS
     await handle.sync();
     return segments.length;
   } finally {
+    reader.close();
     await handle.close();
   }
 }

@@ -3,7 +3,8 @@ import type { Catalog } from '../catalog/catalog.js';
 import { messageOf } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Config } from '../runtime/config.js';
-import { catchUpSegments } from './segment-store.js';
+import { sendPending } from './bucket-packs.js';
+import { nextSegmentStored, segmentsStored } from './segment-store.js';
 
 /** After failed passes the wait doubles from one interval up to this. */
 const MAX_RETRY_MS = 30_000;
@@ -23,24 +24,29 @@ export interface SegmentMirrorOptions {
 }
 
 /**
- * Copies to the mirror the segments the catalog says it lacks, beside the archiver's loop and never
- * inside it: a bucket that hangs, refuses or is down never holds up a sync (each waits for
- * BACKUP_MIRROR_TIMEOUT, a few times over), nor the archiver's lease. One loop, one segment at a
- * time, so a segment is never being uploaded twice at once. After a failure it waits (one interval,
- * doubling up to 30 s) and tries again, so it catches up on its own once the bucket is back; with
- * nothing to copy it looks again every interval. Resolves once the signal is aborted.
+ * Sends the bucket what the catalog says it lacks (`sendPending`: generation descriptions, then
+ * one pack of new segments), beside the archiver's loop and never inside it: a bucket that hangs,
+ * refuses or is down never holds up a sync (each waits for BACKUP_MIRROR_TIMEOUT, a few times
+ * over), nor the archiver's lease. One loop, so a segment is never being sent twice at once.
+ * Passes are at least an interval (WAL_MIRROR_INTERVAL) apart: a busy database costs one PUT per
+ * interval. A segment stored after that wakes the loop at once (in this process), so what reaches
+ * the bucket lags the local archive by little more than the upload. After a failure it waits (one
+ * interval, doubling up to 30 s) and tries again, so it catches up on its own once the bucket is
+ * back. Resolves once the signal is aborted.
  */
 export async function runSegmentMirror({ config, catalog, log }: SegmentMirrorDeps, opts: SegmentMirrorOptions): Promise<void> {
   const { signal } = opts;
   let failures = 0;
   const missing = new Set<string>();
   while (!signal.aborted) {
+    const started = Date.now();
+    const storedBefore = segmentsStored();
     let wait = opts.intervalMs();
     if (opts.mayCopy?.() ?? true) {
-      const pass = await catchUpSegments(config, catalog, signal).catch((err: unknown) => ({
+      const pass = await sendPending(config, catalog, signal).catch((err: unknown) => ({
         copied: 0,
         error: messageOf(err),
-        missing: [],
+        missing: [] as string[],
         more: true,
       }));
       if (signal.aborted) break;
@@ -58,6 +64,10 @@ export async function runSegmentMirror({ config, catalog, log }: SegmentMirrorDe
         if (failures > 0) log.info({ copied: pass.copied }, 'WAL archive: the mirror answers again');
         failures = 0;
         if (pass.more) continue;
+        // The next pass once an interval has passed and a segment was stored (or another interval, for the descriptions).
+        await sleep(Math.max(0, started + wait - Date.now()), undefined, { signal }).catch(() => undefined);
+        if (segmentsStored() === storedBefore) await nextSegmentStored(wait, signal);
+        continue;
       }
     }
     await sleep(wait, undefined, { signal }).catch(() => undefined);

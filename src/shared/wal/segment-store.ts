@@ -10,7 +10,6 @@ import type { NewSegment } from '../catalog/repositories/wal.js';
 import { sha256File } from '../codec/checksum.js';
 import { compressor, decompressor } from '../codec/compression.js';
 import { DecryptStream, EncryptStream, keyringOf } from '../codec/encryption.js';
-import { messageOf } from '../domain/errors.js';
 import type { Config } from '../runtime/config.js';
 import { ensurePrivateDir, fsyncPath, removeQuietly, tempPath } from '../runtime/files.js';
 import { LocalDirStorage } from '../storage/local-dir.js';
@@ -41,6 +40,27 @@ export function segmentStoresOf(config: Config): SegmentStores {
   return stores;
 }
 
+let stored = 0;
+const storedEvents = new EventTarget();
+
+/** How many segments this process has stored: the mirror loop wakes when it changes. */
+export const segmentsStored = () => stored;
+
+/** Resolves when this process stores its next segment, after `timeoutMs`, or when `signal` aborts. */
+export function nextSegmentStored(timeoutMs: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      storedEvents.removeEventListener('stored', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    storedEvents.addEventListener('stored', done);
+    signal.addEventListener('abort', done);
+  });
+}
+
 /** `wal-<generation>-<seq>.zst[.enc]`: sorts in archive order. */
 export function segmentBaseName(generationId: number, firstOffset: number, readAt: Date): string {
   return `wal-${String(generationId).padStart(8, '0')}-${readAt.getTime().toString().padStart(14, '0')}-${firstOffset}`;
@@ -65,9 +85,9 @@ export interface SegmentFrames {
 
 /**
  * Compresses (zstd) and, with a key, encrypts the frames into a temp file in `BACKUP_DIR/wal`,
- * fsyncs it, gives it its name and records it in the catalog. Returns the row. Copying it to the
- * mirror is not done here: `catchUpSegments` does it beside the archiver (segment-mirror.ts), so
- * that a bucket that hangs never holds up the local archive.
+ * fsyncs it, gives it its name and records it in the catalog. Returns the row. Sending it to the
+ * bucket is not done here: `sendPending` (bucket-packs.ts) does it beside the archiver, so that a
+ * bucket that hangs never holds up the local archive.
  */
 export async function storeSegment(config: Config, catalog: Catalog, frames: SegmentFrames): Promise<WalSegmentRow> {
   const { primary } = segmentStoresOf(config);
@@ -120,73 +140,23 @@ export async function storeSegment(config: Config, catalog: Catalog, frames: Seg
       await primary.remove(name).catch(() => undefined);
       throw err;
     }
+    stored++;
+    storedEvents.dispatchEvent(new Event('stored'));
     return { ...row, seq, mirrored: null };
   } finally {
     await removeQuietly(temp);
   }
 }
 
-/** Copies a stored segment to the mirror and records the outcome; throws when the copy failed. */
-export async function mirrorSegment(config: Config, catalog: Catalog, segment: WalSegmentRow, signal?: AbortSignal): Promise<boolean> {
-  const { primary, mirror } = segmentStoresOf(config);
-  if (!mirror) return false;
-  try {
-    await mirror.put(primary.localPath(segment.file_name), segment.file_name, segment.checksum, { signal });
-    catalog.wal.setMirrored(segment.file_name, true);
-    return true;
-  } catch (err) {
-    catalog.wal.setMirrored(segment.file_name, false);
-    throw Object.assign(new Error(messageOf(err)), { cause: err });
-  }
-}
-
-/** What one pass of `catchUpSegments` did. */
-export interface CatchUp {
-  copied: number;
-  /** Why the pass stopped before the end: the mirror failed (it is down, hangs or refuses). */
-  error?: string;
-  /** Segments whose own file is missing from `BACKUP_DIR/wal`: they cannot be copied (verification names them). */
-  missing: string[];
-  /** Whether segments may be left to copy (a batch's worth was taken, or the pass stopped early). */
-  more: boolean;
-}
-
-/**
- * Copies the segments the catalog says the mirror lacks, oldest first, one at a time, and stops at
- * the first failure of the mirror (the next pass tries again). A segment whose own file is gone is
- * passed over rather than holding up the ones after it.
- */
-export async function catchUpSegments(config: Config, catalog: Catalog, signal?: AbortSignal, batch = 1_000): Promise<CatchUp> {
-  const { primary, mirror } = segmentStoresOf(config);
-  const pass: CatchUp = { copied: 0, missing: [], more: false };
-  if (!mirror) return pass;
-  const segments = catalog.wal.unmirrored(batch);
-  for (const segment of segments) {
-    if (signal?.aborted) return { ...pass, more: true };
-    try {
-      await mirrorSegment(config, catalog, segment, signal);
-      pass.copied++;
-    } catch (err) {
-      if (signal?.aborted) return { ...pass, more: true };
-      const here = await fs.access(primary.localPath(segment.file_name)).then(
-        () => true,
-        () => false,
-      );
-      if (here) return { ...pass, error: messageOf(err), more: true };
-      pass.missing.push(segment.file_name);
-    }
-  }
-  return { ...pass, more: segments.length === batch && pass.copied > 0 };
-}
-
 /** Why a segment cannot be used, or its frames. */
 export type SegmentRead = { ok: true; frames: Buffer; source: 'primary' | 'mirror' } | { ok: false; problem: string };
 
-async function readFrom(store: BackupStorage, segment: WalSegmentRow, config: Config): Promise<Buffer> {
-  // Segments are small (one sync's frames): read whole, hashed before anything else touches them.
-  const parts: Buffer[] = [];
-  for await (const chunk of (await store.read(segment.file_name)) as AsyncIterable<Buffer>) parts.push(chunk);
-  const stored = Buffer.concat(parts);
+/**
+ * A segment's frames from its stored bytes: SHA-256 of the stored bytes first, then decryption,
+ * decompression and the WAL checksum chain (the frames must carry the segment's salts and continue
+ * its start checksum to its end checksum). Throws with the reason.
+ */
+export async function decodeSegment(config: Config, segment: WalSegmentRow, stored: Buffer): Promise<Buffer> {
   const actual = createHash('sha256').update(stored).digest('hex');
   if (actual !== segment.checksum) throw new Error(`checksum mismatch (expected ${segment.checksum}, found ${actual})`);
   const out: Buffer[] = [];
@@ -201,32 +171,21 @@ async function readFrom(store: BackupStorage, segment: WalSegmentRow, config: Co
       },
     }),
   ] as unknown as NodeJS.ReadWriteStream[]);
-  return Buffer.concat(out);
+  const frames = Buffer.concat(out);
+  const problem = chainProblem(segment, frames);
+  if (problem) throw new Error(problem);
+  return frames;
 }
 
-/**
- * A segment's frames, read from the primary (or the mirror when the primary copy is missing or
- * bad), with its SHA-256, decryption and the WAL checksum chain checked: the frames must carry
- * the segment's salts and continue its start checksum to its end checksum.
- */
-export async function readSegment(config: Config, segment: WalSegmentRow): Promise<SegmentRead> {
-  const { primary, mirror } = segmentStoresOf(config);
-  const problems: string[] = [];
-  for (const [source, store] of [
-    ['primary', primary],
-    ['mirror', mirror],
-  ] as const) {
-    if (!store) continue;
-    try {
-      const frames = await readFrom(store, segment, config);
-      const problem = chainProblem(segment, frames);
-      if (problem) throw new Error(problem);
-      return { ok: true, frames, source };
-    } catch (err) {
-      problems.push(`${source}: ${messageOf(err)}`);
-    }
+/** The stored bytes of a segment in BACKUP_DIR/wal, or undefined when its file is gone. */
+export async function localSegmentBytes(config: Config, segment: WalSegmentRow): Promise<Buffer | undefined> {
+  const { primary } = segmentStoresOf(config);
+  try {
+    return await fs.readFile(primary.localPath(segment.file_name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
-  return { ok: false, problem: `segment ${segment.file_name}: ${problems.join('; ')}` };
 }
 
 /** Whether the frames are the segment's: salts, sizes and the checksum chain from start to end. */
@@ -247,13 +206,4 @@ export function chainProblem(segment: WalSegmentRow, frames: Buffer): string | u
   }
   if (checksum[0] !== segment.end_checksum0 || checksum[1] !== segment.end_checksum1) return 'does not end on its recorded checksum';
   return undefined;
-}
-
-/** Deletes segment files from the primary and the mirror (retention); failures are left for the next pass. */
-export async function removeSegmentFiles(config: Config, names: string[]): Promise<void> {
-  const { primary, mirror } = segmentStoresOf(config);
-  for (const name of names) {
-    await primary.remove(name).catch(() => undefined);
-    await mirror?.remove(name).catch(() => undefined);
-  }
 }

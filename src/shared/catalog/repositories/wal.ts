@@ -175,23 +175,26 @@ export class WalArchive {
 
   /**
    * Deletes the generations that ended before `before`, with their segment rows (never the newest
-   * generation); returns the segment file names to delete.
+   * generation, nor one whose snapshot is in `inUse`: a restore or verification is reading it);
+   * returns their ids and the segment file names to delete.
    */
-  pruneGenerations(before: string): string[] {
+  pruneGenerations(before: string, inUse: Set<number> = new Set()): { generations: number[]; files: string[] } {
     return this.db.transaction(() => {
-      const doomed = this.db
-        .prepare(
-          `SELECT g.id FROM wal_generation g WHERE g.ended_at IS NOT NULL AND g.ended_at < ?
-             AND g.id < (SELECT max(id) FROM wal_generation)`,
-        )
-        .all(before) as { id: number }[];
+      const doomed = (
+        this.db
+          .prepare(
+            `SELECT g.id, g.snapshot_backup_id FROM wal_generation g WHERE g.ended_at IS NOT NULL AND g.ended_at < ?
+               AND g.id < (SELECT max(id) FROM wal_generation)`,
+          )
+          .all(before) as { id: number; snapshot_backup_id: number | null }[]
+      ).filter((g) => g.snapshot_backup_id === null || !inUse.has(g.snapshot_backup_id));
       const files: string[] = [];
       for (const { id } of doomed) {
         for (const s of this.segments(id)) files.push(s.file_name);
         this.db.prepare('DELETE FROM wal_segment WHERE generation_id = ?').run(id);
         this.db.prepare('DELETE FROM wal_generation WHERE id = ?').run(id);
       }
-      return files;
+      return { generations: doomed.map((g) => g.id), files };
     })();
   }
 
