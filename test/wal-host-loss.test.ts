@@ -5,7 +5,8 @@
  * unreachable. From the configuration and the bucket alone, the CLI restores to the latest moment
  * (every commit older than 3 s before the kill is there, the state is one the application
  * committed, integrity_check passes) and to a random moment of the window `window` shows (exactly
- * the commits of a moment no later than it). Plain, and compressed and encrypted.
+ * the commits of a moment no later than it). Plain, and compressed and encrypted; on s3rver and on
+ * a second S3 implementation (fauxqs).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { waitUntil } from './helpers/env.js';
 import { S3Server } from './helpers/s3.js';
+import { S3AltServer } from './helpers/s3-alt.js';
 import { BALANCE_TOTAL, deleteDatabase, stateOf, startWalWriter } from './helpers/wal-writer.js';
 import { startWalStack, stopWalStack, type WalStack } from './helpers/wal-stack.js';
 
@@ -21,11 +23,13 @@ import { startWalStack, stopWalStack, type WalStack } from './helpers/wal-stack.
 const RPO_MS = 3_000;
 
 let s3: S3Server;
+let alt: S3AltServer;
 beforeAll(async () => {
-  s3 = await S3Server.start();
+  [s3, alt] = await Promise.all([S3Server.start(), S3AltServer.start()]);
 });
 afterAll(async () => {
   await s3?.cleanup();
+  await alt?.cleanup();
 });
 
 /** Every committed event of the database as the application left it: n and the time it was written. */
@@ -43,9 +47,13 @@ function committedEvents(file: string): { n: number; at: number }[] {
   }
 }
 
-async function loseTheHost(name: string, extra: Record<string, string>): Promise<void> {
+async function loseTheHost(
+  name: string,
+  bucket: { env(prefix: string): Record<string, string> },
+  extra: Record<string, string>,
+): Promise<void> {
   const prefix = `hosts/${name}`;
-  let stack: WalStack | undefined = await startWalStack(name, 1_000, { ...s3.env(prefix), ...extra });
+  let stack: WalStack | undefined = await startWalStack(name, 1_000, { ...bucket.env(prefix), ...extra });
   const { box, catalog } = stack;
   try {
     const db = box.config.databasePath;
@@ -68,7 +76,7 @@ async function loseTheHost(name: string, extra: Record<string, string>): Promise
     await Promise.all([writer.kill(), stack.worker.kill()]);
     const committed = committedEvents(db);
     expect(committed.length).toBeGreaterThan(500);
-    const env = { ...box.env, ...s3.env(prefix), ...extra, REDIS_URL: REDIS_DOWN };
+    const env = { ...box.env, ...bucket.env(prefix), ...extra, REDIS_URL: REDIS_DOWN };
     await stopWalStack({ ...stack, box: undefined });
     stack = undefined;
     fs.rmSync(box.config.backupDir, { recursive: true, force: true });
@@ -113,11 +121,17 @@ async function loseTheHost(name: string, extra: Record<string, string>): Promise
 }
 
 describe('the host is lost: the bucket alone restores', () => {
-  it('to latest and to a moment, plain', async () => {
-    await loseTheHost('wal-hostloss', {});
+  const crypt = () => ({ BACKUP_COMPRESSION: 'zstd', BACKUP_ENCRYPTION_KEY: randomBytes(32).toString('base64') });
+
+  it('to latest and to a moment, plain (s3rver)', async () => {
+    await loseTheHost('wal-hostloss', s3, {});
   });
 
-  it('to latest and to a moment, compressed and encrypted', async () => {
-    await loseTheHost('wal-hostloss-crypt', { BACKUP_COMPRESSION: 'zstd', BACKUP_ENCRYPTION_KEY: randomBytes(32).toString('base64') });
+  it('to latest and to a moment, compressed and encrypted (s3rver)', async () => {
+    await loseTheHost('wal-hostloss-crypt', s3, crypt());
+  });
+
+  it('to latest and to a moment, compressed and encrypted, on a second S3 implementation (fauxqs)', async () => {
+    await loseTheHost('wal-hostloss-alt', alt, crypt());
   });
 });

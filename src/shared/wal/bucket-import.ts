@@ -8,6 +8,7 @@ import type { BackupStorage } from '../storage/storage.js';
 import { catalogChainProblem } from './archive-verify.js';
 import {
   adoptArchiveId,
+  generationManifestName,
   parseGenerationManifestName,
   parsePackName,
   readGenerationManifest,
@@ -70,8 +71,10 @@ export async function importWalArchive(config: Config, catalog: Catalog): Promis
     else manifests.push(read.value);
   }
   manifests.sort((a, b) => a.id - b.id);
-  // This catalog's archive, or else the one whose generation is newest: the host that was lost.
-  const archive = catalog.getSetting<string>(CATALOG_ARCHIVE_ID) ?? manifests.at(-1)?.archive;
+  // This catalog's archive; on a new host, the archive of the newest generation whose snapshot is a
+  // backup of this bucket (listed in the catalog with that file and SHA-256): the host that was lost.
+  const anchored = manifests.filter((m) => m.snapshot && snapshotOf(catalog, m) !== undefined);
+  const archive = catalog.getSetting<string>(CATALOG_ARCHIVE_ID) ?? (anchored.at(-1) ?? manifests.at(-1))?.archive;
   if (!archive) return report;
   adoptArchiveId(catalog, archive);
   const packsOf = new Map<number, string[]>();
@@ -81,7 +84,7 @@ export async function importWalArchive(config: Config, catalog: Catalog): Promis
   }
   for (const m of manifests) {
     if (m.archive !== archive) {
-      report.refused.push({ name: `generation-${m.id}`, reason: `it belongs to another archive (${m.archive}, not ${archive})` });
+      report.refused.push({ name: generationManifestName(m.id), reason: `it belongs to another archive (${m.archive}, not ${archive})` });
       continue;
     }
     if (catalog.wal.generation(m.id)) {
@@ -97,6 +100,15 @@ export async function importWalArchive(config: Config, catalog: Catalog): Promis
     }
   }
   return report;
+}
+
+/** The generation's snapshot when the catalog lists that backup, completed, with the same file and SHA-256. */
+function snapshotOf(catalog: Catalog, m: GenerationManifest) {
+  if (!m.snapshot) return undefined;
+  const backup = catalog.getBackup(m.snapshot.backupId);
+  const same =
+    backup?.status === 'completed' && backup.checksum === m.snapshot.sha256 && path.basename(backup.file_path) === m.snapshot.fileName;
+  return same ? backup : undefined;
 }
 
 async function readHeaders(
