@@ -114,6 +114,18 @@ async function loseTheHost(
     const atMoment = committed.filter((e) => e.at <= target.getTime());
     expect(past.events.max).toBeLessThanOrEqual(atMoment.at(-1)?.n ?? 0);
     expect(past.events.max).toBeGreaterThanOrEqual(committed.filter((e) => e.at <= target.getTime() - RPO_MS).at(-1)?.n ?? 0);
+
+    // --from: the same bucket named on the command line, read alone by a host configured for another mirror.
+    const { BACKUP_MIRROR_URL: from } = bucket.env(prefix);
+    const elsewhere = { ...env, BACKUP_MIRROR_URL: `${from}-elsewhere` };
+    const fromWindow = await runCli(elsewhere, 'window', '--from', from!, '--json');
+    expect(fromWindow.code, fromWindow.stdout + fromWindow.stderr).toBe(0);
+    expect([fromWindow.json.earliest, fromWindow.json.latest]).toEqual([window.json.earliest, window.json.latest]);
+    const fromFile = `${box.dir}/from.db`;
+    const fromLatest = await runCli(elsewhere, 'restore', '--to', 'latest', '--from', from!, '--output', fromFile, '--json');
+    expect(fromLatest.code, fromLatest.stdout + fromLatest.stderr).toBe(0);
+    expect(stateOf(fromFile)).toEqual(state);
+    expect((await runCli(elsewhere, 'restore', '--to', 'latest', '--from', from!, '--yes')).code).toBe(2);
   } finally {
     if (stack) await stopWalStack({ ...stack, box: undefined });
     await box.cleanup();

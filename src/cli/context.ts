@@ -1,5 +1,7 @@
-import { hostname } from 'node:os';
+import fsp from 'node:fs/promises';
+import os, { hostname } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { BackupRow, Catalog } from '../shared/catalog/catalog.js';
 import { ConfigError, loadConfig, type Config } from '../shared/runtime/config.js';
@@ -37,6 +39,32 @@ export function cliContext(opts: GlobalOptions): CliContext {
   }
   const log = createLogger({ logLevel: opts.verbose ? 'info' : 'warn' }, 'cli', 2);
   return { config, log, out: new Output(Boolean(opts.json)) };
+}
+
+/**
+ * `--from s3://bucket/prefix` (or a mirror directory's file:// URL): another bucket than the
+ * configured mirror, read alone. The catalog is rebuilt from it into a temp directory (nothing of
+ * this host's BACKUP_DIR or catalog is read or changed) and removed afterwards.
+ */
+export async function withBucket<T>(ctx: CliContext, from: string | undefined, fn: (ctx: CliContext) => Promise<T>): Promise<T> {
+  if (from === undefined) return fn(ctx);
+  if (!/^(s3:\/\/[^/]+|file:\/\/\/)/.test(from)) {
+    throw new CliError(`--from takes s3://bucket/prefix or file:///directory, not ${JSON.stringify(from)}`, EXIT.usage, 'bad_request');
+  }
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'workstation-backup-from-'));
+  const mirrorDir = from.startsWith('file:') ? fileURLToPath(from) : undefined;
+  const config: Config = Object.freeze({
+    ...ctx.config,
+    mirrorUrl: mirrorDir ? pathToFileURL(mirrorDir).href : from.replace(/\/+$/, ''),
+    mirrorDir,
+    backupDir: path.join(dir, 'backups'),
+    catalogPath: path.join(dir, 'catalog.db'),
+  });
+  try {
+    return await fn({ ...ctx, config });
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** The catalog, rebuilt from the manifests first when it is missing. */

@@ -14,7 +14,7 @@ import {
 } from '../../shared/operations/restore-latest.js';
 import { cliRunId } from '../../shared/locking/process-owner.js';
 import { LATEST, LATEST_VALID } from '../../shared/jobs/job-data.js';
-import { cliFailure, cliRun, findBackup, withCatalog, withOperationDeps, type CliContext } from '../context.js';
+import { cliFailure, cliRun, findBackup, withBucket, withCatalog, withOperationDeps, type CliContext } from '../context.js';
 import { CliError, EXIT, bytes, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';
 
@@ -67,9 +67,19 @@ interface RestoreOptions {
   to?: string;
   output?: string;
   yes?: boolean;
+  from?: string;
 }
 
 async function restore(ctx: CliContext, target: string | undefined, opts: RestoreOptions): Promise<ExitCode> {
+  if (opts.from !== undefined && (opts.to === undefined || opts.to === LATEST_VALID || !opts.output)) {
+    // The safety backup of the live database belongs in this host's BACKUP_DIR and catalog, which
+    // a restore from another bucket does not use: it writes a file to put in place by hand.
+    throw new CliError(
+      '--from goes with --to latest|<time> --output FILE: it writes the recovered database to a new file; stop the application and move it into place',
+      EXIT.usage,
+      'bad_request',
+    );
+  }
   if (opts.to !== undefined) {
     if (target || opts.latestValid) throw new CliError('pass either a backup, --latest-valid or --to', EXIT.usage, 'bad_request');
     if (opts.to === LATEST_VALID && !opts.output) opts = { ...opts, latestValid: true };
@@ -131,7 +141,7 @@ const ISO_TIME = z.iso.datetime({ offset: true });
  * file instead, the live database left alone.
  */
 async function restoreToPoint(ctx: CliContext, opts: RestoreOptions, at: Date | undefined): Promise<ExitCode> {
-  if (opts.output) return recoverIntoFile(ctx, opts.output, at);
+  if (opts.output) return withBucket(ctx, opts.from, (c) => recoverIntoFile(c, opts.output!, at));
   confirmable(ctx, opts);
   return withCatalog(ctx, async (catalog) => {
     let generation: ReturnType<typeof generationFor>;
@@ -216,6 +226,10 @@ export const registerRestore: RegisterCommand = (program, { ctx, run }) => {
       `"${LATEST}": the last commit the WAL archive holds; an ISO-8601 time: the last archived sync at or before it; "${LATEST_VALID}": as --latest-valid`,
     )
     .option('--output <file>', 'with --to: write the recovered database to this new file and leave the live database alone')
+    .option(
+      '--from <url>',
+      'with --to and --output: read this bucket (s3://bucket/prefix) alone instead of the configured mirror and catalog',
+    )
     .option('-y, --yes', 'restore without asking (required when not run from a terminal)')
     .action(async (target: string | undefined, opts: RestoreOptions) => run(await restore(ctx(), target, opts)));
 };

@@ -1,7 +1,7 @@
 import { walStatus } from '../../shared/wal/wal-health.js';
 import { drillOf } from '../../shared/wal/drill.js';
 import { recoveryWindow } from '../../shared/wal/window.js';
-import { withCatalog, type CliContext } from '../context.js';
+import { withBucket, withCatalog, type CliContext } from '../context.js';
 import { EXIT, bytes, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';
 import { describeDrill } from './drill.js';
@@ -49,5 +49,6 @@ export const registerWindow: RegisterCommand = (program, { ctx, run }) => {
   program
     .command('window')
     .description('Show the moments the WAL archive can restore to (restore --to <time>), generation by generation')
-    .action(async () => run(await showWindow(ctx())));
+    .option('--from <url>', 'read this bucket (s3://bucket/prefix) alone instead of the configured mirror and catalog')
+    .action(async (opts: { from?: string }) => run(await withBucket(ctx(), opts.from, showWindow)));
 };
