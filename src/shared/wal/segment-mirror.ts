@@ -3,6 +3,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { messageOf } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Config } from '../runtime/config.js';
+import { backgroundCompaction } from './bucket-compact.js';
 import { sendPending } from './bucket-packs.js';
 import { nextSegmentStored, segmentsStored } from './segment-store.js';
 
@@ -32,12 +33,14 @@ export interface SegmentMirrorOptions {
  * interval. A segment stored after that wakes the loop at once (in this process), so what reaches
  * the bucket lags the local archive by little more than the upload. After a failure it waits (one
  * interval, doubling up to 30 s) and tries again, so it catches up on its own once the bucket is
- * back. Resolves once the signal is aborted.
+ * back. After a good pass it may start a compaction of the bucket's packs (`backgroundCompaction`:
+ * every few minutes, beside the loop). Resolves once the signal is aborted.
  */
 export async function runSegmentMirror({ config, catalog, log }: SegmentMirrorDeps, opts: SegmentMirrorOptions): Promise<void> {
   const { signal } = opts;
   let failures = 0;
   const missing = new Set<string>();
+  const compaction = backgroundCompaction({ config, catalog, log });
   while (!signal.aborted) {
     const started = Date.now();
     const storedBefore = segmentsStored();
@@ -52,7 +55,10 @@ export async function runSegmentMirror({ config, catalog, log }: SegmentMirrorDe
       if (signal.aborted) break;
       for (const name of pass.missing.filter((n) => !missing.has(n))) {
         missing.add(name);
-        log.error({ segment: name }, 'WAL archive: a recorded segment has no file in BACKUP_DIR/wal; it cannot be copied to the mirror');
+        log.error(
+          { segment: name },
+          'WAL archive: a recorded segment has no file in BACKUP_DIR/wal, or a damaged one; it cannot be sent to the mirror',
+        );
       }
       if (pass.error !== undefined) {
         // Once per outage: the catalog says what is still missing.
@@ -63,6 +69,7 @@ export async function runSegmentMirror({ config, catalog, log }: SegmentMirrorDe
       } else {
         if (failures > 0) log.info({ copied: pass.copied }, 'WAL archive: the mirror answers again');
         failures = 0;
+        compaction.poke(signal);
         if (pass.more) continue;
         // The next pass once an interval has passed and a segment was stored (or another interval, for the descriptions).
         await sleep(Math.max(0, started + wait - Date.now()), undefined, { signal }).catch(() => undefined);
@@ -72,4 +79,5 @@ export async function runSegmentMirror({ config, catalog, log }: SegmentMirrorDe
     }
     await sleep(wait, undefined, { signal }).catch(() => undefined);
   }
+  await compaction.idle();
 }

@@ -2,6 +2,18 @@ import type Database from 'better-sqlite3';
 import type { WalGenerationRow, WalPackRow, WalSegmentRow } from '../catalog-schema.js';
 import { now } from './now.js';
 
+/** The most segments a pack holds (PACK_MAX_SEGMENTS of wal/bucket-format.ts, which the catalog does not import). */
+const PACK_MAX_SEGMENTS = 20_000;
+/** The setting listing bucket objects that compaction retired and has yet to delete. */
+const RETIRED = 'wal-packs-retired';
+
+/** A bucket object waiting to be deleted: since `at`, no catalog row points readers at it. */
+export interface RetiredPack {
+  name: string;
+  generation: number;
+  at: string;
+}
+
 /**
  * `wal_pack` and `wal_published`: which bucket object holds which segments, and which generation
  * descriptions the bucket has as they are now; and the import of a generation read back from the
@@ -25,14 +37,18 @@ export class WalBucket {
     })();
   }
 
-  /** The pack that holds a segment, if one does (the newest, should a pass have been sent twice). */
+  /**
+   * The pack that holds a segment, if one does: of several (a pass sent twice, or a compacted pack
+   * beside its parts in a catalog rebuilt from the bucket), the widest, then the newest. No pack
+   * holds more than PACK_MAX_SEGMENTS segments, which bounds the rows looked at.
+   */
   packOf(generationId: number, seq: number): WalPackRow | undefined {
     return this.db
       .prepare(
-        `SELECT * FROM wal_pack WHERE generation_id = ? AND first_seq <= ? AND last_seq >= ?
-         ORDER BY first_seq DESC, last_seq DESC LIMIT 1`,
+        `SELECT * FROM wal_pack WHERE generation_id = ? AND first_seq BETWEEN ? AND ? AND last_seq >= ?
+         ORDER BY last_seq - first_seq DESC, first_seq DESC LIMIT 1`,
       )
-      .get(generationId, seq, seq) as WalPackRow | undefined;
+      .get(generationId, seq - PACK_MAX_SEGMENTS + 1, seq, seq) as WalPackRow | undefined;
   }
 
   packs(generationId: number): WalPackRow[] {
@@ -95,5 +111,87 @@ export class WalBucket {
       }
       return true;
     })();
+  }
+
+  // ---- compaction (wal/bucket-compact.ts) ------------------------------------------------------
+
+  /** A generation's packs in order (first segment, then widest), each with the read time of its newest segment. */
+  packsForCompaction(generationId: number): (WalPackRow & { newest_read_at: string })[] {
+    return this.db
+      .prepare(
+        `SELECT p.*, s.read_at AS newest_read_at FROM wal_pack p
+         JOIN wal_segment s ON s.generation_id = p.generation_id AND s.seq = p.last_seq
+         WHERE p.generation_id = ? ORDER BY p.first_seq, p.last_seq DESC`,
+      )
+      .all(generationId) as (WalPackRow & { newest_read_at: string })[];
+  }
+
+  /** A generation's segments `first`..`last`, in order. */
+  segmentsBetween(generationId: number, first: number, last: number): WalSegmentRow[] {
+    return this.db
+      .prepare('SELECT * FROM wal_segment WHERE generation_id = ? AND seq BETWEEN ? AND ? ORDER BY seq')
+      .all(generationId, first, last) as WalSegmentRow[];
+  }
+
+  isPack(name: string): boolean {
+    return this.db.prepare('SELECT 1 FROM wal_pack WHERE name = ?').get(name) !== undefined;
+  }
+
+  retiredPacks(): RetiredPack[] {
+    const row = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(RETIRED) as { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as RetiredPack[]) : [];
+  }
+
+  /** Adds objects to the retired list (a name already there takes the new time). */
+  retirePacks(entries: RetiredPack[]): void {
+    this.db
+      .transaction(() =>
+        this.#setRetired(
+          entries,
+          entries.map((e) => e.name),
+        ),
+      )
+      .immediate();
+  }
+
+  /** Takes names off the retired list: deleted from the bucket, or found to be live packs. */
+  unretirePacks(names: string[]): void {
+    this.db.transaction(() => this.#setRetired([], names)).immediate();
+  }
+
+  /**
+   * Records a compacted pack in place of its parts, in one transaction: its row, the parts' rows
+   * deleted and their names retired at `at`, its own name taken off the retired list. Returns
+   * false, changing nothing, when a part's row is gone or no longer as it was read (retention).
+   */
+  replacePacks(merged: Omit<WalPackRow, 'created_at'>, parts: WalPackRow[], at: string): boolean {
+    return this.db
+      .transaction(() => {
+        const get = this.db.prepare('SELECT * FROM wal_pack WHERE name = ?');
+        for (const part of parts) {
+          const row = get.get(part.name) as WalPackRow | undefined;
+          if (row?.first_seq !== part.first_seq || row.last_seq !== part.last_seq || row.generation_id !== part.generation_id) return false;
+        }
+        const remove = this.db.prepare('DELETE FROM wal_pack WHERE name = ?');
+        for (const part of parts) remove.run(part.name);
+        this.db
+          .prepare(
+            `INSERT OR REPLACE INTO wal_pack (name, generation_id, first_seq, last_seq, size_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+          )
+          .run(merged.name, merged.generation_id, merged.first_seq, merged.last_seq, merged.size_bytes, now());
+        const retired = parts.map((p) => ({ name: p.name, generation: p.generation_id, at }));
+        this.#setRetired(retired, [merged.name, ...retired.map((r) => r.name)]);
+        return true;
+      })
+      .immediate();
+  }
+
+  /** The retired list without `drop`, plus `add` (inside the caller's transaction). */
+  #setRetired(add: RetiredPack[], drop: string[]): void {
+    const gone = new Set(drop);
+    const list = [...this.retiredPacks().filter((r) => !gone.has(r.name)), ...add];
+    this.db
+      .prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+      .run(RETIRED, JSON.stringify(list));
   }
 }
