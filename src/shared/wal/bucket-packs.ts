@@ -32,8 +32,11 @@ export interface SendPass {
   more: boolean;
 }
 
-/** A pack holds at most this many bytes of segments; a longer backlog goes in several. */
-const PACK_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * A pack holds about this many bytes of segments at most (a backlog goes in several): one PUT each,
+ * and what a pass holds in memory stays within twice this.
+ */
+const PACK_MAX_BYTES = 7 * 1024 * 1024;
 
 /**
  * Sends the bucket what it lacks of the WAL archive, as the catalog tells it (nothing is listed):
@@ -61,8 +64,9 @@ export async function sendPending(config: Config, catalog: Catalog, signal?: Abo
   for (const segment of segments) {
     if (signal?.aborted) return { ...pass, more: true };
     const last = run.rows.at(-1);
-    if (last && (segment.generation_id !== last.generation_id || segment.seq !== last.seq + 1 || run.size > PACK_MAX_BYTES)) await flush();
     const stored = await storedBytes(config, segment);
+    const full = run.size + (stored?.length ?? 0) > PACK_MAX_BYTES;
+    if (last && (segment.generation_id !== last.generation_id || segment.seq !== last.seq + 1 || full)) await flush();
     if (!stored) {
       pass.missing.push(segment.file_name);
       await flush();
