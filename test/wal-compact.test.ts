@@ -1,15 +1,18 @@
 /**
  * Compaction of the WAL archive's packs (src/shared/wal/bucket-compact.ts). A real worker archives
- * a database the application writes every 5 ms, one pack per 200 ms mirror pass, into a real
- * s3rver behind a recording proxy; once ~40 packs are there the worker stops and the segment files
- * of BACKUP_DIR/wal are deleted, so every read comes from the bucket. `compactPacks` then runs in
- * this process with `now` moved forward (minutes, then hours, then the grace period count as
- * passed). Checked: the bucket stopped mid-merge (at the upload, at the read-back, at a deletion)
- * leaves every segment readable where the catalog says; minute then hour packs replace the parts,
- * which stay until the grace period is over; in the end the bucket holds exactly the catalog's
- * packs, every segment in exactly one, byte-exact; and the CLI restores a moment and the latest
- * point from the bucket alone, the same databases as before, fetching one object per hour.
+ * a database the application writes every 5 ms (compressed and encrypted: pack headers carry a
+ * MAC), one pack per 200 ms mirror pass, into a real s3rver behind a recording proxy; once 40
+ * packs over two UTC minutes are there the worker stops and the segment files of BACKUP_DIR/wal
+ * are deleted, so every read comes from the bucket. `compactPacks` then runs in this process with
+ * `now` moved forward (minutes, then hours, then the grace period count as passed). Checked: the
+ * bucket stopped mid-merge (at the upload, at the read-back, at a deletion) leaves every segment
+ * readable where the catalog says; minute then hour packs replace the parts, which stay through
+ * the grace period and while a restore leases the snapshot; a reader part way through reads on
+ * across every run; in the end the bucket holds exactly the catalog's packs, every segment in
+ * exactly one, byte-exact; the CLI restores a moment and the latest point from the bucket alone,
+ * the same databases as before, fetching one object per hour.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,7 +46,16 @@ beforeAll(async () => {
   process.env.AWS_ACCESS_KEY_ID = S3_KEY_ID;
   process.env.AWS_SECRET_ACCESS_KEY = S3_SECRET;
   s3 = await S3Server.start({ record: true });
-  Object.assign(stack, await startWalStack('wal-compact', 200, { ...s3.env(PREFIX), WAL_MIRROR_INTERVAL: '200' }));
+  Object.assign(
+    stack,
+    await startWalStack('wal-compact', 200, {
+      ...s3.env(PREFIX),
+      WAL_MIRROR_INTERVAL: '200',
+      // Compressed and encrypted: every pack header carries a MAC, which the read-back checks.
+      BACKUP_COMPRESSION: 'zstd',
+      BACKUP_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    }),
+  );
   const { catalog, box } = stack;
   const writer = await startWalWriter(box.config.databasePath, { everyMs: 5 });
   // At least 40 packs, over two UTC minutes, so that minute packs are merged into an hour pack.
