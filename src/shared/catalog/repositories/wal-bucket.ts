@@ -144,14 +144,8 @@ export class WalBucket {
 
   /** Adds objects to the retired list (a name already there takes the new time). */
   retirePacks(entries: RetiredPack[]): void {
-    this.db
-      .transaction(() =>
-        this.#setRetired(
-          entries,
-          entries.map((e) => e.name),
-        ),
-      )
-      .immediate();
+    const names = entries.map((e) => e.name);
+    this.db.transaction(() => this.#setRetired(entries, names)).immediate();
   }
 
   /** Takes names off the retired list: deleted from the bucket, or found to be live packs. */
