@@ -228,9 +228,21 @@ export class S3Storage implements BackupStorage {
   }
 
   async read(name: string, opts?: CallOptions): Promise<Readable> {
-    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
-    return this.send(`reading ${name}`, opts, async (client, abortSignal) => {
-      const res = await client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }), { abortSignal });
+    const [{ GetObjectCommand, HeadObjectCommand }, { DOWNLOAD_PART_SIZE, downloadObject }] = await Promise.all([
+      import('@aws-sdk/client-s3'),
+      import('./s3-download.js'),
+    ]);
+    const doing = `reading ${name}`;
+    return this.send(doing, opts, async (client, abortSignal) => {
+      const key = this.key(name);
+      // Two parts or more: ranged GETs in parallel, every one of the object the HEAD saw.
+      const head = await client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal });
+      const size = head.ContentLength ?? 0;
+      if (size > DOWNLOAD_PART_SIZE) {
+        const explain = (err: unknown) => this.explain(err, doing);
+        return downloadObject({ client, bucket: this.bucket, key, size, etag: head.ETag, signal: abortSignal, explain });
+      }
+      const res = await client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal });
       const body = res.Body as Readable | undefined;
       if (!body) throw new StorageError(`${this.location}/${name} has no body`);
       return body;
