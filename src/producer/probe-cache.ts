@@ -3,6 +3,13 @@ export const PROBE_LIMITS = { ttlMs: 5_000, timeoutMs: 1_500 } as const;
 
 export type Probed<T> = { answered: true; value: T } | { answered: false; limitMs: number };
 
+export interface ProbeLimits<T> {
+  ttlMs: number;
+  timeoutMs: number;
+  /** How long this result may be reused, asked at each read (default `ttlMs`): a probe that costs a request may keep a good answer longer. */
+  keepMs?(value: T): number;
+}
+
 /**
  * A look at a disk (a probe file written, a statfs) made at most once per `ttlMs` however often it
  * is asked for, and never waited for longer than `timeoutMs`. A disk that stops answering (a hung
@@ -16,12 +23,13 @@ export class CachedProbe<T> {
 
   constructor(
     private readonly look: () => Promise<T>,
-    private readonly limits: { ttlMs: number; timeoutMs: number } = PROBE_LIMITS,
+    private readonly limits: ProbeLimits<T> = PROBE_LIMITS,
   ) {}
 
   async read(): Promise<Probed<T>> {
     const now = Date.now();
-    if (this.last && now - this.last.at < this.limits.ttlMs) return { answered: true, value: this.last.value };
+    const last = this.last;
+    if (last && now - last.at < (this.limits.keepMs?.(last.value) ?? this.limits.ttlMs)) return { answered: true, value: last.value };
     this.inFlight ??= this.start(now);
     const { since, result } = this.inFlight;
     const left = since + this.limits.timeoutMs - now;

@@ -4,6 +4,8 @@ import { AppError } from '../../shared/domain/errors.js';
 import { storageHealth, type StorageHealth } from '../../shared/storage/health.js';
 import type { BackupStorage } from '../../shared/storage/storage.js';
 import { storesOf } from '../../shared/storage/registry.js';
+import { mirrorOutage } from '../../shared/storage/mirror.js';
+import type { Catalog } from '../../shared/catalog/catalog.js';
 import { bearerOutcome } from '../auth.js';
 import type { ProducerDeps } from '../deps.js';
 import { observe } from '../health-facts.js';
@@ -34,6 +36,46 @@ const drillProblem = (last: ReturnType<typeof lastDrillSummary>) =>
 const noAnswer = (ms: number) => `no answer within ${ms} ms`;
 
 /**
+ * How long a bucket's answer that it is reachable is reused. Each probe of a bucket is a request
+ * it bills (HeadBucket), and `/health` is polled by orchestrators and the operator page every few
+ * seconds: at the disks' 5 s that was up to 17,280 requests a day for one field, where an idle
+ * database's archive costs none. At 30 minutes it is at most 48 a day however often `/health` is
+ * asked. Trouble is seen without waiting for it: while the catalog shows copies to the mirror
+ * failing or the WAL archive's segments waiting longer than OFFSITE_LAG_ALERT, and after a probe
+ * that failed, the bucket is probed again every 5 s as a disk is.
+ */
+export const BUCKET_PROBE_TTL_MS = 30 * 60_000;
+
+/** Whether the catalog shows the mirror not keeping up: its copies failing, or a segment waiting too long for it. */
+function mirrorBehind(config: Config, catalog: Catalog, now = Date.now()): boolean {
+  if (mirrorOutage(catalog)) return true;
+  const oldest = catalog.wal.unmirroredSummary().oldestReadAt;
+  return oldest !== null && now - Date.parse(oldest) > config.offsiteLagAlert * 1_000;
+}
+
+const bucketProbes = new WeakMap<Config, CachedProbe<{ ok: boolean; detail: string }>>();
+
+/** The probe of a mirror that is a bucket (not a directory): a good answer kept BUCKET_PROBE_TTL_MS while nothing says otherwise. */
+function bucketProbe(deps: ProducerDeps, store: BackupStorage): CachedProbe<{ ok: boolean; detail: string }> {
+  let probe = bucketProbes.get(deps.config);
+  if (!probe) {
+    // The answer says when it was taken: it may be half an hour old.
+    const look = async () => {
+      const probed = await store.probe();
+      return probed.ok ? { ...probed, detail: `${probed.detail} (checked ${new Date().toISOString()})` } : probed;
+    };
+    probe = new CachedProbe(look, {
+      ...PROBE_LIMITS,
+      keepMs: (value) => (value.ok && !mirrorBehind(deps.config, deps.catalog) ? BUCKET_PROBE_TTL_MS : PROBE_LIMITS.ttlMs),
+    });
+    bucketProbes.set(deps.config, probe);
+  }
+  return probe;
+}
+
+const isBucket = (store: BackupStorage) => store.location.startsWith('s3://');
+
+/**
  * Each store's probe on its own, so a hung mirror is told apart from the primary; around them all,
  * the device lookups, which hang too when BACKUP_DIR's disk does.
  */
@@ -46,7 +88,11 @@ function storageProbe(deps: ProducerDeps): CachedProbe<StorageState> {
       async () => {
         const unanswered = new Set<string>();
         const health = await storageHealth(deps.config, deps.catalog, async (store: BackupStorage) => {
-          const probed = await cachedProbe(`store\0${store.role}\0${store.location}`, () => store.probe()).read();
+          const probed = await (
+            store.role === 'mirror' && isBucket(store)
+              ? bucketProbe(deps, store)
+              : cachedProbe(`store\0${store.role}\0${store.location}`, () => store.probe())
+          ).read();
           if (probed.answered) return probed.value;
           unanswered.add(store.role);
           return { ok: false, detail: noAnswer(probed.limitMs) };
