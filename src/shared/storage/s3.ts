@@ -297,6 +297,37 @@ export class S3Storage implements BackupStorage {
     return names;
   }
 
+  async putNew(localFile: string, name: string, sha256: string, opts?: CallOptions): Promise<void> {
+    const size = (await fs.stat(localFile)).size;
+    if (size > PART_SIZE) return this.put(localFile, name, sha256, opts);
+    const body = await fs.readFile(localFile);
+    const sent = createHash('sha256').update(body).digest('hex');
+    if (sent !== sha256) throw new StorageError(`${localFile} read as SHA-256 ${sent}, expected ${sha256}`);
+    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+    // S3 refuses a body whose SHA-256 is not this one; servers that ignore the checksum header
+    // still check Content-MD5, and a single PUT's ETag is the MD5 of what was stored unless the
+    // server encrypts with its own keys: no read-back needed.
+    const md5 = createHash('md5').update(body).digest();
+    const put = await this.send(`uploading ${name}`, opts, (client, abortSignal) =>
+      client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(name),
+          Body: body,
+          ContentMD5: md5.toString('base64'),
+          ChecksumSHA256: b64(sha256),
+          Metadata: { sha256 },
+        }),
+        { abortSignal },
+      ),
+    );
+    const etag = put.ETag?.replace(/"/g, '');
+    if (etag && /^[0-9a-f]{32}$/.test(etag) && etag !== md5.toString('hex') && !put.SSEKMSKeyId) {
+      await this.remove(name).catch(() => undefined);
+      throw new StorageError(`the copy at ${this.location}/${name} has MD5 ${etag}, expected ${md5.toString('hex')}`);
+    }
+  }
+
   /** Reaches the bucket with the configured credentials (HeadBucket): no object is written. */
   async probe(opts?: CallOptions): Promise<{ ok: boolean; detail: string }> {
     const { HeadBucketCommand } = await import('@aws-sdk/client-s3');
