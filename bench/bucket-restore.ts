@@ -37,7 +37,10 @@ const sizeMb = Number(values.size);
 const seconds = Number(values.seconds);
 
 /** Runs the CLI under /usr/bin/time: exit code, wall seconds, peak resident KiB. */
-function cli(env: Record<string, string>, ...args: string[]): Promise<{ code: number; seconds: number; maxRssMiB: number; stdout: string }> {
+function cli(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; seconds: number; maxRssMiB: number; stdout: string }> {
   return new Promise((resolve) => {
     execFile(
       '/usr/bin/time',
