@@ -12,13 +12,15 @@
  *   the same Contents and CommonPrefixes; KeyCount counts the prefixes on fauxqs (as AWS does),
  *   not on s3rver.
  * - Missing keys: the same on both (GET 404 NoSuchKey, HEAD bare 404, DELETE 204).
+ * - A Range GET of an empty object: 416 InvalidRange on fauxqs, as on S3; s3rver answers 206 with
+ *   Content-Length 1 and sends no byte.
  * - fauxqs checks no signature; objects live in its memory, so a restart empties the bucket.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../src/shared/runtime/config.js';
 import { openStorage } from '../src/shared/storage/registry.js';
@@ -117,6 +119,24 @@ describe('S3Storage on a second S3 server (fauxqs)', () => {
       expect(Buffer.from(await res.Body!.transformToByteArray()).equals(bytes.subarray(first, last + 1))).toBe(true);
     }
     await storage.remove('large.db');
+  });
+
+  it('an empty object: put() checks it by its size, read() meets 416 on its first range and reads it with one plain GET', async () => {
+    const empty = file('empty.db', 0);
+    await storage.put(empty.path, 'empty.db', empty.sha256);
+    const reader = open(config.mirrorUrl!);
+    const ranges: (string | undefined)[] = [];
+    const client = await (reader as unknown as { client(): Promise<S3Client> }).client();
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        ranges.push((args.request as { headers: Record<string, string> }).headers.range);
+        return next(args);
+      },
+      { step: 'finalizeRequest' },
+    );
+    expect((await readAll('empty.db', reader)).length).toBe(0);
+    expect(ranges).toEqual([`bytes=0-${PART_SIZE - 1}`, undefined]);
+    await storage.remove('empty.db');
   });
 
   it('lists only the names right under its prefix (Delimiter /), writes and reads text, removes', async () => {

@@ -120,6 +120,24 @@ export class LocalDirStorage implements BackupStorage {
     return handle.createReadStream({ highWaterMark: 1 << 20, signal: opts?.signal });
   }
 
+  async readRange(name: string, start: number, end: number, opts?: CallOptions): Promise<{ bytes: Buffer; size: number }> {
+    aborted(opts);
+    const handle = await fs.open(this.pathOf(name), 'r');
+    try {
+      const size = (await handle.stat()).size;
+      const bytes = Buffer.alloc(Math.max(0, Math.min(end + 1, size) - start));
+      let filled = 0;
+      while (filled < bytes.length) {
+        const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, start + filled);
+        if (!bytesRead) break;
+        filled += bytesRead;
+      }
+      return { bytes: bytes.subarray(0, filled), size };
+    } finally {
+      await handle.close();
+    }
+  }
+
   async stat(name: string, opts?: CallOptions): Promise<{ size: number } | null> {
     aborted(opts);
     const s = await fs.stat(this.pathOf(name)).catch(() => null);

@@ -14,10 +14,15 @@ export interface DownloadRequest {
   client: S3Client;
   bucket: string;
   key: string;
-  /** The object's size, from one HeadObject. */
+  /** The object's size (a HeadObject's Content-Length, or the total of a ranged GET's Content-Range). */
   size: number;
-  /** The object's ETag from the same HeadObject: every range must come from that object. */
+  /** The object's ETag from the same answer: every range must come from that object. */
   etag?: string;
+  /**
+   * The body of a GET of the first part (`bytes=0-(partSize - 1)`) already under way, its
+   * Content-Range and ETag checked by the caller: read as that part instead of asking again.
+   */
+  first?: Readable;
   partSize?: number;
   /** Ranges downloading or waiting to be read at once: `inFlight × partSize` bytes at most. */
   inFlight?: number;
@@ -51,7 +56,8 @@ function abortError(signal: AbortSignal): Error {
  * and the ETag is sent as If-Match, so an object replaced meanwhile fails the stream rather than
  * mixing two objects. A range whose answer breaks off is asked for again, twice at most, from the
  * byte it had reached (the client has already retried failed requests); a failure that remains,
- * or an abort, destroys the stream with the error. An object of one part is one plain GET.
+ * or an abort, destroys the stream with the error. An object of one part is one plain GET. A
+ * first part already asked for (`first`) is read from that answer, and retried like any other.
  */
 export function downloadObject(req: DownloadRequest): Readable {
   return new RangedDownload(req);
@@ -76,6 +82,8 @@ class RangedDownload extends Readable {
   /** Started and not yet wholly pushed. */
   readonly #parts = new Map<number, Part>();
   #etag: string | undefined;
+  /** The first part's body handed in, until its part starts. */
+  #first: Readable | undefined;
   #nextToStart = 0;
   #nextToPush = 0;
   #running = 0;
@@ -90,6 +98,12 @@ class RangedDownload extends Readable {
     super();
     this.#req = req;
     this.#etag = req.etag;
+    this.#first = req.first;
+    if (req.first) {
+      this.#bodies.add(req.first);
+      // A failure before the reader starts is kept by the stream and met when its part reads it.
+      req.first.on('error', () => undefined);
+    }
     this.#partSize = Math.max(1, Math.floor(req.partSize ?? DOWNLOAD_PART_SIZE));
     this.#inFlight = Math.max(1, Math.floor(req.inFlight ?? DOWNLOAD_IN_FLIGHT));
     this.#count = Math.max(1, Math.ceil(req.size / this.#partSize));
@@ -162,7 +176,8 @@ class RangedDownload extends Readable {
 
   async #fetch(index: number, part: Part): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const body = await this.#request(part);
+      const body = index === 0 && this.#first ? this.#first : await this.#request(part);
+      this.#first = undefined;
       try {
         return await this.#receive(index, part, body);
       } catch (err) {

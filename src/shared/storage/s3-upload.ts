@@ -118,3 +118,30 @@ export async function uploadFile(req: UploadRequest): Promise<Uploaded> {
 /** The checksum S3 reports for an object uploaded in these parts: SHA-256 of the parts' digests, `-<count>`. */
 export const compositeOf = (partDigests: Buffer[]) =>
   `${createHash('sha256').update(Buffer.concat(partDigests)).digest('base64')}-${partDigests.length}`;
+
+/**
+ * What a HeadObject (ChecksumMode ENABLED) of an uploaded object tells of it against the file
+ * sent: why it is not the file, undefined when it is, or null when the server reports no checksum
+ * (then the object must be read back).
+ */
+export function headProblem(
+  head: { ContentLength?: number; ChecksumSHA256?: string; ChecksumType?: string },
+  sha256: string,
+  uploaded: Uploaded,
+  size: number,
+): string | undefined | null {
+  if (head.ContentLength !== size) return `has ${head.ContentLength} bytes, expected ${size}`;
+  // Nothing to compare: the file sent was empty (its SHA-256 was checked as it was read).
+  if (size === 0) return undefined;
+  // A whole-object SHA-256 the server computed; a multipart upload's is a checksum of the parts' checksums (`…-N`).
+  const reported = head.ChecksumSHA256;
+  if (reported && !reported.includes('-') && head.ChecksumType !== 'COMPOSITE') {
+    const hex = Buffer.from(reported, 'base64').toString('hex');
+    return hex === sha256 ? undefined : `has SHA-256 ${hex}, expected ${sha256}`;
+  }
+  if (!reported?.includes('-')) return null;
+  // The server checked each part's SHA-256 on arrival; its checksum of those checksums must be
+  // the one of the parts sent, read in the same pass that hashed the file to the catalog's.
+  const expected = compositeOf(uploaded.partDigests);
+  return reported === expected ? undefined : `has part checksums ${reported}, expected ${expected}`;
+}

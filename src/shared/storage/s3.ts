@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { compositeOf, uploadFile, type Uploaded } from './s3-upload.js';
+import { codeOf, explainS3Error, NOT_FOUND, type SdkError } from './s3-errors.js';
+import { headProblem, uploadFile, type Uploaded } from './s3-upload.js';
 import { checkName, StorageError, type BackupStorage, type CallOptions, type StorageRole } from './storage.js';
 
 /** Where a bucket is and how to reach it; credentials come from the SDK's default chain. */
@@ -22,18 +23,6 @@ export interface S3Options {
 export const PART_SIZE = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT = 2;
 const partSizeFor = (size: number) => Math.max(PART_SIZE, Math.ceil(size / 9_000 / 2 ** 20) * 2 ** 20);
-
-const NOT_FOUND = new Set(['NotFound', 'NoSuchKey']);
-const DENIED = new Set(['AccessDenied', 'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken']);
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EAI_AGAIN', 'EPIPE']);
-
-interface SdkError {
-  name?: string;
-  code?: string;
-  Code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
-}
 
 const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
 
@@ -92,30 +81,10 @@ export class S3Storage implements BackupStorage {
     return this.#client;
   }
 
-  /** An SDK error as a sentence a person can act on; never a secret, never a bare stack. */
+  /** An SDK error as a sentence a person can act on (`s3-errors.ts`). */
   explain(err: unknown, doing: string): StorageError {
-    if (err instanceof StorageError) return err;
-    const e = (err ?? {}) as SdkError;
-    const code = e.Code ?? e.name ?? '';
-    const status = e.$metadata?.httpStatusCode;
-    const errno = e.code ?? (err as { cause?: { code?: string } })?.cause?.code ?? '';
-    let message: string;
-    if (code === 'AbortError' || (err as Error)?.name === 'AbortError') message = `${doing} was cancelled`;
-    else if (code === 'NoSuchBucket') message = `bucket ${this.bucket} does not exist`;
-    else if (DENIED.has(code) || status === 403)
-      message = `access denied for ${this.location} (check AWS_ACCESS_KEY_ID)${DENIED.has(code) && code !== 'AccessDenied' ? `: ${code}` : ''}`;
-    else if (code === 'CredentialsProviderError' || (/credentials/i.test(e.message ?? '') && !status))
-      message = `no AWS credentials for ${this.location}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or an instance role`;
-    else if (UNREACHABLE.has(errno) || UNREACHABLE.has(code)) message = `endpoint ${this.endpoint} unreachable (${errno || code})`;
-    else if (code === 'TimeoutError' || code === 'RequestTimeout' || errno === 'ETIMEDOUT' || /timed? ?out/i.test(e.message ?? ''))
-      message = `endpoint ${this.endpoint} did not answer within ${this.options.timeoutMs} ms (BACKUP_MIRROR_TIMEOUT)`;
-    else if (status === 503 || code === 'SlowDown' || code === 'ServiceUnavailable')
-      message = `${this.location} is unavailable (${status ?? ''} ${code}): try again later`.replace('( ', '(');
-    else if (/region/i.test(e.message ?? '') && !status) message = `no region for ${this.location}: set AWS_REGION`;
-    else
-      message =
-        `${this.location}: ${[status, code].filter(Boolean).join(' ')}${e.message && e.message !== code ? ` ${e.message}` : ''}`.trim();
-    return new StorageError(`${message} (while ${doing})`, { cause: err });
+    const { bucket, location, endpoint } = this;
+    return explainS3Error(err, doing, { bucket, location, endpoint, timeoutMs: this.options.timeoutMs });
   }
 
   private async send<T>(
@@ -181,18 +150,8 @@ export class S3Storage implements BackupStorage {
     const head = await this.send(`checking ${name}`, opts, (client, abortSignal) =>
       client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal }),
     );
-    if (head.ContentLength !== size) return `has ${head.ContentLength} bytes, expected ${size}`;
-    // A whole-object SHA-256 the server computed; a multipart upload's is a checksum of the parts' checksums (`…-N`).
-    const reported = head.ChecksumSHA256;
-    if (reported && !reported.includes('-') && head.ChecksumType !== 'COMPOSITE') {
-      return reported === b64(sha256) ? undefined : `has SHA-256 ${Buffer.from(reported, 'base64').toString('hex')}, expected ${sha256}`;
-    }
-    if (reported?.includes('-')) {
-      // The server checked each part's SHA-256 on arrival; its checksum of those checksums must be
-      // the one of the parts sent, read in the same pass that hashed the file to the catalog's.
-      const expected = compositeOf(uploaded.partDigests);
-      return reported === expected ? undefined : `has part checksums ${reported}, expected ${expected}`;
-    }
+    const reported = headProblem(head, sha256, uploaded, size);
+    if (reported !== null) return reported;
     const stored = await this.sha256(name, opts);
     return stored === sha256 ? undefined : `has SHA-256 ${stored}, expected ${sha256}`;
   }
@@ -227,26 +186,21 @@ export class S3Storage implements BackupStorage {
     }
   }
 
+  /** One GET of the first 8 MiB, then parallel ranged GETs for the rest (`s3-read.ts`): no HEAD first. */
   async read(name: string, opts?: CallOptions): Promise<Readable> {
-    const [{ GetObjectCommand, HeadObjectCommand }, { DOWNLOAD_PART_SIZE, downloadObject }] = await Promise.all([
-      import('@aws-sdk/client-s3'),
-      import('./s3-download.js'),
-    ]);
+    const { readObject } = await import('./s3-read.js');
     const doing = `reading ${name}`;
-    return this.send(doing, opts, async (client, abortSignal) => {
-      const key = this.key(name);
-      // Two parts or more: ranged GETs in parallel, every one of the object the HEAD saw.
-      const head = await client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal });
-      const size = head.ContentLength ?? 0;
-      if (size > DOWNLOAD_PART_SIZE) {
-        const explain = (err: unknown) => this.explain(err, doing);
-        return downloadObject({ client, bucket: this.bucket, key, size, etag: head.ETag, signal: abortSignal, explain });
-      }
-      const res = await client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal });
-      const body = res.Body as Readable | undefined;
-      if (!body) throw new StorageError(`${this.location}/${name} has no body`);
-      return body;
-    });
+    return this.send(doing, opts, (client, signal) =>
+      readObject({ client, bucket: this.bucket, key: this.key(name), signal, explain: (err) => this.explain(err, doing) }),
+    );
+  }
+
+  /** One ranged GET, its Content-Range checked. */
+  async readRange(name: string, start: number, end: number, opts?: CallOptions): Promise<{ bytes: Buffer; size: number }> {
+    const { readObjectRange } = await import('./s3-read.js');
+    return this.send(`reading ${name}`, opts, (client, signal) =>
+      readObjectRange({ client, bucket: this.bucket, key: this.key(name), signal }, start, end),
+    );
   }
 
   async stat(name: string, opts?: CallOptions): Promise<{ size: number } | null> {
@@ -343,9 +297,4 @@ export class S3Storage implements BackupStorage {
       return { ok: false, detail: (err as Error).message };
     }
   }
-}
-
-function codeOf(err: unknown): string {
-  const cause = (err as { cause?: SdkError }).cause ?? (err as SdkError);
-  return cause?.Code ?? cause?.name ?? '';
 }

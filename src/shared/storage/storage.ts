@@ -38,6 +38,11 @@ export interface BackupStorage {
   getText(name: string, opts?: CallOptions): Promise<string | undefined>;
   /** The object's bytes as a stream. */
   read(name: string, opts?: CallOptions): Promise<Readable>;
+  /**
+   * Bytes `start` to `end` (inclusive) of the object, fewer when it ends before `end`, in one
+   * request (a ranged GET on a bucket), and the object's size. For the head of a large object.
+   */
+  readRange?(name: string, start: number, end: number, opts?: CallOptions): Promise<{ bytes: Buffer; size: number }>;
   stat(name: string, opts?: CallOptions): Promise<{ size: number } | null>;
   /** SHA-256 (hex) of the stored bytes, read back. */
   sha256(name: string, opts?: CallOptions): Promise<string>;
