@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WalSegmentRow } from '../src/shared/catalog/catalog-schema.js';
 import { keyringOf } from '../src/shared/codec/encryption.js';
+import { archiverState } from '../src/shared/wal/archiver-state.js';
 import { generationManifest, packHeader, packName, packPrefix } from '../src/shared/wal/bucket-format.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, waitUntil } from './helpers/env.js';
@@ -33,12 +34,15 @@ beforeAll(async () => {
   const generation = await archivingUnderWay(stack.catalog, { segments: 4 });
   await writer.stop();
   lastN = writer.lastN();
+  // A sync that completed this long after the writer stopped began after its last commit.
+  const stoppedAt = new Date(Date.now() + 300).toISOString();
   segments = await waitUntil(
-    'every segment and the snapshot in the bucket',
+    'a sync after the writer stopped (every commit stored), every segment and the snapshot in the bucket',
     () => {
       const all = stack.catalog.wal.segments(generation.id);
+      const synced = (archiverState(stack.catalog)?.lastSyncAt ?? '') > stoppedAt;
       const snapshot = stack.catalog.copies('mirror').some((c) => c.backup_id === generation.snapshot_backup_id && c.status === 'ok');
-      return snapshot && all.every((s) => s.mirrored === 1) ? all : undefined;
+      return synced && snapshot && all.every((s) => s.mirrored === 1) ? all : undefined;
     },
     30_000,
   );
