@@ -3,26 +3,29 @@
  * a database the application writes every 5 ms (compressed and encrypted: pack headers carry a
  * MAC), one pack per 200 ms mirror pass, into a real s3rver behind a recording proxy; once 40
  * packs over two UTC minutes are there the worker stops and the segment files of BACKUP_DIR/wal
- * are deleted, so every read comes from the bucket. `compactPacks` then runs in this process with
- * `now` moved forward (minutes, then hours, then the grace period count as passed). Checked: the
- * bucket stopped mid-merge (at the upload, at the read-back, at a deletion) leaves every segment
- * readable where the catalog says; minute then hour packs replace the parts, which stay through
- * the grace period and while a restore leases the snapshot; a reader part way through reads on
- * across every run; in the end the bucket holds exactly the catalog's packs, every segment in
- * exactly one, byte-exact; the CLI restores a moment and the latest point from the bucket alone,
- * the same databases as before, fetching one object per hour.
+ * are moved aside, so every read comes from the bucket. `compactPacks` then runs in this process
+ * with `now` moved forward (minutes, then hours, then the grace period count as passed). Checked:
+ * the bucket stopped mid-merge (at the upload, at the read-back, at a deletion) leaves every
+ * segment readable where the catalog says; minute then hour packs replace the parts, which stay
+ * through the grace period and while a restore leases the snapshot; a reader part way through
+ * reads on across every run; in the end the bucket holds exactly the catalog's packs, every
+ * segment in exactly one, byte-exact; the CLI restores a moment and the latest point from the
+ * bucket alone, the same databases as before, fetching one object per hour. Each run's requests:
+ * with the segment files back in BACKUP_DIR/wal (one gone, one damaged) a merge GETs only the
+ * parts of the segments it lacks, and one range of each merged pack (its header); no HEAD.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PART_SIZE } from '../src/shared/storage/s3.js';
 import { compactPacks } from '../src/shared/wal/bucket-compact.js';
 import { sendPending } from '../src/shared/wal/bucket-packs.js';
 import { SegmentReader } from '../src/shared/wal/pack-reader.js';
 import { segmentStoresOf } from '../src/shared/wal/segment-store.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { waitUntil } from './helpers/env.js';
-import { segmentsInPack } from './helpers/packs.js';
+import { packRequests, segmentsInPack, withFilesBack } from './helpers/packs.js';
 import { S3_KEY_ID, S3_SECRET, S3Server } from './helpers/s3.js';
 import { BALANCE_TOTAL, stateOf, startWalWriter } from './helpers/wal-writer.js';
 import { startWalStack, stopWalStack, type WalStack } from './helpers/wal-stack.js';
@@ -40,6 +43,9 @@ let originalPacks: string[] = [];
 let t1: Date;
 let moment: string;
 const before: Record<string, { maxEvent: number; objects: number }> = {};
+/** BACKUP_DIR/wal, and where its segment files are kept while the tests read from the bucket alone. */
+let walDir: string;
+const aside = () => path.join(stack.box.dir, 'wal-aside');
 
 beforeAll(async () => {
   // This process reaches the bucket too (the SDK takes its credentials from the environment).
@@ -79,8 +85,10 @@ beforeAll(async () => {
   for (const s of segments()) recorded.set(s.file_name, s.checksum);
   expect(segments().every((s) => s.mirrored === 1)).toBe(true);
   originalPacks = catalogPacks();
-  const { primary } = segmentStoresOf(box.config);
-  for (const name of fs.readdirSync(primary.dir).filter((n) => n.startsWith('wal-'))) fs.rmSync(path.join(primary.dir, name));
+  walDir = segmentStoresOf(box.config).primary.dir;
+  fs.mkdirSync(aside());
+  for (const name of fs.readdirSync(walDir).filter((n) => n.startsWith('wal-')))
+    fs.renameSync(path.join(walDir, name), path.join(aside(), name));
   const newest = Math.max(...packTimes());
   t1 = new Date(Math.floor(newest / MINUTE) * MINUTE + MINUTE);
   const all = segments();
@@ -95,7 +103,8 @@ afterAll(async () => {
 });
 
 const segments = () => stack.catalog.wal.generations().flatMap((g) => stack.catalog.wal.segments(g.id));
-const catalogPacks = () => stack.catalog.wal.generations().flatMap((g) => stack.catalog.walBucket.packs(g.id).map((p) => p.name));
+const packRows = () => stack.catalog.wal.generations().flatMap((g) => stack.catalog.walBucket.packs(g.id));
+const catalogPacks = () => packRows().map((p) => p.name);
 const bucketPacks = async () => (await s3.keys(`${PREFIX}/wal/pack-`)).map((k) => k.split('/').pop()!);
 const compact = (now: Date) => compactPacks(stack.box.config, stack.catalog, { now });
 
@@ -203,11 +212,25 @@ describe('compacting the WAL packs in the bucket', () => {
     await readOn(all.length / 5);
 
     const minutes = windowsAt(t1.getTime()).size;
-    let report = await compact(t1);
+    // The segment files back in BACKUP_DIR/wal, as on the host that writes them; one is gone, one damaged.
+    const [gone, damaged] = [all[3]!, all[all.length - 3]!];
+    const lacking = new Set([gone, damaged].map((seg) => stack.catalog.walBucket.packOf(seg.generation_id, seg.seq)!.name));
+    let from = s3.requests.length;
+    let report = await withFilesBack(aside(), walDir, () => compact(t1), { gone: gone.file_name, damaged: damaged.file_name });
     expect(report.problems).toEqual([]);
     expect(report.retired).toBe(originalPacks.length - (minutes - report.merged));
     const afterMinutes = catalogPacks();
     expect(afterMinutes.length).toBe(minutes);
+    // Its requests: per merged pack one PUT and one GET (its header, one range); the parts of the
+    // two segments it lacked, one GET each; nothing else (no HEAD, no LIST, no DELETE yet).
+    const mergedMinutes = afterMinutes.filter((p) => !originalPacks.includes(p));
+    expect(mergedMinutes.length).toBe(report.merged);
+    expect(packRows().filter((p) => p.size_bytes > PART_SIZE)).toEqual([]);
+    const readParts = [...lacking].filter((p) => !afterMinutes.includes(p));
+    expect(report.partsRead).toBe(readParts.length);
+    expect(packRequests(s3.requests.slice(from)).sort()).toEqual(
+      [...mergedMinutes.flatMap((p) => [`PUT ${p}`, `GET ${p}`]), ...readParts.map((p) => `GET ${p}`)].sort(),
+    );
     // The parts are still in the bucket (grace period), retired; the catalog reads the merged packs.
     expect(new Set(await bucketPacks())).toEqual(new Set([...originalPacks, ...afterMinutes]));
     const retired = stack.catalog.walBucket.retiredPacks().map((r) => r.name);
@@ -220,17 +243,25 @@ describe('compacting the WAL packs in the bucket', () => {
     const hours = windowsAt(t2.getTime()).size;
     const snapshot = stack.catalog.wal.generations().at(-1)!.snapshot_backup_id!;
     stack.catalog.lease(snapshot, 'test-reader', 60_000);
-    report = await compact(t2);
+    from = s3.requests.length;
+    report = await withFilesBack(aside(), walDir, () => compact(t2));
     stack.catalog.unlease(snapshot, 'test-reader');
-    expect(report).toMatchObject({ deleted: 0, problems: [] });
+    expect(report).toMatchObject({ deleted: 0, partsRead: 0, problems: [] });
     const afterHours = catalogPacks();
     expect(afterHours.length).toBe(hours);
+    // Every segment file there: a PUT and a one-range GET of its header per merged pack, not one GET of a part.
+    const mergedHours = afterHours.filter((p) => !afterMinutes.includes(p));
+    expect(mergedHours.length).toBe(report.merged);
+    expect(packRows().filter((p) => p.size_bytes > PART_SIZE)).toEqual([]);
+    expect(packRequests(s3.requests.slice(from)).sort()).toEqual(mergedHours.flatMap((p) => [`PUT ${p}`, `GET ${p}`]).sort());
     expect(new Set(await bucketPacks())).toEqual(new Set([...originalPacks, ...afterMinutes, ...afterHours]));
     await everySegmentWhereTheCatalogSays();
     await readOn(all.length / 5);
-    // The lease let go: the first parts go.
+    // The lease let go: the first parts go, one DELETE each and nothing else.
+    from = s3.requests.length;
     report = await compact(t2);
     expect(report).toMatchObject({ merged: 0, deleted: retired.length, problems: [] });
+    expect(packRequests(s3.requests.slice(from)).sort()).toEqual(retired.map((p) => `DELETE ${p}`).sort());
     expect(new Set(await bucketPacks())).toEqual(new Set([...afterHours, ...afterMinutes]));
     await everySegmentWhereTheCatalogSays();
     await readOn(all.length);
@@ -238,7 +269,7 @@ describe('compacting the WAL packs in the bucket', () => {
 
     // Past the minute packs' grace period. The bucket stops at the first deletion; the next run deletes the rest.
     const t3 = new Date(t2.getTime() + 11 * MINUTE);
-    const from = s3.requests.length;
+    from = s3.requests.length;
     const running = compact(t3);
     await s3.waitForRequest(/^DELETE [^ ]*\/pack-/, 30_000, from);
     await s3.stop();

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
-import fs from 'node:fs/promises';
 import type { Catalog } from '../catalog/catalog.js';
-import type { WalPackRow, WalSegmentRow } from '../catalog/catalog-schema.js';
+import type { WalPackRow } from '../catalog/catalog-schema.js';
 import { keyringOf } from '../codec/encryption.js';
 import { messageOf } from '../domain/errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -9,7 +7,8 @@ import type { Config } from '../runtime/config.js';
 import { ensurePrivateDir, removeQuietly, tempPath } from '../runtime/files.js';
 import { StorageError, type BackupStorage } from '../storage/storage.js';
 import { archiveIdOf, PACK_MAX_SEGMENTS, packHeader, packName, packPrefix } from './bucket-format.js';
-import { openPack } from './pack-reader.js';
+import { writeMerged } from './bucket-merge.js';
+import { readPackHead } from './pack-reader.js';
 import { segmentStoresOf } from './segment-store.js';
 
 /**
@@ -22,13 +21,14 @@ import { segmentStoresOf } from './segment-store.js';
  *   PACK_MAX_SEGMENTS segments and MERGED_MAX_BYTES): minute packs, then ten-minute packs, then
  *   hour packs, as the windows close; an hour pack stays.
  *
- * A merge streams the parts from the bucket (one segment in memory at a time) into a temp file,
- * checking each segment's SHA-256 against its part's header and the catalog's row, writes the
- * header from the catalog's rows (`packHeader`: archive id, MAC), uploads it, reads its header
- * back, and then, in one catalog transaction, records it in place of its parts, which go on the
- * retired list (a catalog setting). New readers find the merged pack (`packOf`); a retired part is
- * deleted from the bucket RETIRED_GRACE_MS later, and not while a restore holds a lease on its
- * generation's snapshot, so a reader that looked it up before keeps it long enough. A failed
+ * A merge writes the segments into a temp file (`writeMerged`): from BACKUP_DIR/wal where the file
+ * has the catalog's SHA-256, else streamed out of its part in the bucket (one segment in memory at
+ * a time, checked against the part's header and the catalog's row); the header is written from the
+ * catalog's rows (`packHeader`: archive id, MAC). It uploads the file, reads its header back (one
+ * ranged GET), and then, in one catalog transaction, records it in place of its parts, which go
+ * on the retired list (a catalog setting). New readers find the merged pack (`packOf`); a retired
+ * part is deleted from the bucket RETIRED_GRACE_MS later, and not while a restore holds a lease on
+ * its generation's snapshot, so a reader that looked it up before keeps it long enough. A failed
  * deletion stays on the list for the next run. The merged name goes on the list before its upload
  * and leaves it when recorded: an upload that is never recorded is deleted the same way.
  */
@@ -52,6 +52,8 @@ export interface CompactReport {
   retired: number;
   deleted: number;
   pending: number;
+  /** Parts read from the bucket by the merges: only for segments whose file in BACKUP_DIR/wal is gone or damaged. */
+  partsRead: number;
   problems: string[];
 }
 
@@ -67,7 +69,7 @@ export async function compactPacks(
   catalog: Catalog,
   { now = new Date(), signal }: { now?: Date; signal?: AbortSignal } = {},
 ): Promise<CompactReport> {
-  const report: CompactReport = { merged: 0, retired: 0, deleted: 0, pending: 0, problems: [] };
+  const report: CompactReport = { merged: 0, retired: 0, deleted: 0, pending: 0, partsRead: 0, problems: [] };
   const { mirror } = segmentStoresOf(config);
   if (!mirror) return report;
   const started = performance.now();
@@ -78,7 +80,7 @@ export async function compactPacks(
       for (const parts of groupsOf(catalog.walBucket.packsForCompaction(g.id), now.getTime())) {
         signal?.throwIfAborted();
         try {
-          if (await merge(config, catalog, mirror, parts, clock, signal)) {
+          if (await merge(config, catalog, mirror, parts, clock, report, signal)) {
             report.merged++;
             report.retired += parts.length;
           }
@@ -171,6 +173,7 @@ async function merge(
   mirror: BackupStorage,
   parts: Pack[],
   clock: () => Date,
+  report: CompactReport,
   signal?: AbortSignal,
 ): Promise<boolean> {
   const generation = parts[0]!.generation_id;
@@ -180,7 +183,7 @@ async function merge(
   if (rows.length !== last - first + 1) return false;
   const name = packName(generation, first, last);
   const archive = archiveIdOf(catalog);
-  const header = packHeader(generation, rows, archive, keyringOf(config));
+  const prefix = packPrefix(packHeader(generation, rows, archive, keyringOf(config)));
   // Until recorded, an object under this name is to be deleted: a run stopped half way leaves none for good.
   catalog.walBucket.retirePacks([{ name, generation, at: clock().toISOString() }]);
   const { primary } = segmentStoresOf(config);
@@ -188,81 +191,23 @@ async function merge(
   const temp = tempPath(primary.dir, 'put');
   let size: number;
   try {
-    const written = await writeMerged(temp, packPrefix(header), parts, rows, mirror, config, signal);
+    const written = await writeMerged(temp, prefix, parts, rows, mirror, config, signal);
     size = written.size;
+    report.partsRead += written.partsRead;
     await (mirror.putNew ?? mirror.put).call(mirror, temp, name, written.sha256, { signal });
   } finally {
     await removeQuietly(temp);
   }
-  const back = await openPack(mirror, name, config, { generation, firstSeq: first, lastSeq: last });
-  back.reader.close();
-  const held = back.header.segments;
+  // Its header alone, in one ranged GET of as many bytes as were written for it.
+  const back = await readPackHead(mirror, name, config, { generation, firstSeq: first, lastSeq: last }, prefix.length);
+  const held = back.segments;
   const same =
-    back.header.archive === archive &&
+    back.archive === archive &&
     held.length === rows.length &&
     held.every((s, i) => s.seq === rows[i]!.seq && s.fileName === rows[i]!.file_name && s.sha256 === rows[i]!.checksum);
   if (!same) throw new Error(`${name}, read back from the bucket, does not name the segments written to it`);
   const merged = { name, generation_id: generation, first_seq: first, last_seq: last, size_bytes: size };
   return catalog.walBucket.replacePacks(merged, parts, clock().toISOString());
-}
-
-/**
- * Writes the merged pack to `temp`: the prefix, then each part's segments read from the bucket in
- * order, each checked against its part's header and the catalog's row. Its SHA-256 and size.
- */
-async function writeMerged(
-  temp: string,
-  prefix: Buffer,
-  parts: Pack[],
-  rows: WalSegmentRow[],
-  mirror: BackupStorage,
-  config: Config,
-  signal?: AbortSignal,
-): Promise<{ sha256: string; size: number }> {
-  const file = await fs.open(temp, 'wx', 0o600);
-  const hash = createHash('sha256');
-  let size = 0;
-  const write = async (bytes: Buffer) => {
-    hash.update(bytes);
-    size += bytes.length;
-    const { bytesWritten } = await file.write(bytes);
-    if (bytesWritten !== bytes.length) throw new Error(`${temp}: short write`);
-  };
-  try {
-    await write(prefix);
-    let k = 0;
-    for (const part of parts) {
-      const open = await openPack(mirror, part.name, config, {
-        generation: part.generation_id,
-        firstSeq: part.first_seq,
-        lastSeq: part.last_seq,
-      });
-      try {
-        for (const entry of open.header.segments) {
-          signal?.throwIfAborted();
-          const row = rows[k++]!;
-          if (
-            entry.seq !== row.seq ||
-            entry.fileName !== row.file_name ||
-            entry.sha256 !== row.checksum ||
-            entry.sizeBytes !== row.size_bytes
-          ) {
-            throw new Error(`${part.name} describes segment ${entry.seq} otherwise than the catalog does`);
-          }
-          const bytes = await open.reader.take(entry.sizeBytes);
-          if (createHash('sha256').update(bytes).digest('hex') !== row.checksum) {
-            throw new Error(`segment ${row.seq} in ${part.name} does not have the SHA-256 recorded for it`);
-          }
-          await write(bytes);
-        }
-      } finally {
-        open.reader.close();
-      }
-    }
-  } finally {
-    await file.close();
-  }
-  return { sha256: hash.digest('hex'), size };
 }
 
 /**

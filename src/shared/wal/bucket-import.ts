@@ -16,7 +16,7 @@ import {
   type GenerationManifest,
   type PackHeader,
 } from './bucket-format.js';
-import { openPack } from './pack-reader.js';
+import { readPackHead } from './pack-reader.js';
 import { segmentStoresOf } from './segment-store.js';
 
 /** What `importWalArchive` put back from the bucket, and what it refused. */
@@ -122,10 +122,9 @@ async function readHeaders(
   const worker = async () => {
     for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
       try {
-        const open = await openPack(mirror, name, config, parsePackName(name));
-        open.reader.close();
-        const size = open.header.segments.reduce((n, s) => n + s.sizeBytes, 0);
-        out.push({ name, header: open.header, size });
+        const header = await readPackHead(mirror, name, config, parsePackName(name));
+        const size = header.segments.reduce((n, s) => n + s.sizeBytes, 0);
+        out.push({ name, header, size });
       } catch (err) {
         report.refused.push({ name, reason: messageOf(err) });
       }

@@ -61,33 +61,46 @@ export interface OpenPack {
   next: number;
 }
 
+type Expect = { generation: number; firstSeq: number; lastSeq: number };
+
+const LENGTH_AT = PACK_MAGIC.length;
+const HEADER_AT = LENGTH_AT + 4;
+
+function checkMagic(magic: Buffer): void {
+  if (!magic.equals(PACK_MAGIC)) throw new Error('not a WAL pack (its first bytes are not the pack format)');
+}
+
+function checkLength(length: number): void {
+  if (length > MAX_HEADER_BYTES) throw new Error(`its header claims ${length} bytes, more than a pack's header can be`);
+}
+
+/** The header parsed and authenticated (with a key configured), its segments consecutive and the ones its name claims. */
+function checkedHeader(json: Buffer, config: Config, expect: Expect | undefined): PackHeader {
+  const read = readPackHeader(json.toString('utf8'), keyringOf(config));
+  if (!read.ok) throw new Error(read.reason);
+  const header = read.value;
+  const seqs = header.segments.map((s) => s.seq);
+  if (seqs.some((seq, i) => i > 0 && seq !== seqs[i - 1]! + 1)) throw new Error('its segments are not consecutive');
+  if (expect && (header.generation !== expect.generation || seqs[0] !== expect.firstSeq || seqs.at(-1) !== expect.lastSeq)) {
+    throw new Error(
+      `its header holds segments ${seqs[0]}–${seqs.at(-1)} of generation ${header.generation}, not what its name says (it was renamed or forged)`,
+    );
+  }
+  return header;
+}
+
 /**
  * Opens a pack in the bucket and reads its header: the magic bytes, a length within bounds, a
  * header that parses, authenticates (with a key configured) and names the generation and the
  * sequence numbers the object's name claims. Throws with the reason.
  */
-export async function openPack(
-  store: BackupStorage,
-  name: string,
-  config: Config,
-  expect?: { generation: number; firstSeq: number; lastSeq: number },
-): Promise<OpenPack> {
+export async function openPack(store: BackupStorage, name: string, config: Config, expect?: Expect): Promise<OpenPack> {
   const reader = new ByteReader(await store.read(name));
   try {
-    const magic = await reader.take(PACK_MAGIC.length);
-    if (!magic.equals(PACK_MAGIC)) throw new Error('not a WAL pack (its first bytes are not the pack format)');
+    checkMagic(await reader.take(PACK_MAGIC.length));
     const length = (await reader.take(4)).readUInt32BE(0);
-    if (length > MAX_HEADER_BYTES) throw new Error(`its header claims ${length} bytes, more than a pack's header can be`);
-    const read = readPackHeader((await reader.take(length)).toString('utf8'), keyringOf(config));
-    if (!read.ok) throw new Error(read.reason);
-    const header = read.value;
-    const seqs = header.segments.map((s) => s.seq);
-    if (seqs.some((seq, i) => i > 0 && seq !== seqs[i - 1]! + 1)) throw new Error('its segments are not consecutive');
-    if (expect && (header.generation !== expect.generation || seqs[0] !== expect.firstSeq || seqs.at(-1) !== expect.lastSeq)) {
-      throw new Error(
-        `its header holds segments ${seqs[0]}–${seqs.at(-1)} of generation ${header.generation}, not what its name says (it was renamed or forged)`,
-      );
-    }
+    checkLength(length);
+    const header = checkedHeader(await reader.take(length), config, expect);
     return { name, header, reader, next: 0 };
   } catch (err) {
     reader.close();
@@ -95,9 +108,45 @@ export async function openPack(
   }
 }
 
+/** Bytes of a pack asked for first when only its header is wanted: a few hundred bytes a segment. */
+export const PACK_HEAD_BYTES = 64 * 1024;
+
+/**
+ * A pack's header alone, with the checks of `openPack`, in one ranged GET of its first
+ * `firstBytes` (and one more for the rest when the header is longer): the segments' bytes are not
+ * downloaded. A target without ranged reads opens the pack and reads no further than its header.
+ */
+export async function readPackHead(
+  store: BackupStorage,
+  name: string,
+  config: Config,
+  expect?: Expect,
+  firstBytes = PACK_HEAD_BYTES,
+): Promise<PackHeader> {
+  if (!store.readRange) {
+    const open = await openPack(store, name, config, expect);
+    open.reader.close();
+    return open.header;
+  }
+  const first = await store.readRange(name, 0, Math.max(firstBytes, HEADER_AT) - 1);
+  const short = (at: number, wanted: number) => new Error(`ends ${wanted} bytes short, at byte ${at}`);
+  if (first.bytes.length < LENGTH_AT) throw short(first.bytes.length, LENGTH_AT - first.bytes.length);
+  checkMagic(first.bytes.subarray(0, LENGTH_AT));
+  if (first.bytes.length < HEADER_AT) throw short(first.bytes.length, HEADER_AT - first.bytes.length);
+  const length = first.bytes.readUInt32BE(LENGTH_AT);
+  checkLength(length);
+  let json = first.bytes.subarray(HEADER_AT, HEADER_AT + length);
+  if (json.length < length && first.size > first.bytes.length) {
+    const rest = await store.readRange(name, first.bytes.length, HEADER_AT + length - 1);
+    json = Buffer.concat([json, rest.bytes]);
+  }
+  if (json.length < length) throw short(HEADER_AT + json.length, length - json.length);
+  return checkedHeader(json, config, expect);
+}
+
 /**
  * Reads segments in archive order: each from BACKUP_DIR/wal when its file is there and good,
- * otherwise from the bucket, out of the pack that holds it (one GET per pack, streamed: the pack
+ * otherwise from the bucket, out of the pack that holds it (one read per pack, streamed: the pack
  * in hand is read on as the next segments are asked for), or, for a segment sent before packs,
  * its own object. Every segment is checked (`decodeSegment`) wherever it came from.
  */
