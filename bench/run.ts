@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Catalog } from '../src/shared/catalog/catalog.js';
 import { COMPRESSION_MODES } from '../src/shared/domain/backup-types.js';
-import { createLogger } from '../src/shared/observability/logger.js';
+import { createLogger } from '../src/shared/runtime/logger.js';
 import { startProducer, type RunningProducer } from '../src/producer/server.js';
 import { REDIS_URL, serviceEnv, type Bench, type BenchOptions } from './lib/context.js';
 import { generateDatabase } from './lib/dbgen.js';

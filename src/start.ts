@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from './shared/runtime/config.js';
-import { createLogger } from './shared/observability/logger.js';
+import { createLogger } from './shared/runtime/logger.js';
 
 const config = loadConfig();
 const log = createLogger(config, 'launcher');

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProducer, type RunningProducer } from '../src/producer/server.js';
 import { createBackup } from '../src/shared/backup/backup.js';
 import { Catalog } from '../src/shared/catalog/catalog.js';
-import { createLogger } from '../src/shared/observability/logger.js';
+import { createLogger } from '../src/shared/runtime/logger.js';
 import { testLogger } from './helpers/log.js';
 import { sandbox, TEST_TOKEN, type Sandbox } from './helpers/env.js';
 import { rawRequest, serialize, type RawResponse, type RequestSpec } from './helpers/raw-http.js';

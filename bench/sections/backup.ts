@@ -5,7 +5,7 @@ import { createBackup } from '../../src/shared/backup/backup.js';
 import type { BackupRow, Catalog } from '../../src/shared/catalog/catalog.js';
 import type { CompressionMode } from '../../src/shared/domain/backup-types.js';
 import type { Config } from '../../src/shared/runtime/config.js';
-import type { Logger } from '../../src/shared/observability/logger.js';
+import type { Logger } from '../../src/shared/runtime/logger.js';
 import type { Bench } from '../lib/context.js';
 import { api, expectStatus } from '../lib/http.js';
 import { LoopMonitor, runShell, type WorkerProcess } from '../lib/procs.js';

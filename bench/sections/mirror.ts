@@ -8,7 +8,7 @@ import { createBackup } from '../../src/shared/backup/backup.js';
 import { Catalog } from '../../src/shared/catalog/catalog.js';
 import { manifestName } from '../../src/shared/catalog/manifest.js';
 import { sha256File } from '../../src/shared/codec/checksum.js';
-import { createLogger } from '../../src/shared/observability/logger.js';
+import { createLogger } from '../../src/shared/runtime/logger.js';
 import type { Config } from '../../src/shared/runtime/config.js';
 import { MIRROR, removeFromMirror } from '../../src/shared/storage/mirror.js';
 import { storesOf } from '../../src/shared/storage/registry.js';

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { Job } from 'bullmq';
 import { createBackup } from '../../src/shared/backup/backup.js';
 import { Catalog } from '../../src/shared/catalog/catalog.js';
-import { createLogger } from '../../src/shared/observability/logger.js';
+import { createLogger } from '../../src/shared/runtime/logger.js';
 import { startProducer, type RunningProducer } from '../../src/producer/server.js';
 import type { Bench, ServiceEnv } from '../lib/context.js';
 import { generateDatabase } from '../lib/dbgen.js';

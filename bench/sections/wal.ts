@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { Catalog } from '../../src/shared/catalog/catalog.js';
 import type { WalSegmentRow } from '../../src/shared/catalog/catalog-schema.js';
-import { createLogger } from '../../src/shared/observability/logger.js';
+import { createLogger } from '../../src/shared/runtime/logger.js';
 import { startProducer } from '../../src/producer/server.js';
 import { CHECKPOINT_FRAMES } from '../../src/shared/wal/archiver.js';
 import { archiverState } from '../../src/shared/wal/archiver-state.js';

@@ -8,9 +8,9 @@ import { ConfigError, loadConfig, type Config } from '../shared/runtime/config.j
 import { AppError, messageOf, type ErrorCode } from '../shared/domain/errors.js';
 import { failWhenTaken } from '../shared/locking/acquire.js';
 import { DatabaseLock } from '../shared/locking/lock.js';
-import { cliRunId } from '../shared/locking/process-owner.js';
+import { cliRunId } from '../shared/runtime/process-owner.js';
 import type { LockedRun, OperationDeps, Reporter } from '../shared/operations/run.js';
-import { createLogger, type Logger } from '../shared/observability/logger.js';
+import { createLogger, type Logger } from '../shared/runtime/logger.js';
 import { producerRedis } from '../shared/runtime/redis.js';
 import { openCatalog } from '../shared/catalog/open.js';
 import type { ReindexReport } from '../shared/catalog/reindex.js';

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { AlertSender } from '../shared/observability/alerts.js';
 import type { Catalog } from '../shared/catalog/catalog.js';
 import type { Config } from '../shared/runtime/config.js';
-import type { Logger } from '../shared/observability/logger.js';
+import type { Logger } from '../shared/runtime/logger.js';
 import type { OpsMetrics } from '../shared/observability/metrics.js';
 import type { Queues } from '../shared/jobs/queues.js';
 

@@ -5,7 +5,7 @@ import type { Config } from '../shared/runtime/config.js';
 import { isTransient, messageOf } from '../shared/domain/errors.js';
 import type { LockWaitPolicy } from '../shared/locking/acquire.js';
 import type { DatabaseLock } from '../shared/locking/lock.js';
-import type { Logger } from '../shared/observability/logger.js';
+import type { Logger } from '../shared/runtime/logger.js';
 import type { AlertSender } from '../shared/observability/alerts.js';
 import type { LockedRun, OperationDeps, Run } from '../shared/operations/run.js';
 import { cancelledError, isCancelled, type CancelGates } from '../shared/jobs/cancel.js';

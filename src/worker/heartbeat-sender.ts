@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { removeHeartbeat, writeHeartbeat, type Heartbeat } from '../shared/observability/heartbeat-registry.js';
-import type { Logger } from '../shared/observability/logger.js';
+import type { Logger } from '../shared/runtime/logger.js';
 import type { MetricsSnapshot } from '../shared/observability/metrics.js';
 
 export interface HeartbeatOptions {

@@ -5,7 +5,7 @@ import type { Config } from '../shared/runtime/config.js';
 import { keyringOf } from '../shared/codec/encryption.js';
 import { ensurePrivateDir } from '../shared/runtime/files.js';
 import { DatabaseLock } from '../shared/locking/lock.js';
-import type { Logger } from '../shared/observability/logger.js';
+import type { Logger } from '../shared/runtime/logger.js';
 import { openCatalog } from '../shared/catalog/open.js';
 import { CancelGates, answerCancel, onCancelRequest } from '../shared/jobs/cancel.js';
 import { QUEUE, QUEUE_NAMES, type JobDataOf, type QueueName } from '../shared/jobs/registry.js';

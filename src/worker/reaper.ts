@@ -6,7 +6,7 @@ import { Queue } from 'bullmq';
 import type { BackupRow } from '../shared/catalog/catalog.js';
 import { tryAcquireDatabaseLock } from '../shared/locking/acquire.js';
 import { removeAbandonedBackupTemps, removeStaleWriteTemps } from '../shared/runtime/files.js';
-import { cliRunOwner, isCliRunId, processAlive } from '../shared/locking/process-owner.js';
+import { cliRunOwner, isCliRunId, processAlive } from '../shared/runtime/process-owner.js';
 import { QUEUE } from '../shared/jobs/queues.js';
 import { restoreJobOfSafety } from '../shared/jobs/job-ids.js';
 import type { WorkerContext } from './context.js';

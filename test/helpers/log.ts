@@ -1,5 +1,5 @@
 import type { Config } from '../../src/shared/runtime/config.js';
-import { createLogger, type Logger } from '../../src/shared/observability/logger.js';
+import { createLogger, type Logger } from '../../src/shared/runtime/logger.js';
 
 /**
  * The logger for a part a test runs inside its own process (the producer, a pipeline called

@@ -1,4 +1,4 @@
-import { cliRunId } from '../../shared/locking/process-owner.js';
+import { cliRunId } from '../../shared/runtime/process-owner.js';
 import { verifyArchive } from '../../shared/wal/archive-verify.js';
 import { alertSenderFor } from '../../shared/observability/alerts.js';
 import { createOpsMetrics } from '../../shared/observability/metrics.js';

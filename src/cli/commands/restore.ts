@@ -12,7 +12,7 @@ import {
   type LatestOutcome,
   type WalRestoreInfo,
 } from '../../shared/operations/restore-latest.js';
-import { cliRunId } from '../../shared/locking/process-owner.js';
+import { cliRunId } from '../../shared/runtime/process-owner.js';
 import { LATEST, LATEST_VALID } from '../../shared/jobs/job-data.js';
 import { cliFailure, cliRun, findBackup, withBucket, withCatalog, withOperationDeps, type CliContext } from '../context.js';
 import { CliError, EXIT, bytes, type ExitCode } from '../output.js';

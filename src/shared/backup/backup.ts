@@ -9,7 +9,7 @@ import { keyringOf } from '../codec/encryption.js';
 import { AppError, DAMAGED_REASON_PREFIX, messageOf, permanentFailure } from '../domain/errors.js';
 import { BACKUP_PREFIX, backupBaseName, ensurePrivateDir, removeQuietly, tempPath } from '../runtime/files.js';
 import type { LockGuard } from '../locking/lock.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import { buildManifest, manifestName } from '../catalog/manifest.js';
 import { catchUpMirror, copyToMirror } from '../storage/mirror.js';
 import { integrityProblems, snapshot } from '../sqlite/sqlite-ops.js';

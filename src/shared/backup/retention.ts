@@ -3,7 +3,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { BACKUP_FILE_PATTERN } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
 import { messageOf } from '../domain/errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import { manifestName } from '../catalog/manifest.js';
 import { deferMirrorRemoval, removeFromMirror } from '../storage/mirror.js';
 import { storesOf } from '../storage/registry.js';

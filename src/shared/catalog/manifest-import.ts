@@ -4,7 +4,7 @@ import { BACKUP_FILE_PATTERN } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
 import { keyringOf } from '../codec/encryption.js';
 import { messageOf } from '../domain/errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import { backupNameOfManifest, toImported, type Manifest } from './manifest.js';
 import { differingFields, implausibleIds, scanManifests, type Candidate, type Refusal, type Scanned } from './manifest-trust.js';
 import { MIRROR } from '../storage/mirror.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Catalog } from './catalog.js';
 import type { Config } from '../runtime/config.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import type { ReindexReport } from './manifest-import.js';
 import { rebuildCatalog } from './rebuild.js';
 

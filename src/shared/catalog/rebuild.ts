@@ -6,7 +6,7 @@ import { Catalog } from './catalog.js';
 import type { Config } from '../runtime/config.js';
 import { messageOf } from '../domain/errors.js';
 import { fsyncPath, parseTempName, removeQuietly, tempPath, type TempPurpose } from '../runtime/files.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import { reindex, type ReindexOptions, type ReindexReport } from './manifest-import.js';
 
 /** Whether a catalog file opens as a sound SQLite database with the backup table in it. */

@@ -9,7 +9,7 @@ import {
   MIN_WAL_RETENTION,
   type Config,
 } from '../runtime/config.js';
-import { verifyScheduleSchema } from '../jobs/schedule-spec.js';
+import { verifyScheduleSchema } from '../domain/schedule-spec.js';
 
 /** What `PUT /api/backups/config` may change; every field optional, nothing else allowed. */
 export const settingsPatchSchema = z

@@ -1,6 +1,6 @@
 import { Queue, QueueEvents, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import type { Config } from '../runtime/config.js';
 import { QUEUE_NAMES, type JobDataOf, type QueueName } from './registry.js';
 

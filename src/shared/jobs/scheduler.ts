@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { z } from 'zod';
 import { AUTO_BACKUP_SCHEDULER, RESTORE_DRILL_JOB, type BackupJobData, type RestoreDrillJobData, type VerifyJobData } from './queues.js';
-import { parseSchedule } from './schedule-spec.js';
+import { parseSchedule } from '../domain/schedule-spec.js';
 import type { Settings } from '../catalog/settings.js';
 
 /**

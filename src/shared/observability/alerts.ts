@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import pRetry, { AbortError } from 'p-retry';
 import type { Config } from '../runtime/config.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../runtime/logger.js';
 import type { OpsMetrics } from './metrics.js';
 
 export const ALERT_EVENTS = [

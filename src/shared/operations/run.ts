@@ -1,7 +1,7 @@
 import type { Catalog } from '../catalog/catalog.js';
 import { withDatabaseLock, type HeldDatabaseLock, type LockWaitPolicy } from '../locking/acquire.js';
 import type { DatabaseLock } from '../locking/lock.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import type { Config } from '../runtime/config.js';
 import { removeAbandonedBackupTemps } from '../runtime/files.js';
 import { throwIfCancelled, type CancelGate } from '../jobs/cancel.js';

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { CompressionMode } from '../domain/backup-types.js';
-import { verifyScheduleSchema } from '../jobs/schedule-spec.js';
+import { verifyScheduleSchema } from '../domain/schedule-spec.js';
 import { isInside } from './files.js';
 
 /** Parses "true"/"false"/"1"/"0"/"yes"/"no"; anything else is a configuration error. */

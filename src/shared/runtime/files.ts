@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { processAlive } from '../locking/process-owner.js';
+import { processAlive } from './process-owner.js';
 
 export const BACKUP_PREFIX = 'workstation-backup-';
 const TEMP_PREFIX = '.tmp-';

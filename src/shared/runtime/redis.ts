@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from './logger.js';
 
 /**
  * One log line when an established connection drops and one when it is back, instead of

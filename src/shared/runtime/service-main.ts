@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, type Logger } from './logger.js';
 
 export interface Stoppable {
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import type { BackupRow, Catalog } from '../catalog/catalog.js';
 import { manifestName } from '../catalog/manifest.js';
 import { messageOf } from '../domain/errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import type { Config } from '../runtime/config.js';
 import { storesOf } from './registry.js';
 import { nameOf } from './storage.js';

@@ -2,7 +2,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { WalPackRow } from '../catalog/catalog-schema.js';
 import { keyringOf } from '../codec/encryption.js';
 import { messageOf } from '../domain/errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import type { Config } from '../runtime/config.js';
 import { ensurePrivateDir, removeQuietly, tempPath } from '../runtime/files.js';
 import { StorageError, type BackupStorage } from '../storage/storage.js';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Catalog } from '../catalog/catalog.js';
 import { messageOf } from '../domain/errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import type { Config } from '../runtime/config.js';
 import { backgroundCompaction } from './bucket-compact.js';
 import { sendPending } from './bucket-packs.js';
