@@ -1,8 +1,47 @@
 import path from 'node:path';
-import type { BackupRow, RestoreRow, VerificationRow } from '../catalog/catalog.js';
+import type { BackupStatus, BackupType, CompressionMode } from './backup-types.js';
+
+/*
+ * The bodies are made from plain records: the fields of the catalog's rows they show, named as
+ * the catalog's columns (its BackupRow, VerificationRow and RestoreRow have them all), so the
+ * vocabulary does not import the catalog.
+ */
+
+export interface BackupRecord {
+  id: number;
+  backup_type: BackupType;
+  file_path: string;
+  file_size_bytes: number | null;
+  started_at: string;
+  completed_at: string | null;
+  status: BackupStatus;
+  error_message: string | null;
+  checksum: string | null;
+  compression: CompressionMode | null;
+}
+
+export interface VerificationRecord {
+  mode: 'full' | 'quick';
+  verified_at: string;
+  valid: number;
+  message: string;
+  /** JSON: the checks' outcomes. */
+  checks: string;
+}
+
+export interface RestoreRecord {
+  id: number;
+  backup_id: number;
+  safety_backup_id: number | null;
+  started_at: string;
+  restored_at: string | null;
+  completed_at: string | null;
+  status: 'in_progress' | 'completed' | 'failed' | 'rolled_back';
+  error_message: string | null;
+}
 
 /** A backup as the runbook's API shows it, plus the fields this service adds at the end. */
-export function toBackupBody(row: BackupRow, lastVerification?: VerificationRow) {
+export function toBackupBody(row: BackupRecord, lastVerification?: VerificationRecord) {
   return {
     id: row.id,
     fileName: path.basename(row.file_path),
@@ -22,7 +61,7 @@ export function toBackupBody(row: BackupRow, lastVerification?: VerificationRow)
 export type BackupBody = ReturnType<typeof toBackupBody>;
 
 /** The short form the runbook's list shows. */
-export function toBackupListItem(row: BackupRow) {
+export function toBackupListItem(row: BackupRecord) {
   return {
     id: row.id,
     fileName: path.basename(row.file_path),
@@ -34,7 +73,7 @@ export function toBackupListItem(row: BackupRow) {
   };
 }
 
-export function toVerificationBody(row: VerificationRow) {
+export function toVerificationBody(row: VerificationRecord) {
   return {
     verifiedAt: row.verified_at,
     mode: row.mode,
@@ -44,7 +83,7 @@ export function toVerificationBody(row: VerificationRow) {
   };
 }
 
-export function toRestoreBody(row: RestoreRow) {
+export function toRestoreBody(row: RestoreRecord) {
   return {
     id: row.id,
     backupId: row.backup_id,
