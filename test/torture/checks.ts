@@ -78,7 +78,7 @@ export function outageCutoff(at: number, faults: Fault[], monitor: Monitor, slac
 }
 
 export interface Checked {
-  via: 'cli --output' | 'api (in place)';
+  via: 'cli --output' | 'cli --from the bucket alone' | 'api (in place)';
   target: string;
   restoredTo?: string;
   verdict?: Verdict;
@@ -91,7 +91,11 @@ export interface Checked {
 
 const offlineEnv = (service: Service) => ({ ...service.box.env, REDIS_URL: REDIS_DOWN, LOG_LEVEL: 'warn' });
 
-/** `restore --to <target> --output FILE` with Redis unreachable, judged; the file is removed unless the verdict is a failure. */
+/**
+ * `restore --to <target> --output FILE` with Redis unreachable, judged; the file is removed unless
+ * the verdict is a failure. With `from` (the mirror's URL), `--from` it: the bucket read alone, as
+ * on a host that lost everything, the service's catalog and BACKUP_DIR not looked at.
+ */
 export async function cliRestore(
   service: Service,
   truth: TruthLog,
@@ -99,21 +103,30 @@ export async function cliRestore(
   target: Target,
   judgeOptions: Parameters<typeof judge>[3],
   index: number,
+  from?: string,
 ): Promise<Checked> {
   const dir = path.join(service.box.dir, 'restores');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `restore-${index}.db`);
   const started = Date.now();
-  const r = await runCli(offlineEnv(service), 'restore', '--to', to, '--output', file, '--json');
+  const via = from ? 'cli --from the bucket alone' : 'cli --output';
+  const r = await runCli(offlineEnv(service), 'restore', '--to', to, '--output', file, ...(from ? ['--from', from] : []), '--json');
   if (r.code !== 0) {
     const message = (r.json as { error?: { message?: string } } | undefined)?.error?.message ?? (r.stderr || r.stdout).slice(-500);
-    return { via: 'cli --output', target: to, error: `exit ${r.code}: ${message}` };
+    return { via, target: to, error: `exit ${r.code}: ${message}` };
   }
   const verdict = judge(truth, inspect(file), target, judgeOptions);
   const keep = verdict.status === 'silent-loss' || verdict.status === 'never-existed' || verdict.status === 'future';
   if (!keep) for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
   const restoredTo = (r.json as { restoredTo?: string }).restoredTo;
-  return { via: 'cli --output', target: to, restoredTo, verdict, file: keep ? file : undefined, ms: Date.now() - started };
+  return { via, target: to, restoredTo, verdict, file: keep ? file : undefined, ms: Date.now() - started };
+}
+
+/** The recovery window as the bucket alone shows it (`window --from`). */
+export async function bucketWindow(service: Service, from: string): Promise<ApiWindow> {
+  const r = await runCli(offlineEnv(service), 'window', '--from', from, '--json');
+  if (r.code !== 0) throw new Error(`window --from ${from}: exit ${r.code}: ${(r.stdout + r.stderr).slice(-500)}`);
+  return r.json as ApiWindow;
 }
 
 /** `POST /api/restores`: the live database replaced (the application stopped), then judged as it is. */

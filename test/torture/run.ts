@@ -1,13 +1,25 @@
 /**
  * One torture run: scenarios of the application doing random things (one build each) while faults
  * hit the service; then the archive settles, and restores to latest and to random moments of the
- * window are judged against the truth log. Every random choice comes from one seed.
+ * window are judged against the truth log: through the service's catalog, from the bucket alone
+ * (`--from`, as a host that lost everything) once the mirror has caught up, and in place through
+ * the API. Every random choice comes from one seed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { killAll } from '../helpers/processes.js';
 import { AppProcess, BUILDS, type Answer, type Build } from './app.js';
-import { announcements, apiRestore, cliRestore, fetchWindow, outageCutoff, refusedInGap, type ApiWindow, type Checked } from './checks.js';
+import {
+  announcements,
+  apiRestore,
+  bucketWindow,
+  cliRestore,
+  fetchWindow,
+  outageCutoff,
+  refusedInGap,
+  type ApiWindow,
+  type Checked,
+} from './checks.js';
 import { FaultInjector, type Fault } from './faults.js';
 import { Monitor } from './monitor.js';
 import { nextStep, type Kind } from './plan.js';
@@ -43,7 +55,7 @@ export interface ScenarioReport {
 export interface Failure {
   seed: number;
   scenario: string;
-  kind: 'silent-loss' | 'never-existed' | 'future' | 'restore-failed' | 'invisible-gap' | 'gap-not-refused' | 'harness';
+  kind: 'silent-loss' | 'never-existed' | 'future' | 'restore-failed' | 'invisible-gap' | 'gap-not-refused' | 'mirror-behind' | 'harness';
   what: string;
 }
 
@@ -218,6 +230,26 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
         if (problem) fail('end', 'gap-not-refused', problem);
       }
     }
+    // From the bucket alone, as a host that lost everything would: once the mirror holds what the archive holds.
+    const from = service.box.config.mirrorUrl!;
+    const caughtUp = await waitFor(60_000, () => {
+      const open = service.catalog.wal.generations().at(-1);
+      const snapshot = open?.snapshot_backup_id;
+      const copied = service.catalog.copies('mirror').some((c) => c.backup_id === snapshot && c.status === 'ok');
+      return copied && service.catalog.wal.unmirrored(1).length === 0;
+    });
+    if (!caughtUp) fail('end', 'mirror-behind', 'the mirror lacked segments or the snapshot 60 s after the run settled');
+    else {
+      checks.push(await cliRestore(service, truth, 'latest', latest, options_(latest), 100, from));
+      const inBucket = (await bucketWindow(service, from)).generations
+        .map((g) => [Date.parse(g.start), Date.parse(g.end)] as const)
+        .filter(([a, b]) => b > a);
+      for (let i = 0; i < 4 && inBucket.length; i++) {
+        const [a, b] = inBucket[Math.floor(targetRng.next() * inBucket.length)]!;
+        const target: Target = { kind: 'moment', at: Math.round(a + targetRng.next() * (b - a)) };
+        checks.push(await cliRestore(service, truth, iso(target.at), target, options_(target), 101 + i, from));
+      }
+    }
     // In place through the API, the application stopped: latest, then a moment.
     checks.push(await apiRestore(service, truth, 'latest', latest, options_(latest)));
     const inPlace = moments[Math.floor(targetRng.next() * moments.length)];
@@ -335,6 +367,15 @@ async function waitForArchive(service: Service, timeoutMs: number): Promise<void
 }
 
 /** Lets the archive catch up: an archiver sync reported after `from` plus three intervals (at most 20 s). */
+async function waitFor(ms: number, done: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) return false;
+    await sleep(250);
+  }
+  return true;
+}
+
 async function settle(service: Service, monitor: Monitor, from: number, intervalMs: number): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
