@@ -5,7 +5,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import {
   DeleteObjectCommand,
@@ -39,6 +39,8 @@ class RecordingProxy {
   private readonly sockets = new Set<net.Socket>();
   /** Called with each request line once it is recorded (a test waits for the first UploadPart). */
   onRequest: ((line: string) => void) | undefined;
+  /** Flips one byte of the body of PUT requests whose line matches: damage in transit. */
+  corruptPuts: RegExp | undefined;
 
   constructor(
     readonly port: number,
@@ -60,7 +62,19 @@ class RecordingProxy {
       );
       // The server went away: the client sees its connection dropped, not an answer.
       upstream.on('error', () => req.socket.destroy());
-      req.pipe(upstream);
+      const corrupt = req.method === 'PUT' && this.corruptPuts?.test(line);
+      let flipped = false;
+      const damage = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          if (corrupt && !flipped && chunk.length) {
+            chunk = Buffer.from(chunk);
+            chunk[0]! ^= 0xff;
+            flipped = true;
+          }
+          done(null, chunk);
+        },
+      });
+      req.pipe(damage).pipe(upstream);
       req.on('error', () => upstream.destroy());
     });
     server.on('connection', (socket) => {
@@ -212,6 +226,11 @@ export class S3Server {
   get requests(): string[] {
     if (!this.proxy) throw new Error('this S3 server was started without record: true');
     return this.proxy.requests;
+  }
+
+  /** From now on, PUTs whose `method url` line matches arrive with one byte of their body flipped (undefined: none). */
+  corruptPuts(pattern: RegExp | undefined): void {
+    this.proxy!.corruptPuts = pattern;
   }
 
   /** Resolves with the first request line matching `pattern` from now on (or already seen since `from`). */
