@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Catalog } from '../src/shared/catalog/catalog.js';
 import { keyId } from '../src/shared/codec/encryption.js';
 import { buildManifest, type Manifest } from '../src/shared/catalog/manifest.js';
-import { catalogIsSound } from '../src/shared/catalog/reindex.js';
+import { catalogIsSound } from '../src/shared/operations/reindex.js';
 import { REDIS_DOWN, runCli } from './helpers/cli.js';
 import { sandbox, type Sandbox } from './helpers/env.js';
 import { createWorkstationDb } from './helpers/workstation-db.js';

@@ -12,8 +12,8 @@ import { cliRunId } from '../shared/runtime/process-owner.js';
 import type { LockedRun, OperationDeps, Reporter } from '../shared/operations/run.js';
 import { createLogger, type Logger } from '../shared/runtime/logger.js';
 import { producerRedis } from '../shared/runtime/redis.js';
-import { openCatalog } from '../shared/catalog/open.js';
-import type { ReindexReport } from '../shared/catalog/reindex.js';
+import { openCatalog } from '../shared/operations/open-catalog.js';
+import type { ReindexReport } from '../shared/operations/reindex.js';
 import { CliError, EXIT, Output, type ExitCode } from './output.js';
 
 export interface GlobalOptions {

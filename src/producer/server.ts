@@ -6,7 +6,7 @@ import { resolveApiToken } from '../shared/runtime/api-token.js';
 import type { Config } from '../shared/runtime/config.js';
 import { ensurePrivateDir } from '../shared/runtime/files.js';
 import type { Logger } from '../shared/runtime/logger.js';
-import { openCatalog } from '../shared/catalog/open.js';
+import { openCatalog } from '../shared/operations/open-catalog.js';
 import { createQueues } from '../shared/jobs/queues.js';
 import { producerRedis, waitForRedis, workerRedis } from '../shared/runtime/redis.js';
 import { alertSenderFor } from '../shared/observability/alerts.js';

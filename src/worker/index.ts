@@ -6,7 +6,7 @@ import { keyringOf } from '../shared/codec/encryption.js';
 import { ensurePrivateDir } from '../shared/runtime/files.js';
 import { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/runtime/logger.js';
-import { openCatalog } from '../shared/catalog/open.js';
+import { openCatalog } from '../shared/operations/open-catalog.js';
 import { CancelGates, answerCancel, onCancelRequest } from '../shared/jobs/cancel.js';
 import { QUEUE, QUEUE_NAMES, type JobDataOf, type QueueName } from '../shared/jobs/registry.js';
 import type { WalJobData } from '../shared/jobs/job-data.js';

@@ -7,7 +7,7 @@ import {
   reindex,
   type ReindexOptions,
   type ReindexReport,
-} from '../../shared/catalog/reindex.js';
+} from '../../shared/operations/reindex.js';
 import type { CliContext } from '../context.js';
 import { EXIT, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';

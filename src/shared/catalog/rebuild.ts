@@ -7,7 +7,6 @@ import type { Config } from '../runtime/config.js';
 import { messageOf } from '../domain/errors.js';
 import { fsyncPath, parseTempName, removeQuietly, tempPath, type TempPurpose } from '../runtime/files.js';
 import type { Logger } from '../runtime/logger.js';
-import { reindex, type ReindexOptions, type ReindexReport } from './manifest-import.js';
 
 /** Whether a catalog file opens as a sound SQLite database with the backup table in it. */
 export function catalogIsSound(file: string): { ok: true } | { ok: false; reason: string } {
@@ -87,22 +86,22 @@ async function install(temp: string, target: string): Promise<boolean> {
 }
 
 /**
- * Builds a new catalog from the manifests into a temp file beside the catalog's place, and moves
- * it there only once it is complete (fsync of the file and of the directory): a rebuild that
- * fails or is killed half way leaves no catalog, so the next start rebuilds again instead of
- * finding an empty or partial one. When another process put its rebuild in place meanwhile, the
- * manifests are imported into that one instead.
+ * Builds a new catalog into a temp file beside the catalog's place, filled by `fill` (the
+ * manifests' import: `rebuildCatalog` in operations/reindex.ts), and moves it there only once it
+ * is complete (fsync of the file and of the directory): a rebuild that fails or is killed half way
+ * leaves no catalog, so the next start rebuilds again instead of finding an empty or partial one.
+ * When another process put its rebuild in place meanwhile, `fill` runs on that one instead.
  */
-export async function rebuildCatalog(config: Config, log: Logger, opts: ReindexOptions = {}): Promise<ReindexReport> {
+export async function buildCatalogFile<R>(config: Config, log: Logger, fill: (catalog: Catalog) => Promise<R>): Promise<R> {
   const dir = path.dirname(config.catalogPath);
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   await removeAbandonedRebuilds(dir, log);
   const temp = tempPath(dir, REBUILD_LABEL);
   try {
     const building = new Catalog(temp, { busyTimeout: config.catalogBusyTimeout });
-    let report: ReindexReport;
+    let report: R;
     try {
-      report = await reindex(config, building, log, opts);
+      report = await fill(building);
       // One self-contained file (its WAL folded in), so that moving it moves everything.
       building.makeSelfContained();
     } finally {
@@ -112,7 +111,7 @@ export async function rebuildCatalog(config: Config, log: Logger, opts: ReindexO
     if (await install(temp, config.catalogPath)) return report;
     const existing = new Catalog(config.catalogPath, { busyTimeout: config.catalogBusyTimeout });
     try {
-      return await reindex(config, existing, log, opts);
+      return await fill(existing);
     } finally {
       existing.close();
     }

@@ -1,7 +1,7 @@
 import { BACKUP_FILE_PATTERN } from '../codec/codec.js';
 import type { Keyring } from '../codec/encryption.js';
 import { messageOf } from '../domain/errors.js';
-import { backupNameOfManifest, manifestAuthenticity, parseManifest, type Manifest } from './manifest.js';
+import { backupNameOfManifest, manifestAuthenticity, parseManifest, type Manifest } from '../catalog/manifest.js';
 import type { BackupStorage } from '../storage/storage.js';
 
 /**

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
-import { Catalog } from './catalog.js';
+import { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../runtime/config.js';
 import type { Logger } from '../runtime/logger.js';
-import type { ReindexReport } from './manifest-import.js';
-import { rebuildCatalog } from './rebuild.js';
+import { rebuildCatalog, type ReindexReport } from './reindex.js';
 
 /**
  * Opens the catalog for a process that is starting. When the file does not exist (lost with a

@@ -1,15 +1,21 @@
+// Where the processes find the catalog's recovery: importing manifests (`reindex`, here), and
+// checking and rebuilding the catalog file (catalog/rebuild.ts, re-exported). It sits above the
+// catalog because it reads the backups' stores and the bucket's WAL archive.
 import path from 'node:path';
-import type { Catalog } from './catalog.js';
+import type { Catalog } from '../catalog/catalog.js';
 import { BACKUP_FILE_PATTERN } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
 import { keyringOf } from '../codec/encryption.js';
 import { messageOf } from '../domain/errors.js';
 import type { Logger } from '../runtime/logger.js';
-import { backupNameOfManifest, toImported, type Manifest } from './manifest.js';
+import { backupNameOfManifest, toImported, type Manifest } from '../catalog/manifest.js';
 import { differingFields, implausibleIds, scanManifests, type Candidate, type Refusal, type Scanned } from './manifest-trust.js';
+import { buildCatalogFile } from '../catalog/rebuild.js';
 import { MIRROR } from '../storage/mirror.js';
 import { storesOf } from '../storage/registry.js';
 import { importWalArchive, type WalImportReport } from '../wal/bucket-import.js';
+
+export { catalogIsSound, moveCatalogAside } from '../catalog/rebuild.js';
 
 export interface ReindexReport {
   /** Ids put back into the catalog from manifests. */
@@ -195,4 +201,9 @@ export async function reindex(config: Config, catalog: Catalog, log: Logger, opt
     'catalog reindexed from manifests',
   );
   return report;
+}
+
+/** A new catalog file built from the manifests (see `buildCatalogFile`), for a catalog that is missing. */
+export function rebuildCatalog(config: Config, log: Logger, opts: ReindexOptions = {}): Promise<ReindexReport> {
+  return buildCatalogFile(config, log, (catalog) => reindex(config, catalog, log, opts));
 }
