@@ -10,7 +10,8 @@ import {
 } from '../shared/jobs/queues.js';
 import { verifyOne } from '../shared/operations/verify-one.js';
 import { verifyArchive } from '../shared/wal/archive-verify.js';
-import { alertDrillFailed, runDrill } from '../shared/wal/drill.js';
+import { runDrill } from '../shared/operations/restore-drill.js';
+import { alertDrillFailed } from '../shared/wal/drill.js';
 import { recoveryWindow } from '../shared/wal/window.js';
 import { classify, jobLogger, jobRun, operationDeps, type WorkerContext } from './context.js';
 
