@@ -1,5 +1,8 @@
 /** The operator's page as the server sends it: the frame and its controls; the script fills in the data. */
 
+/** The module the page loads; it imports the rest of `assets/`. */
+export const ADMIN_SCRIPT_ENTRY = 'main.js';
+
 const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -22,7 +25,7 @@ export function renderAdminPage({ readOnly, databasePath }: AdminPageOptions): s
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Workstation backups · operator</title>
 <link rel="stylesheet" href="/admin/admin.css">
-<script src="/admin/admin.js" defer></script>
+<script type="module" src="/admin/assets/${ADMIN_SCRIPT_ENTRY}"></script>
 </head>
 <body data-read-only="${readOnly}" data-database="${db}">
 <a class="skip" href="#backups">Skip to the backups</a>
