@@ -1,7 +1,7 @@
 # One image for the producer and the workers; each compose service picks its command.
 
 # ---- build: compile TypeScript and better-sqlite3 (from source: python3, make, g++) --------------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -13,7 +13,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: compiled JavaScript and production modules only, as a non-root user ---------------
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     BACKUP_DIR=/data/backups \
     DATABASE_PATH=/data/db/workstation.db \

@@ -90,7 +90,9 @@ describe('Dockerfile', () => {
 
   it('builds in one stage (better-sqlite3 from source) and runs from another as a non-root user', () => {
     expect(stages.length).toBe(2);
-    expect(stages[0]).toMatch(/^FROM node:20\S* AS build$/);
+    // Node.js 24, the LTS line (20 ended in April 2026); both stages on the same image.
+    expect(stages[0]).toMatch(/^FROM node:24\S* AS build$/);
+    expect(stages[1]).toBe(stages[0]!.replace(/ AS build$/, ''));
     const text = lines.join('\n');
     expect(text).toMatch(/apt-get install[^\n]*python3 make g\+\+/);
     expect(text).toMatch(/npm ci/);
@@ -140,14 +142,16 @@ describe('what compose starts, as plain processes', () => {
     return { child, ready };
   }
 
-  it('builds with tsc, and the compiled producer and worker serve a backup; the healthcheck passes', async () => {
-    execFileSync(
-      process.execPath,
-      [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--outDir', outDir, '--sourceMap', 'false'],
-      {
-        cwd: ROOT,
-      },
-    );
+  it('builds as `npm run build` does, and the compiled producer and worker serve a backup and the operator page; the healthcheck passes', async () => {
+    // package.json's build script into a directory of the test's own: tsc, then the copies of the plain .js files.
+    const { scripts } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { build: string } };
+    expect(scripts.build).toMatch(/^tsc -p \. && /);
+    const build = scripts.build
+      .replace(/^tsc -p \. /, `tsc -p . --outDir ${outDir} --sourceMap false `)
+      .replaceAll(' dist/', ` ${outDir}/`);
+    expect(build).not.toMatch(/(^|\s)dist\//);
+    const bin = [path.join(ROOT, 'node_modules/.bin'), path.dirname(process.execPath), process.env.PATH ?? ''].join(':');
+    execFileSync('sh', ['-c', build], { cwd: ROOT, env: { PATH: bin } });
     expect(fs.existsSync(path.join(outDir, 'shared/sqlite/sqlite-thread.js'))).toBe(true);
     expect(fs.existsSync(path.join(outDir, 'shared/sqlite/connection-thread.js'))).toBe(true);
 
@@ -172,6 +176,18 @@ describe('what compose starts, as plain processes', () => {
     const res = await request(`http://127.0.0.1:${port}`).post('/api/backups').set(auth);
     expect(res.status).toBe(201);
     expect(res.body.backup.status).toBe('completed');
+
+    // The operator page and each of its script modules, as written in src/.
+    const basic = `Basic ${Buffer.from(`operator:${box.env.API_TOKEN}`).toString('base64')}`;
+    const page = await request(`http://127.0.0.1:${port}`).get('/admin').set('Authorization', basic);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<script type="module" src="/admin/assets/main.js"></script>');
+    const assets = path.join(ROOT, 'src/producer/admin/assets');
+    for (const name of fs.readdirSync(assets).filter((n) => n.endsWith('.js'))) {
+      const asset = await request(`http://127.0.0.1:${port}`).get(`/admin/assets/${name}`).set('Authorization', basic);
+      expect(asset.status, name).toBe(200);
+      expect(asset.text, name).toBe(fs.readFileSync(path.join(assets, name), 'utf8'));
+    }
 
     for (const { child } of [producer, worker]) {
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
