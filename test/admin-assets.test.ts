@@ -88,7 +88,7 @@ describe('the page and its Content-Security-Policy', () => {
       expect(html).not.toMatch(/\son[a-z]+\s*=/i);
       expect(html).not.toMatch(/javascript:/i);
 
-      const csp = res.headers['content-security-policy'];
+      const csp = res.headers['content-security-policy'] ?? '';
       expect(csp).toBe(ADMIN_PAGE_CSP);
       const directives = new Map(csp.split(/;\s*/).map((d: string) => [d.split(' ')[0], d.split(' ').slice(1)]));
       expect(directives.get('default-src')).toEqual(["'none'"]);
