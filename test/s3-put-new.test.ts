@@ -22,7 +22,7 @@ let dir: string;
 beforeAll(async () => {
   s3 = await S3Server.start({ record: true });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-put-new-'));
-  const env = { ...s3.env('putnew'), BACKUP_DIR: path.join(dir, 'b'), DATABASE_PATH: path.join(dir, 'db') };
+  const env: Record<string, string> = { ...s3.env('putnew'), BACKUP_DIR: path.join(dir, 'b'), DATABASE_PATH: path.join(dir, 'db') };
   // The SDK takes its credentials from the environment, as the service does.
   process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
   process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
