@@ -5,6 +5,7 @@ import { SCHEMA, type BackupRow, type CopyRow, type ImportedBackup, type Restore
 import type { Statistics, VerificationRow } from './catalog-schema.js';
 import type { BackupType, CompressionMode } from '../domain/backup-types.js';
 import { Backups, type BackupPage, type CompletedBackup } from './repositories/backups.js';
+import { BackupOverview } from './repositories/backup-overview.js';
 import { Copies } from './repositories/copies.js';
 import { Fence } from './repositories/fence.js';
 import { History, type DatabaseDamage, type Pruned } from './repositories/history.js';
@@ -29,6 +30,7 @@ export { HISTORY_KEPT } from './repositories/history.js';
 export class Catalog {
   readonly #db: Database.Database;
   readonly #backups: Backups;
+  readonly #overview: BackupOverview;
   readonly #copies: Copies;
   readonly #verifications: Verifications;
   readonly #restores: Restores;
@@ -63,6 +65,7 @@ export class Catalog {
       db.exec(SCHEMA);
     }
     this.#backups = new Backups(db);
+    this.#overview = new BackupOverview(db);
     this.#copies = new Copies(db);
     this.#verifications = new Verifications(db);
     this.#restores = new Restores(db);
@@ -84,7 +87,7 @@ export class Catalog {
     this.#db.pragma('journal_mode = DELETE');
   }
 
-  // ---- backups: ./repositories/backups.ts ------------------------------------------------------
+  // ---- backups: ./repositories/backups.ts (one row), ./repositories/backup-overview.ts (all of them) --
 
   beginBackup(type: BackupType, filePath: string, jobId: string | null, compression: CompressionMode, encryption?: string | null): number {
     return this.#backups.begin(type, filePath, jobId, compression, encryption);
@@ -125,8 +128,8 @@ export class Catalog {
   firstBackupStartedAfter(iso: string): BackupRow | undefined {
     return this.#backups.firstStartedAfter(iso);
   }
-  retentionView(group: 'regular' | 'safety', keep: number): ReturnType<Backups['retentionView']> {
-    return this.#backups.retentionView(group, keep);
+  retentionView(group: 'regular' | 'safety', keep: number): ReturnType<BackupOverview['retentionView']> {
+    return this.#overview.retentionView(group, keep);
   }
   inProgressBackups(): BackupRow[] {
     return this.#backups.inProgress();
@@ -138,10 +141,10 @@ export class Catalog {
     this.#backups.delete(id);
   }
   statistics(): Statistics {
-    return this.#backups.statistics();
+    return this.#overview.statistics();
   }
-  backupCounts(): ReturnType<Backups['counts']> {
-    return this.#backups.counts();
+  backupCounts(): ReturnType<BackupOverview['counts']> {
+    return this.#overview.counts();
   }
 
   // ---- copies of a backup elsewhere (the mirror): ./repositories/copies.ts -----------------------
