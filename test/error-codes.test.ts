@@ -4,11 +4,18 @@ import { describe, expect, it } from 'vitest';
 import { cliFailure } from '../src/cli/context.js';
 import { EXIT } from '../src/cli/output.js';
 import { HTTP_STATUS, errorHandler } from '../src/producer/error-handler.js';
-import { DamagedDatabase } from '../src/shared/backup/backup.js';
-import { KeyError } from '../src/shared/codec/encryption.js';
-import { AppError, ERROR_CODES, badRequest, notFound, permanentFailure, unavailable } from '../src/shared/domain/errors.js';
-import { LockHeldError } from '../src/shared/locking/acquire.js';
-import { LockLostError } from '../src/shared/locking/lock.js';
+import {
+  AppError,
+  DamagedDatabase,
+  ERROR_CODES,
+  KeyError,
+  LockHeldError,
+  LockLostError,
+  badRequest,
+  notFound,
+  permanentFailure,
+  unavailable,
+} from '../src/shared/domain/errors.js';
 import { NoValidBackup } from '../src/shared/operations/restore-latest-valid.js';
 
 /** An app whose one route throws `err`, answered by the producer's error handler. */

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../src/shared/runtime/config.js';
+import { ConfigError } from '../src/shared/domain/errors.js';
+import { parseConfig } from '../src/shared/runtime/config.js';
 import { keyId, keyringOf } from '../src/shared/codec/encryption.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-storage-config-'));

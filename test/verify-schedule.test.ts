@@ -8,7 +8,8 @@ import { auth, startTestProducer } from './helpers/producer.js';
 import { startStack, stopStack } from './helpers/stack.js';
 import type { RunningProducer } from '../src/producer/server.js';
 import type { Catalog } from '../src/shared/catalog/catalog.js';
-import { ConfigError, parseConfig } from '../src/shared/runtime/config.js';
+import { ConfigError } from '../src/shared/domain/errors.js';
+import { parseConfig } from '../src/shared/runtime/config.js';
 import { withCatalogDb } from './helpers/catalog-db.js';
 
 let box: Sandbox;

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { BackupRow, Catalog } from '../shared/catalog/catalog.js';
-import { ConfigError, loadConfig, type Config } from '../shared/runtime/config.js';
-import { AppError, messageOf, type ErrorCode } from '../shared/domain/errors.js';
+import { loadConfig, type Config } from '../shared/runtime/config.js';
+import { AppError, ConfigError, codeOf, messageOf, type ErrorCode } from '../shared/domain/errors.js';
 import { failWhenTaken } from '../shared/locking/acquire.js';
 import { DatabaseLock } from '../shared/locking/lock.js';
 import { cliRunId } from '../shared/runtime/process-owner.js';
@@ -34,7 +34,7 @@ export function cliContext(opts: GlobalOptions): CliContext {
     // The CLI's stdout is its answer: logs go to stderr, and only warnings unless asked for more.
     config = loadConfig();
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage, 'invalid_config');
+    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage, 'invalid_config', { cause: err });
     throw err;
   }
   const log = createLogger({ logLevel: opts.verbose ? 'info' : 'warn' }, 'cli', 2);
@@ -73,12 +73,12 @@ export async function withCatalog<T>(ctx: CliContext, fn: (catalog: Catalog, reb
   try {
     opened = await openCatalog(ctx.config, ctx.log);
   } catch (err) {
-    const code = (err as { code?: string }).code ?? '';
-    if (/SQLITE_(NOTADB|CORRUPT)/.test(code)) {
+    if (/SQLITE_(NOTADB|CORRUPT)/.test(codeOf(err) ?? '')) {
       throw new CliError(
-        `the catalog ${ctx.config.catalogPath} is damaged (${(err as Error).message}); rebuild it with: workstation-backup reindex`,
+        `the catalog ${ctx.config.catalogPath} is damaged (${messageOf(err)}); rebuild it with: workstation-backup reindex`,
         EXIT.failed,
         'catalog_damaged',
+        { cause: err },
       );
     }
     throw err;
@@ -157,8 +157,8 @@ export function cliFailure(err: unknown, what: string): CliError {
   if (err instanceof CliError) return err;
   const code = err instanceof AppError ? err.code : undefined;
   const exit = code && EXIT_BY_CODE[code];
-  if (code && exit !== undefined) return new CliError(messageOf(err), exit, code);
-  return new CliError(`${what} failed: ${messageOf(err)}`, EXIT.failed, code ?? `${what}_failed`);
+  if (code && exit !== undefined) return new CliError(messageOf(err), exit, code, { cause: err });
+  return new CliError(`${what} failed: ${messageOf(err)}`, EXIT.failed, code ?? `${what}_failed`, { cause: err });
 }
 
 /** A backup named by its id, its file's path or its file name. */

@@ -25,8 +25,9 @@ export class CliError extends Error {
     message: string,
     readonly exitCode: ExitCode,
     readonly code = 'error',
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { messageOf } from '../shared/domain/errors.js';
+import { codeOf, messageOf } from '../shared/domain/errors.js';
 import { registerBackup } from './commands/backup.js';
 import { registerDrill } from './commands/drill.js';
 import type { RegisterCommand } from './commands/command.js';
@@ -65,7 +65,7 @@ export async function runCli(argv: string[]): Promise<number> {
       out.error(err);
       return err.exitCode;
     }
-    out.error(new CliError(messageOf(err), EXIT.failed, (err as { code?: string }).code ?? 'error'));
+    out.error(new CliError(messageOf(err), EXIT.failed, codeOf(err) ?? 'error', { cause: err }));
     return EXIT.failed;
   }
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import type { BackupRow, Catalog, Statistics } from '../shared/catalog/catalog.js';
+import { codeOf } from '../shared/domain/errors.js';
 import type { Config } from '../shared/runtime/config.js';
 import { liveWorkers, type Heartbeat } from '../shared/observability/heartbeat-registry.js';
 import { currentSettings } from '../shared/catalog/settings.js';
@@ -37,7 +38,7 @@ function probeDatabase(file: string): { reachable: boolean; journalMode: string 
     db = new Database(file, { readonly: true, fileMustExist: true, timeout: 0 });
     return { reachable: true, journalMode: String(db.pragma('journal_mode', { simple: true })) };
   } catch (err) {
-    return { reachable: (err as { code?: string }).code === 'SQLITE_BUSY', journalMode: null };
+    return { reachable: codeOf(err) === 'SQLITE_BUSY', journalMode: null };
   } finally {
     db?.close();
   }

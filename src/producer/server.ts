@@ -2,6 +2,7 @@ import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { pathToFileURL } from 'node:url';
+import { codeOf } from '../shared/domain/errors.js';
 import { resolveApiToken } from '../shared/runtime/api-token.js';
 import type { Config } from '../shared/runtime/config.js';
 import { ensurePrivateDir } from '../shared/runtime/files.js';
@@ -22,9 +23,9 @@ import { errorBody } from './error-handler.js';
  * Requests Node's HTTP parser rejects before Express sees them (conflicting Content-Length
  * headers, a malformed request line, oversized headers) still get the API's one JSON error shape.
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+function answerClientError(err: Error, socket: Duplex): void {
   if (!socket.writable) return;
-  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const tooLarge = codeOf(err) === 'HPE_HEADER_OVERFLOW';
   const status = tooLarge ? 431 : 400;
   const body = JSON.stringify(
     errorBody(tooLarge ? 'headers_too_large' : 'malformed_request', tooLarge ? 'request headers are too large' : 'malformed HTTP request'),

@@ -2,7 +2,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Catalog } from '../shared/catalog/catalog.js';
 import type { Config } from '../shared/runtime/config.js';
-import { isTransient, messageOf } from '../shared/domain/errors.js';
+import { codeOf, isTransient, messageOf } from '../shared/domain/errors.js';
 import type { LockWaitPolicy } from '../shared/locking/acquire.js';
 import type { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/runtime/logger.js';
@@ -80,6 +80,6 @@ export function classify(err: unknown, signal?: AbortSignal): Error {
   if (err instanceof DelayedError || err instanceof UnrecoverableError) return err;
   if (signal?.aborted && !isCancelled(err)) err = cancelledError(signal);
   // The code goes along, so what watches jobs can tell one permanent failure from another.
-  if (!isTransient(err)) return Object.assign(new UnrecoverableError(messageOf(err)), { code: (err as { code?: unknown }).code });
-  return err instanceof Error ? err : new Error(messageOf(err));
+  if (!isTransient(err)) return Object.assign(new UnrecoverableError(messageOf(err)), { code: codeOf(err), cause: err });
+  return err instanceof Error ? err : new Error(messageOf(err), { cause: err });
 }

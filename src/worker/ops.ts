@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Queue, type Job, type Worker } from 'bullmq';
 import { alertSenderFor } from '../shared/observability/alerts.js';
-import { messageOf } from '../shared/domain/errors.js';
+import { codeOf, messageOf } from '../shared/domain/errors.js';
 import { createOpsMetrics } from '../shared/observability/metrics.js';
 import {
   QUEUE,
@@ -192,7 +192,7 @@ export function createWorkerOps(ctx: WorkerContext) {
           // Handed back to wait is no failure; only the database lock's wait is counted.
           if (!isDelayed(err)) record(queue, job, 'failed', undefined, seconds());
           else if ((err as Error).name === 'DelayedError') metrics.lockWaits.inc({ queue });
-          if (queue === QUEUE.backup && DAMAGE_CODES.has(String((err as { code?: unknown }).code))) {
+          if (queue === QUEUE.backup && DAMAGE_CODES.has(codeOf(err) ?? '')) {
             alerts.send({
               event: 'database.damaged',
               summary: `the live database ${config.databasePath} is damaged; the backup was refused and older backups are kept`,

@@ -6,7 +6,7 @@ import { sha256File } from '../codec/checksum.js';
 import { encodeFile, extensionOf } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
 import { keyringOf } from '../codec/encryption.js';
-import { AppError, DAMAGED_REASON_PREFIX, messageOf, permanentFailure } from '../domain/errors.js';
+import { AppError, DAMAGED_REASON_PREFIX, DamagedDatabase, codeOf, messageOf, permanentFailure } from '../domain/errors.js';
 import { BACKUP_PREFIX, backupBaseName, ensurePrivateDir, removeQuietly, tempPath } from '../runtime/files.js';
 import type { LockGuard } from '../locking/lock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -50,16 +50,8 @@ export interface BackupRequest {
   gate?: Promise<unknown>;
 }
 
-/** The live database failed quick_check: nothing was recorded as a good backup. */
-export class DamagedDatabase extends AppError {
-  constructor(
-    message: string,
-    readonly problems: string[],
-    readonly keptAt: string | undefined,
-  ) {
-    super('database_damaged', message, true);
-  }
-}
+/** Re-exported for `restore/restore.ts`, which imports it from here; everything else imports it from `domain/errors.ts`. */
+export { DamagedDatabase };
 
 /** quick_check's problems, or the reason it could not run. */
 const quickCheck = (file: string): Promise<string[]> =>
@@ -76,10 +68,11 @@ async function refuseDamaged(ctx: BackupContext, req: BackupRequest, problems: s
   const { config, log } = ctx;
   const copyProblems = problems.slice(0, 3).join('; ');
   const live = await integrityProblems(config.databasePath, 'quick').catch((err: unknown) => {
-    const code = (err as { code?: string }).code ?? '';
-    if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return [messageOf(err)];
+    if (/^SQLITE_(CORRUPT|NOTADB)/.test(codeOf(err) ?? '')) return [messageOf(err)];
     // Busy or unreadable for a moment: no verdict on the database, so no alarm; try again later.
-    throw new Error(`the snapshot failed quick_check (${copyProblems}) and the live database could not be checked: ${messageOf(err)}`);
+    throw new Error(`the snapshot failed quick_check (${copyProblems}) and the live database could not be checked: ${messageOf(err)}`, {
+      cause: err,
+    });
   });
   if (!live.length) throw new Error(`the snapshot failed quick_check although the live database passes it: ${copyProblems}`);
   let keptAt: string | undefined;
@@ -98,24 +91,25 @@ async function refuseDamaged(ctx: BackupContext, req: BackupRequest, problems: s
 /** Turns the errors a backup meets into messages an operator can act on. */
 function explain(err: unknown, config: Config): Error {
   if (err instanceof AppError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = codeOf(err);
   const message = messageOf(err);
   if (code === 'ENOSPC' || /SQLITE_FULL|database or disk is full/i.test(message)) {
-    return Object.assign(new Error(`no space left in ${config.backupDir}`), { code: 'ENOSPC' });
+    return Object.assign(new Error(`no space left in ${config.backupDir}`, { cause: err }), { code: 'ENOSPC' });
   }
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return permanentFailure('backup_dir_not_writable', `backup directory ${config.backupDir} is not writable (${code})`);
+    return permanentFailure('backup_dir_not_writable', `backup directory ${config.backupDir} is not writable (${code})`, err);
   }
   if (code === 'SQLITE_CANTOPEN' && /unable to open|cannot open/i.test(message)) {
-    return permanentFailure('backup_dir_not_writable', `cannot write into ${config.backupDir}: ${message}`);
+    return permanentFailure('backup_dir_not_writable', `cannot write into ${config.backupDir}: ${message}`, err);
   }
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
     return permanentFailure(
       'database_unreadable',
       `${DAMAGED_REASON_PREFIX}: ${config.databasePath} is not a readable SQLite database (${message}); restore the newest valid backup now`,
+      err,
     );
   }
-  return err instanceof Error ? err : new Error(message);
+  return err instanceof Error ? err : new Error(message, { cause: err });
 }
 
 /**
@@ -163,8 +157,7 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     } catch (err) {
       // The copy is being read by its check: let that finish before the temp file is removed.
       await early;
-      if ((err as { code?: string }).code === 'SNAPSHOT_SHORT')
-        throw new Error(`the snapshot is unusable: ${messageOf(err)}`, { cause: err });
+      if (codeOf(err) === 'SNAPSHOT_SHORT') throw new Error(`the snapshot is unusable: ${messageOf(err)}`, { cause: err });
       throw err;
     }
     if (info.journalMode !== 'wal') {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Catalog } from './catalog.js';
 import type { Config } from '../runtime/config.js';
-import { messageOf } from '../domain/errors.js';
+import { codeOf, messageOf } from '../domain/errors.js';
 import { fsyncPath, parseTempName, removeQuietly, tempPath, type TempPurpose } from '../runtime/files.js';
 import type { Logger } from '../runtime/logger.js';
 
@@ -78,7 +78,7 @@ async function install(temp: string, target: string): Promise<boolean> {
   try {
     await fsp.link(temp, target);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    if (codeOf(err) === 'EEXIST') return false;
     throw err;
   }
   await fsyncPath(path.dirname(target));

@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { readFileSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Config } from '../runtime/config.js';
-import { AppError, type ErrorCode } from '../domain/errors.js';
+import { KeyError, messageOf } from '../domain/errors.js';
 
 /**
  * Encryption at rest: AES-256-GCM over fixed-size chunks, so a backup of any size streams through
@@ -36,12 +36,6 @@ export interface Keyring {
   read: Map<string, Key>;
 }
 
-export class KeyError extends AppError {
-  constructor(code: ErrorCode, message: string) {
-    super(code, message, true);
-  }
-}
-
 export function keyId(bytes: Buffer): string {
   return createHash('sha256').update('workstation-backup key id\0').update(bytes).digest('hex').slice(0, 16);
 }
@@ -56,7 +50,7 @@ function readKeyFile(file: string): Buffer {
   try {
     raw = readFileSync(file);
   } catch (err) {
-    throw new KeyError('key_file_unreadable', `cannot read BACKUP_ENCRYPTION_KEY_FILE ${file}: ${(err as Error).message}`);
+    throw new KeyError('key_file_unreadable', `cannot read BACKUP_ENCRYPTION_KEY_FILE ${file}: ${messageOf(err)}`, { cause: err });
   }
   if (raw.length === 32) return raw;
   const decoded = Buffer.from(raw.toString('utf8').trim(), 'base64');

@@ -65,7 +65,7 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
  * Errors with a stable `code`. `permanent` errors are not worth retrying (bad input, a missing or
  * damaged file); the worker turns them into BullMQ's UnrecoverableError. Anything else is treated
  * as transient and retried with backoff. What a code means to a caller (an HTTP status, a CLI exit
- * code) is that caller's table, not the error's.
+ * code) is that caller's table, not the error's. An error it was made from goes in `cause`.
  */
 export class AppError extends Error {
   override name = 'AppError';
@@ -73,8 +73,9 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly permanent = false,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -86,8 +87,46 @@ export const unavailable = (message: string, code: ErrorCode = 'unavailable') =>
 /** Starts the failure reason of a backup that found the live database damaged; `/health` looks for it. */
 export const DAMAGED_REASON_PREFIX = 'the live database is damaged';
 
-/** A failure of a job that retrying cannot fix. */
-export const permanentFailure = (code: ErrorCode, message: string) => new AppError(code, message, true);
+/** A failure of a job that retrying cannot fix; `cause` is the error it was made from, if any. */
+export const permanentFailure = (code: ErrorCode, message: string, cause?: unknown) =>
+  new AppError(code, message, true, cause === undefined ? undefined : { cause });
+
+/** Another backup or restore holds the database lock. */
+export class LockHeldError extends AppError {
+  constructor(readonly holder: string | null) {
+    super('lock_held', `another backup or restore is running (${holder ?? 'unknown holder'}); try again when it has finished`, false);
+  }
+}
+
+/** The database lock was lost (expired, taken over, or a newer grant's fence seen) while work ran under it. */
+export class LockLostError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('lock_lost', message, false, options);
+  }
+}
+
+/** The live database failed quick_check: nothing was recorded as a good backup. */
+export class DamagedDatabase extends AppError {
+  constructor(
+    message: string,
+    readonly problems: string[],
+    readonly keptAt: string | undefined,
+  ) {
+    super('database_damaged', message, true);
+  }
+}
+
+/** A key file, a key or an encrypted file that cannot be used (`key_*`, `not_encrypted`, `decryption_failed`). */
+export class KeyError extends AppError {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, true, options);
+  }
+}
+
+/** A configuration variable whose value cannot be used: the CLI's usage error (exit code 2), a service's refusal to start. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
 
 /** The message of anything thrown, for logs, catalog rows and job failures. */
 export function messageOf(err: unknown): string {
@@ -114,6 +153,31 @@ const PERMANENT_CODES = new Set([
 /** Whether an error is worth another attempt (a busy database, a full disk, a lost connection). */
 export function isTransient(err: unknown): boolean {
   if (err instanceof AppError) return !err.permanent;
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code !== 'string' || !PERMANENT_CODES.has(code);
+  const code = codeOf(err);
+  return code === undefined || !PERMANENT_CODES.has(code);
+}
+
+/** How many wrappers `codeOf` looks through before it gives up (a cycle of causes ends there too). */
+const MAX_CAUSES = 8;
+
+/**
+ * The code an error carries: an AppError's `code`, a Node errno (`ENOENT`), SQLite's (`SQLITE_BUSY`,
+ * kept by `SqliteOpError` from the thread), a library's own (`ELOCKED`). Only a string counts;
+ * anything else, or nothing thrown with a code, is `undefined`.
+ *
+ * The error's own code by default: an error that wraps another (a `StorageError` around the SDK's,
+ * an `Error` with `{ cause }`) has its own meaning, and the code of what it wraps must not decide,
+ * say, whether it is retried. With `viaCause`, an error without a code of its own answers with its
+ * cause's (and so on down): for errors that carry their code that way, as a network error an HTTP
+ * client wraps (`TypeError: fetch failed`, the errno on its `cause`), which `explainS3Error` reads.
+ */
+export function codeOf(err: unknown, { viaCause = false }: { viaCause?: boolean } = {}): string | undefined {
+  let at = err;
+  for (let depth = 0; depth <= MAX_CAUSES && typeof at === 'object' && at !== null; depth++) {
+    const code = 'code' in at ? at.code : undefined;
+    if (typeof code === 'string') return code;
+    if (!viaCause || (code !== undefined && code !== null) || !('cause' in at)) return undefined;
+    at = at.cause;
+  }
+  return undefined;
 }

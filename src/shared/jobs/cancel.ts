@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { messageOf, permanentFailure } from '../domain/errors.js';
+import { codeOf, messageOf, permanentFailure } from '../domain/errors.js';
 
 /** The code of the error a cancelled job fails with; its message starts with `cancelled`. */
 export const CANCELLED = 'cancelled';
@@ -11,7 +11,7 @@ export const CANCELLED = 'cancelled';
 export function cancelledError(signal: AbortSignal) {
   const reason: unknown = signal.reason;
   const why = reason === undefined || (reason instanceof Error && reason.name === 'AbortError') ? '' : messageOf(reason);
-  return permanentFailure(CANCELLED, why ? `${CANCELLED}: ${why}` : CANCELLED);
+  return permanentFailure(CANCELLED, why ? `${CANCELLED}: ${why}` : CANCELLED, why ? reason : undefined);
 }
 
 /**
@@ -22,7 +22,7 @@ export function throwIfCancelled(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancelledError(signal);
 }
 
-export const isCancelled = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === CANCELLED;
+export const isCancelled = (err: unknown): boolean => codeOf(err) === CANCELLED;
 
 /** The states of a `CancelGate`'s cell. */
 export const GATE = { open: 0, stopped: 1, committed: 2 } as const;

@@ -1,15 +1,8 @@
 import type { Catalog } from '../catalog/catalog.js';
-import { AppError } from '../domain/errors.js';
+import { AppError, LockHeldError } from '../domain/errors.js';
 import type { Config } from '../runtime/config.js';
 import { FileLockUnavailable, allOf, tryFileLock } from './file-lock.js';
 import type { DatabaseLock, LockGuard } from './lock.js';
-
-/** Another backup or restore holds the database lock. */
-export class LockHeldError extends AppError {
-  constructor(readonly holder: string | null) {
-    super('lock_held', `another backup or restore is running (${holder ?? 'unknown holder'}); try again when it has finished`, false);
-  }
-}
 
 export interface LockRequest {
   config: Config;
@@ -57,7 +50,8 @@ export async function tryAcquireDatabaseLock(req: LockRequest): Promise<HeldData
       await held?.release();
       throw err;
     }
-    if (!held) throw new AppError('lock_unavailable', `${err.message}; with Redis down there is no other lock to hold`, true);
+    if (!held)
+      throw new AppError('lock_unavailable', `${err.message}; with Redis down there is no other lock to hold`, true, { cause: err });
     note(`${err.message}; holding the Redis lock only`);
     return fenced(held, 'redis', () => held.release());
   }

@@ -3,7 +3,8 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../runtime/config.js';
-import { LockLostError, assertFence, type LockGuard } from './lock.js';
+import { LockLostError, codeOf, messageOf } from '../domain/errors.js';
+import { assertFence, type LockGuard } from './lock.js';
 
 /**
  * The database lock's local half: a lock directory in BACKUP_DIR (proper-lockfile: atomic mkdir,
@@ -38,11 +39,14 @@ export class FileLock implements LockGuard {
   /** proper-lockfile found the lock directory gone or taken over (this holder stalled past `stale`). */
   set compromised(err: Error | undefined) {
     this.compromisedBy = err;
-    if (err && !this.signal.aborted) this.lostController.abort(new LockLostError(`the local database lock was lost: ${err.message}`));
+    if (err && !this.signal.aborted)
+      this.lostController.abort(new LockLostError(`the local database lock was lost: ${err.message}`, { cause: err }));
   }
 
   async assertHeld(): Promise<void> {
-    if (this.compromisedBy) throw new LockLostError(`the local database lock was lost: ${this.compromisedBy.message}`);
+    if (this.compromisedBy) {
+      throw new LockLostError(`the local database lock was lost: ${this.compromisedBy.message}`, { cause: this.compromisedBy });
+    }
     if (this.catalog) assertFence(this.catalog, this.fence);
   }
 
@@ -78,8 +82,8 @@ export async function tryFileLock(
   } catch (err) {
     // Anything but "held by someone" means the directory cannot take a lock at all (read-only,
     // not a directory, gone): no one else can hold it either.
-    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') {
-      throw new FileLockUnavailable(`cannot create the lock in ${config.backupDir}: ${(err as Error).message}`);
+    if (codeOf(err) !== 'ELOCKED') {
+      throw new FileLockUnavailable(`cannot create the lock in ${config.backupDir}: ${messageOf(err)}`, { cause: err });
     }
     const who = await fs.readFile(holderFile(config), 'utf8').catch(() => 'another process');
     return { lock: null, holder: who.trim() || 'another process' };

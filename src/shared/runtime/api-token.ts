@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
-import { messageOf } from '../domain/errors.js';
+import { codeOf, messageOf } from '../domain/errors.js';
 import { tempPath } from './files.js';
 
 /** The shortest token accepted anywhere: API_TOKEN, METRICS_TOKEN, the token file. */
@@ -74,8 +74,8 @@ function readIfPresent(file: string): string | null {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new ApiTokenError(`cannot read API token file ${file}: ${messageOf(err)}`);
+    if (codeOf(err) === 'ENOENT') return null;
+    throw new ApiTokenError(`cannot read API token file ${file}: ${messageOf(err)}`, { cause: err });
   }
 }
 
@@ -101,13 +101,13 @@ function generateInto(file: string): string | null {
     try {
       fs.linkSync(temp, file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return null;
+      if (codeOf(err) === 'EEXIST') return null;
       throw err;
     }
     syncDir(dir);
     return token;
   } catch (err) {
-    throw new ApiTokenError(`could not write a new API token into ${file}: ${messageOf(err)}`);
+    throw new ApiTokenError(`could not write a new API token into ${file}: ${messageOf(err)}`, { cause: err });
   } finally {
     if (temp) fs.rmSync(temp, { force: true });
   }
@@ -123,15 +123,15 @@ function setAsideBlank(file: string): boolean {
   try {
     fs.renameSync(file, aside);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw new ApiTokenError(`API token file ${file} is empty and could not be replaced: ${messageOf(err)}`);
+    if (codeOf(err) === 'ENOENT') return false;
+    throw new ApiTokenError(`API token file ${file} is empty and could not be replaced: ${messageOf(err)}`, { cause: err });
   }
   try {
     if (fs.readFileSync(aside, 'utf8').replace(BLANK_EDGES, '') === '') return true;
     try {
       fs.linkSync(aside, file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (codeOf(err) !== 'EEXIST') throw err;
     }
     return false;
   } finally {

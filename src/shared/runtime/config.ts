@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import type { CompressionMode } from '../domain/backup-types.js';
+import { ConfigError } from '../domain/errors.js';
 import { verifyScheduleSchema } from '../domain/schedule-spec.js';
 import { isInside } from './files.js';
 
@@ -225,10 +226,6 @@ export type Config = Readonly<ReturnType<typeof build>>;
 
 /** Variables whose values never appear in an error message. */
 const SECRET = new Set(['API_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_URL', 'BACKUP_ENCRYPTION_KEY', 'BACKUP_DECRYPTION_KEYS']);
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 /**
  * Reads the configuration from an environment. Empty strings count as unset, so `FOO=` in an

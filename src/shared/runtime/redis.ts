@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { messageOf } from '../domain/errors.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -64,5 +65,5 @@ export async function waitForRedis(redis: Redis, url: string, timeoutMs: number)
     await new Promise((r) => setTimeout(r, 100));
   }
   const safeUrl = url.replace(/\/\/[^@]*@/, '//***@');
-  throw new Error(`Redis is unreachable at ${safeUrl}${last ? ` (${(last as Error).message})` : ''}`);
+  throw new Error(`Redis is unreachable at ${safeUrl}${last ? ` (${messageOf(last)})` : ''}`, last ? { cause: last } : undefined);
 }

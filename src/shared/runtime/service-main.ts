@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError } from '../domain/errors.js';
+import { loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 
 export interface Stoppable {

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { codeOf } from '../domain/errors.js';
 import { sha256File } from '../codec/checksum.js';
 import { ensurePrivateDir, fsyncPath, removeQuietly, tempPath } from '../runtime/files.js';
 import { checkName, StorageError, type BackupStorage, type CallOptions, type StorageRole } from './storage.js';
@@ -55,7 +56,7 @@ export class LocalDirStorage implements BackupStorage {
       try {
         await fs.link(temp, target);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (codeOf(err) !== 'EEXIST') throw err;
         if ((await sha256File(target)) !== sha256) throw new StorageError(`${target} already exists with different contents`);
       }
       await fsyncPath(this.dir);
@@ -79,7 +80,7 @@ export class LocalDirStorage implements BackupStorage {
       try {
         await fs.link(temp, this.pathOf(name));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        if (codeOf(err) === 'EEXIST') continue;
         throw err;
       }
       await fs.unlink(temp);
@@ -107,7 +108,7 @@ export class LocalDirStorage implements BackupStorage {
     try {
       return await fs.readFile(this.pathOf(name), { encoding: 'utf8', signal: opts?.signal });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (codeOf(err) === 'ENOENT') return undefined;
       throw err;
     }
   }
@@ -159,7 +160,7 @@ export class LocalDirStorage implements BackupStorage {
     try {
       return (await fs.readdir(this.dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if (codeOf(err) === 'ENOENT') return [];
       throw err;
     }
   }

@@ -1,9 +1,9 @@
+import { codeOf } from '../domain/errors.js';
 import { StorageError } from './storage.js';
 
 /** What the SDK's errors carry, as far as the wording needs. */
 export interface SdkError {
   name?: string;
-  code?: string;
   Code?: string;
   message?: string;
   $metadata?: { httpStatusCode?: number };
@@ -27,7 +27,8 @@ export function explainS3Error(err: unknown, doing: string, { bucket, location, 
   const e = (err ?? {}) as SdkError;
   const code = e.Code ?? e.name ?? '';
   const status = e.$metadata?.httpStatusCode;
-  const errno = e.code ?? (err as { cause?: { code?: string } })?.cause?.code ?? '';
+  // A network error the HTTP handler wraps carries the errno on its `cause`.
+  const errno = codeOf(err, { viaCause: true }) ?? '';
   let message: string;
   if (code === 'AbortError' || (err as Error)?.name === 'AbortError') message = `${doing} was cancelled`;
   else if (code === 'NoSuchBucket') message = `bucket ${bucket} does not exist`;
@@ -45,8 +46,8 @@ export function explainS3Error(err: unknown, doing: string, { bucket, location, 
   return new StorageError(`${message} (while ${doing})`, { cause: err });
 }
 
-/** The error code of an SDK error, or of the one a StorageError wraps. */
-export function codeOf(err: unknown): string {
+/** The S3 error name (`NoSuchKey`, `AccessDenied`) of an SDK error, or of the one a StorageError wraps. */
+export function s3NameOf(err: unknown): string {
   const cause = (err as { cause?: SdkError }).cause ?? (err as SdkError);
   return cause?.Code ?? cause?.name ?? '';
 }

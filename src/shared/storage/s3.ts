@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { codeOf, explainS3Error, NOT_FOUND, type SdkError } from './s3-errors.js';
+import { explainS3Error, NOT_FOUND, s3NameOf, type SdkError } from './s3-errors.js';
 import { headProblem, uploadFile, type Uploaded } from './s3-upload.js';
 import { checkName, StorageError, type BackupStorage, type CallOptions, type StorageRole } from './storage.js';
 
@@ -181,7 +181,7 @@ export class S3Storage implements BackupStorage {
         return res.Body!.transformToString('utf8');
       });
     } catch (err) {
-      if (NOT_FOUND.has(codeOf(err))) return undefined;
+      if (NOT_FOUND.has(s3NameOf(err))) return undefined;
       throw err;
     }
   }
@@ -211,7 +211,7 @@ export class S3Storage implements BackupStorage {
       );
       return { size: head.ContentLength ?? 0 };
     } catch (err) {
-      if (NOT_FOUND.has(codeOf(err))) return null;
+      if (NOT_FOUND.has(s3NameOf(err))) return null;
       throw err;
     }
   }

@@ -5,8 +5,7 @@
 import type { BackupRow } from '../catalog/catalog.js';
 import { isPlain } from '../codec/codec.js';
 import type { Config } from '../runtime/config.js';
-import { KeyError } from '../codec/encryption.js';
-import { messageOf } from '../domain/errors.js';
+import { KeyError, codeOf, messageOf } from '../domain/errors.js';
 import { removeQuietly } from '../runtime/files.js';
 import { describeDatabase, integrityProblems } from '../sqlite/sqlite-ops.js';
 import { decodedCopy, download, encodingOf, localSource, type ReadableCopy, type Source } from './readable-copy.js';
@@ -21,7 +20,7 @@ async function sqliteChecks(file: string, mode: VerifyMode): Promise<{ opens: Sq
     const info = await describeDatabase(file);
     opens = { ok: true, detail: `page size ${info.pageSize}, user_version ${info.userVersion}` };
   } catch (err) {
-    const notADatabase = (err as { code?: string }).code === 'SQLITE_NOTADB';
+    const notADatabase = codeOf(err) === 'SQLITE_NOTADB';
     const message = notADatabase ? 'not a SQLite database' : `cannot open the database: ${messageOf(err)}`;
     return { opens: { ok: false, name: 'opens_as_sqlite', detail: messageOf(err), message } };
   }

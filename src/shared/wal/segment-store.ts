@@ -8,6 +8,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { WalSegmentRow } from '../catalog/catalog-schema.js';
 import type { NewSegment } from '../catalog/repositories/wal.js';
 import { sha256File } from '../codec/checksum.js';
+import { codeOf } from '../domain/errors.js';
 import { compressor, decompressor } from '../codec/compression.js';
 import { DecryptStream, EncryptStream, keyringOf } from '../codec/encryption.js';
 import type { Config } from '../runtime/config.js';
@@ -183,7 +184,7 @@ export async function localSegmentBytes(config: Config, segment: WalSegmentRow):
   try {
     return await fs.readFile(primary.localPath(segment.file_name));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (codeOf(err) === 'ENOENT') return undefined;
     throw err;
   }
 }
