@@ -44,8 +44,9 @@ export function createWorkerOps(ctx: WorkerContext) {
   const { config, catalog, log } = ctx;
   const metrics = createOpsMetrics();
   const alerts = alertSenderFor(config, log, metrics);
-  // Follow-up verify jobs go through the queue like any other, so they show on the board.
-  const verifyQueue = new Queue<VerifyJobData>(QUEUE.verify, {
+  // Follow-up verify jobs go through the queue like any other, so they show on the board: a
+  // backup's verification, and the WAL archive's that the scheduled sweep adds.
+  const verifyQueue = new Queue<VerifyJobData | VerifyArchiveJobData>(QUEUE.verify, {
     connection: ctx.redis,
     prefix: config.queuePrefix,
     defaultJobOptions: defaultJobOptions(config),
@@ -127,7 +128,7 @@ export function createWorkerOps(ctx: WorkerContext) {
     // And one verification of the WAL archive, when it holds anything.
     if (catalog.wal.generations().length) {
       const archive: VerifyArchiveJobData = { archive: true };
-      await verifyQueue.add(VERIFY_ARCHIVE_JOB, archive as unknown as VerifyJobData, {
+      await verifyQueue.add(VERIFY_ARCHIVE_JOB, archive, {
         jobId: derivedId('sweep', job.id, 'archive'),
         deduplication: { id: VERIFY_ARCHIVE_DEDUP_ID },
       });

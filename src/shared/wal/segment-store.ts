@@ -101,7 +101,7 @@ export async function storeSegment(config: Config, catalog: Catalog, frames: Seg
       compressor('zstd'),
       ...(key ? [new EncryptStream(key)] : []),
       createWriteStream(temp, { mode: 0o600 }),
-    ] as unknown as NodeJS.ReadWriteStream[]);
+    ]);
     await fsyncPath(temp);
     const name = await primary.adopt(
       temp,
@@ -171,7 +171,7 @@ export async function decodeSegment(config: Config, segment: WalSegmentRow, stor
         done();
       },
     }),
-  ] as unknown as NodeJS.ReadWriteStream[]);
+  ]);
   const frames = Buffer.concat(out);
   const problem = chainProblem(segment, frames);
   if (problem) throw new Error(problem);
