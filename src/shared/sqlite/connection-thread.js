@@ -6,6 +6,7 @@
  */
 import { parentPort as port } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { threadError } from './thread-error.js';
 
 if (!port) throw new Error('connection-thread.js runs only as a worker thread');
 const parentPort = port;
@@ -71,7 +72,6 @@ parentPort.on('message', (/** @type {{ id: number; request: import('./connection
   try {
     parentPort.postMessage({ id: message.id, ok: true, result: handle(message.request) });
   } catch (err) {
-    const e = /** @type {{ message?: string; code?: string }} */ (err);
-    parentPort.postMessage({ id: message.id, ok: false, error: { message: String(e?.message ?? err), code: e?.code } });
+    parentPort.postMessage({ id: message.id, ok: false, error: threadError(err) });
   }
 });

@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { describe, integrity } from './thread-inspect.js';
 import { restore } from './thread-restore.js';
+import { threadError } from './thread-error.js';
 import { snapshot } from './thread-snapshot.js';
 
 /**
@@ -29,8 +30,5 @@ async function run(req) {
 
 run(workerData).then(
   (result) => parentPort?.postMessage({ ok: true, result }),
-  (err) => {
-    const e = /** @type {{ message?: string; code?: string }} */ (err);
-    parentPort?.postMessage({ ok: false, error: { message: e?.message ?? String(err), code: e?.code } });
-  },
+  (err) => parentPort?.postMessage({ ok: false, error: threadError(err) }),
 );

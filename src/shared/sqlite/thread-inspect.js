@@ -3,6 +3,7 @@
  * mode, and its integrity check.
  */
 import Database from 'better-sqlite3';
+import { threadCodeOf } from './thread-error.js';
 
 /** @param {string} file @returns {import('./sqlite-ops.js').SqliteInfo} */
 export function describe(file) {
@@ -34,7 +35,7 @@ export function integrity(file, mode, busyTimeout = 0) {
     } catch (err) {
       // On some damage the check lists what it found and then stops with SQLITE_CORRUPT: the list
       // is the useful part, so it is kept, with the error after it.
-      const code = /** @type {{ code?: string }} */ (err).code ?? '';
+      const code = threadCodeOf(err) ?? '';
       if (!found.length || !code.startsWith('SQLITE_CORRUPT')) throw err;
       found.push(/** @type {Error} */ (err).message);
     }
