@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { GATE, CancelGate } from '../jobs/cancel.js';
-import { LockLostError } from '../locking/lock.js';
+import { LockLostError } from '../domain/errors.js';
 
 export type ThreadRequest =
   | {
