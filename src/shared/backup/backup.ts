@@ -50,7 +50,7 @@ export interface BackupRequest {
   gate?: Promise<unknown>;
 }
 
-/** Re-exported for `restore/restore.ts`, which imports it from here; everything else imports it from `domain/errors.ts`. */
+/** Re-exported for `restore/`, which imports it from here; everything else imports it from `domain/errors.ts`. */
 export { DamagedDatabase };
 
 /** quick_check's problems, or the reason it could not run. */

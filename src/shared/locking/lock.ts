@@ -6,7 +6,7 @@ import { LockLostError } from '../domain/errors.js';
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
-/** Re-exported for `restore/restore.ts`, which imports it from here; everything else imports it from `domain/errors.ts`. */
+/** Re-exported for `restore/`, which imports it from here; everything else imports it from `domain/errors.ts`. */
 export { LockLostError };
 
 /** What a destructive step needs from whatever lock its caller holds. */
