@@ -1,6 +1,6 @@
 import type { Catalog } from '../catalog/catalog.js';
 import type { WalGenerationRow } from '../catalog/catalog-schema.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../runtime/logger.js';
 import type { Config } from '../runtime/config.js';
 
 /**
