@@ -1,28 +1,31 @@
 import type { Job } from 'bullmq';
 import { toRestoreBody } from '../shared/domain/presenters.js';
-import { LATEST, restoreJobSchema, type RestoreJobData } from '../shared/jobs/queues.js';
-import { restoreLatest } from '../shared/operations/restore-latest.js';
+import { restoreJobSchema, type RestoreJobData } from '../shared/jobs/queues.js';
 import { restoreLatestValid } from '../shared/operations/restore-latest-valid.js';
 import { restoreOne } from '../shared/operations/restore-one.js';
+import { restoreToMoment } from '../shared/operations/restore-to-moment.js';
 import { classify, lockedJobRun, operationDeps, type WorkerContext } from './context.js';
 
+/** A restore job: its data is its target (`RestoreTarget`), as the API read it. */
 export function restoreProcessor(ctx: WorkerContext) {
   return async (job: Job<RestoreJobData>, token: string | undefined, signal: AbortSignal | undefined) => {
-    const data = restoreJobSchema.parse(job.data);
+    const target = restoreJobSchema.parse(job.data);
     try {
       const deps = operationDeps(ctx, job);
       const run = await lockedJobRun(ctx, job, token, signal);
-      if ('backupId' in data) return toRestoreBody((await restoreOne(deps, { ...run, backupId: data.backupId })).row);
-      if ('at' in data) {
-        const { row, wal } = await restoreLatest(deps, { ...run, at: new Date(data.at) });
-        return { ...toRestoreBody(row), wal };
+      switch (target.kind) {
+        case 'backup':
+          return toRestoreBody((await restoreOne(deps, { ...run, backupId: target.backupId })).row);
+        case 'latest-valid': {
+          const { row, skipped } = await restoreLatestValid(deps, run);
+          return { ...toRestoreBody(row), skipped };
+        }
+        case 'latest':
+        case 'moment': {
+          const { row, wal } = await restoreToMoment(deps, { ...run, target });
+          return { ...toRestoreBody(row), wal };
+        }
       }
-      if (data.to === LATEST) {
-        const { row, wal } = await restoreLatest(deps, run);
-        return { ...toRestoreBody(row), wal };
-      }
-      const { row, skipped } = await restoreLatestValid(deps, run);
-      return { ...toRestoreBody(row), skipped };
     } catch (err) {
       throw classify(err, signal);
     }

@@ -1,19 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import type { BackupRow } from '../../shared/catalog/catalog.js';
 import { toRestoreBody } from '../../shared/domain/presenters.js';
+import { LATEST, LATEST_VALID, parseRestoreTo, type ArchiveTarget } from '../../shared/domain/restore-target.js';
 import { NoValidBackup, restoreLatestValid, type SkippedBackup } from '../../shared/operations/restore-latest-valid.js';
 import { restoreOne } from '../../shared/operations/restore-one.js';
-import {
-  generationFor,
-  recoverToFile,
-  restoreLatest,
-  type LatestOutcome,
-  type WalRestoreInfo,
-} from '../../shared/operations/restore-latest.js';
+import { recoverToFile, restoreToMoment, type MomentOutcome, type WalRestoreInfo } from '../../shared/operations/restore-to-moment.js';
 import { cliRunId } from '../../shared/runtime/process-owner.js';
-import { LATEST, LATEST_VALID } from '../../shared/jobs/job-data.js';
+import { planArchiveRestore, type ArchivePlan } from '../../shared/wal/restore-plan.js';
 import { cliFailure, cliRun, findBackup, withBucket, withCatalog, withOperationDeps, type CliContext } from '../context.js';
 import { CliError, EXIT, bytes, type ExitCode } from '../output.js';
 import type { RegisterCommand } from './command.js';
@@ -82,9 +76,9 @@ async function restore(ctx: CliContext, target: string | undefined, opts: Restor
   }
   if (opts.to !== undefined) {
     if (target || opts.latestValid) throw new CliError('pass either a backup, --latest-valid or --to', EXIT.usage, 'bad_request');
-    if (opts.to === LATEST_VALID && !opts.output) opts = { ...opts, latestValid: true };
-    else if (opts.to === LATEST) return restoreToPoint(ctx, opts, undefined);
-    else if (ISO_TIME.safeParse(opts.to).success) return restoreToPoint(ctx, opts, new Date(opts.to));
+    const to = parseRestoreTo(opts.to);
+    if (to?.kind === LATEST_VALID && !opts.output) opts = { ...opts, latestValid: true };
+    else if (to && to.kind !== LATEST_VALID) return restoreToPoint(ctx, opts, to);
     else
       throw new CliError(
         `--to takes "${LATEST}", "${LATEST_VALID}" or an ISO-8601 time with its offset (2026-11-25T12:00:00Z), not ${JSON.stringify(opts.to)}`,
@@ -132,38 +126,28 @@ async function restore(ctx: CliContext, target: string | undefined, opts: Restor
   });
 }
 
-/** An ISO-8601 date and time with its offset, checked as the API checks it (2026-02-30 is no date, not 2 March). */
-const ISO_TIME = z.iso.datetime({ offset: true });
-
 /**
  * `restore --to latest|<time>`: the WAL archive's last commit (or its last sync at or before the
  * time), rebuilt and checked, then restored as a backup is; with `--output FILE`, written to a new
  * file instead, the live database left alone.
  */
-async function restoreToPoint(ctx: CliContext, opts: RestoreOptions, at: Date | undefined): Promise<ExitCode> {
-  if (opts.output) return withBucket(ctx, opts.from, (c) => recoverIntoFile(c, opts.output!, at));
+async function restoreToPoint(ctx: CliContext, opts: RestoreOptions, target: ArchiveTarget): Promise<ExitCode> {
+  if (opts.output) return withBucket(ctx, opts.from, (c) => recoverIntoFile(c, opts.output!, target));
   confirmable(ctx, opts);
   return withCatalog(ctx, async (catalog) => {
-    let generation: ReturnType<typeof generationFor>;
+    let plan: ArchivePlan;
     try {
-      generation = generationFor(catalog, at);
+      plan = planArchiveRestore(catalog, target);
     } catch (err) {
       throw cliFailure(err, 'restore');
     }
-    const segments = catalog.wal.segments(generation.id).filter((s) => !at || new Date(s.read_at) <= at);
-    const question = [
-      `About to rebuild the database as of ${at ? `the last archived sync at or before ${at.toISOString()}` : 'the last archived commit'} (${segments.at(-1)?.read_at ?? generation.snapshot_at}):`,
-      `  WAL generation ${generation.id}, snapshot backup ${generation.snapshot_backup_id}, ${segments.length} segment(s).`,
-      `It replaces the live database ${ctx.config.databasePath}; its current contents are kept as a safety backup first.`,
-      'Replace the live database? [y/N] ',
-    ].join('\n');
-    if (!opts.yes && !(await ctx.out.confirm(question)))
+    if (!opts.yes && !(await ctx.out.confirm(pointQuestion(ctx, plan))))
       throw new CliError('restore cancelled; nothing was changed', EXIT.failed, 'cancelled');
     return withOperationDeps(ctx, catalog, async (deps) => {
-      let outcome: LatestOutcome;
+      let outcome: MomentOutcome;
       try {
         outcome = await ctx.out.progress(async (update) =>
-          restoreLatest(deps, { ...cliRun(ctx, 'restore', (p) => update(p, stage(p))), at }),
+          restoreToMoment(deps, { ...cliRun(ctx, 'restore', (p) => update(p, stage(p))), target }),
         );
       } catch (err) {
         throw cliFailure(err, 'restore');
@@ -181,13 +165,24 @@ async function restoreToPoint(ctx: CliContext, opts: RestoreOptions, at: Date | 
   });
 }
 
+/** What a restore to a moment is about to replay and replace, for the person who has to say yes to it. */
+function pointQuestion(ctx: CliContext, plan: ArchivePlan): string {
+  const { target, generation, segments } = plan;
+  return [
+    `About to rebuild the database as of ${target.kind === 'moment' ? `the last archived sync at or before ${target.at}` : 'the last archived commit'} (${segments.at(-1)?.read_at ?? generation.snapshot_at}):`,
+    `  WAL generation ${generation.id}, snapshot backup ${generation.snapshot_backup_id}, ${segments.length} segment(s).`,
+    `It replaces the live database ${ctx.config.databasePath}; its current contents are kept as a safety backup first.`,
+    'Replace the live database? [y/N] ',
+  ].join('\n');
+}
+
 /** `--output FILE`: the recovered database in a new file; nothing else changes, so no question is asked. */
-async function recoverIntoFile(ctx: CliContext, output: string, at: Date | undefined): Promise<ExitCode> {
+async function recoverIntoFile(ctx: CliContext, output: string, target: ArchiveTarget): Promise<ExitCode> {
   if (fs.existsSync(output)) throw new CliError(`${output} exists; --output writes a new file only`, EXIT.usage, 'bad_request');
   return withCatalog(ctx, async (catalog) => {
     let wal: Awaited<ReturnType<typeof recoverToFile>>;
     try {
-      wal = await recoverToFile({ config: ctx.config, catalog }, { runId: cliRunId('output'), at, output });
+      wal = await recoverToFile({ config: ctx.config, catalog }, { runId: cliRunId('output'), target, output });
     } catch (err) {
       throw cliFailure(err, 'restore');
     }

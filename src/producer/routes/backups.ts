@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../shared/domain/errors.js';
 import { toBackupBody, toBackupListItem } from '../../shared/domain/presenters.js';
-import { backupJobSchema, restoreDedupId, restoreJobSchema, verifyDedupId, verifyJobSchema } from '../../shared/jobs/queues.js';
+import { backupJobSchema, restoreDedupId, verifyDedupId, verifyJobSchema } from '../../shared/jobs/queues.js';
 import { nextScheduledBackup, nextScheduledDrill, nextScheduledVerification, syncSchedules } from '../../shared/jobs/scheduler.js';
 import { describeDatabase } from '../../shared/sqlite/sqlite-ops.js';
 import { NotWalMode } from '../../shared/wal/archiver.js';
@@ -134,7 +134,8 @@ export function backupsRouter(deps: ProducerDeps): Router {
     const backup = catalog.getBackup(id);
     if (!backup) throw notFound(`backup ${id} does not exist`, 'backup_not_found');
     if (backup.status !== 'completed') throw badRequest(`backup ${id} is ${backup.status}, not completed`, 'backup_not_restorable');
-    const job = await enqueue(queues.restore, restoreJobSchema.parse({ backupId: id }), restoreDedupId(id));
+    const target = { kind: 'backup', backupId: id } as const;
+    const job = await enqueue(queues.restore, target, restoreDedupId(target));
     await answerRestore(deps, req, res, job);
   });
 

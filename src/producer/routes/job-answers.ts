@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Job, Queue, QueueEvents } from 'bullmq';
 import { toRestoreBody } from '../../shared/domain/presenters.js';
-import type { WalRestoreInfo } from '../../shared/operations/restore-latest.js';
+import type { WalRestoreInfo } from '../../shared/operations/restore-to-moment.js';
 import type { ProducerDeps } from '../deps.js';
 
 /** How the API's POSTs hand work to a queue and answer with its outcome. */

@@ -1,19 +1,22 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { LATEST, LATEST_VALID, restoreDedupId, restoreJobSchema } from '../../shared/jobs/queues.js';
+import { RESTORE_TO_FORMS, parseRestoreTo } from '../../shared/domain/restore-target.js';
+import { restoreDedupId } from '../../shared/jobs/queues.js';
+import { planArchiveRestore } from '../../shared/wal/restore-plan.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody } from '../validate.js';
 import { answerRestore, enqueue } from './job-answers.js';
-import { generationFor } from '../../shared/operations/restore-latest.js';
 
-const TARGETS = `expected "${LATEST_VALID}" (the newest backup that passes full verification), "${LATEST}" (the last archived commit) or an ISO-8601 time with its offset (2026-11-25T12:00:00Z)`;
+const TARGETS = `expected ${RESTORE_TO_FORMS}`;
 
 /** Where to restore to: the newest valid backup, the last commit the WAL archive holds, or a moment in its window. */
 const restoreBody = z
   .object({
-    to: z
-      .string({ message: TARGETS })
-      .refine((v) => v === LATEST || v === LATEST_VALID || z.iso.datetime({ offset: true }).safeParse(v).success, { message: TARGETS }),
+    to: z.string({ message: TARGETS }).transform((to, ctx) => {
+      const target = parseRestoreTo(to);
+      if (!target) ctx.addIssue({ code: 'custom', message: TARGETS });
+      return target ?? z.NEVER;
+    }),
   })
   .strict();
 
@@ -26,16 +29,10 @@ export function restoresRouter(deps: ProducerDeps): Router {
   const router = Router();
 
   router.post('/', async (req, res) => {
-    const { to } = parseBody(restoreBody, req.body);
-    if (to !== LATEST && to !== LATEST_VALID) {
-      // Refused here, before anything is queued, when the archive cannot reach it; the worker checks again.
-      const at = new Date(to);
-      generationFor(deps.catalog, at);
-      const job = await enqueue(queues.restore, restoreJobSchema.parse({ at: at.toISOString() }), restoreDedupId(at));
-      await answerRestore(deps, req, res, job);
-      return;
-    }
-    const job = await enqueue(queues.restore, restoreJobSchema.parse({ to }), restoreDedupId(to));
+    const { to: target } = parseBody(restoreBody, req.body);
+    // Refused here, before anything is queued, when the archive cannot reach it; the worker decides again when it runs.
+    if (target.kind === 'moment') planArchiveRestore(deps.catalog, target);
+    const job = await enqueue(queues.restore, target, restoreDedupId(target));
     await answerRestore(deps, req, res, job);
   });
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BACKUP_TYPES } from '../domain/backup-types.js';
+import { LATEST, LATEST_VALID, MOMENT, type RestoreTarget } from '../domain/restore-target.js';
 
 export const backupJobSchema = z.object({ type: z.enum(BACKUP_TYPES) }).strict();
 export type BackupJobData = z.infer<typeof backupJobSchema>;
@@ -34,23 +35,51 @@ export const backupDedupId = (type: BackupJobData['type']) => `backup-${type}`;
  */
 export const verifyDedupId = (backupId: number, mode: VerifyJobData['mode']) => `verify-${backupId}-${mode}`;
 
-/** A restore target that is not one backup: the newest backup that passes full verification. */
-export const LATEST_VALID = 'latest-valid';
-/** A restore target: the last commit the WAL archive holds. */
-export const LATEST = 'latest';
-
-/** One backup by id, the newest valid one (chosen by the worker when the job runs), or the WAL archive's latest point. */
-export const restoreJobSchema = z.union([
-  z.object({ backupId: z.number().int().positive() }).strict(),
-  z.object({ to: z.enum([LATEST_VALID, LATEST]) }).strict(),
-  /** A moment in the WAL archive's recovery window. */
-  z.object({ at: z.iso.datetime({ offset: true }) }).strict(),
+/**
+ * A restore job's data is its target (`RestoreTarget`), as the API or the CLI read it: a backup by
+ * id, the newest valid backup (chosen by the worker when the job runs), the WAL archive's latest
+ * point, or a moment of its window (as the catalog writes its times).
+ */
+const restoreTargetSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('backup'), backupId: z.number().int().positive() }).strict(),
+  z.object({ kind: z.literal(LATEST_VALID) }).strict(),
+  z.object({ kind: z.literal(LATEST) }).strict(),
+  z.object({ kind: z.literal('moment'), at: MOMENT }).strict(),
 ]);
-export type RestoreJobData = z.infer<typeof restoreJobSchema>;
+
+/**
+ * Restore jobs queued before the target had a `kind` (still waiting, delayed or retried in Redis):
+ * read as the target they meant. Their `at` was written by `toISOString`, as a moment is.
+ */
+const restoreJobBeforeKinds = z.union([
+  z
+    .object({ backupId: z.number().int().positive() })
+    .strict()
+    .transform(({ backupId }): RestoreTarget => ({ kind: 'backup', backupId })),
+  z
+    .object({ to: z.enum([LATEST_VALID, LATEST]) })
+    .strict()
+    .transform(({ to }): RestoreTarget => ({ kind: to })),
+  z
+    .object({ at: MOMENT })
+    .strict()
+    .transform(({ at }): RestoreTarget => ({ kind: 'moment', at })),
+]);
+
+export const restoreJobSchema = z.union([restoreTargetSchema, restoreJobBeforeKinds]);
+export type RestoreJobData = z.output<typeof restoreJobSchema>;
 
 /** One pending restore per target; a second request for it joins the first. */
-export const restoreDedupId = (target: number | typeof LATEST_VALID | typeof LATEST | Date) =>
-  `restore-${target instanceof Date ? `at-${target.getTime()}` : target}`;
+export function restoreDedupId(target: RestoreTarget): string {
+  switch (target.kind) {
+    case 'backup':
+      return `restore-${target.backupId}`;
+    case 'moment':
+      return `restore-at-${Date.parse(target.at)}`;
+    default:
+      return `restore-${target.kind}`;
+  }
+}
 
 /** The WAL archiver: one long-running job, no data. */
 export const walJobSchema = z.object({}).strict();

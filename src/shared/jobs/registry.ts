@@ -52,7 +52,7 @@ export const QUEUE_REGISTRY = {
   }),
   restore: define({
     schema: restoreJobSchema,
-    dedupId: (data) => restoreDedupId('backupId' in data ? data.backupId : 'at' in data ? new Date(data.at) : data.to),
+    dedupId: restoreDedupId,
     metric: 'restores',
     failedEvent: 'restore.failed',
     description: 'Restores of a backup into the live database',

@@ -11,7 +11,7 @@ import { archiverState } from '../wal/archiver-state.js';
 import { drillOf, type DrillOutcome, type DrillTarget } from '../wal/drill.js';
 import { walStatus } from '../wal/wal-health.js';
 import { recoveryWindow } from '../wal/window.js';
-import { recoverToFile } from './restore-latest.js';
+import { recoverToFile } from './restore-to-moment.js';
 
 /** Row counts per table of one database. */
 type Counts = Record<string, number>;
@@ -77,7 +77,11 @@ async function drillTarget(
   const output = tempPath(config.backupDir, 'read', 'drill');
   const began = performance.now();
   try {
-    const info = await recoverToFile(deps, { runId: target.runId, at: target.at ? new Date(target.at) : undefined, output });
+    const info = await recoverToFile(deps, {
+      runId: target.runId,
+      target: target.at ? { kind: 'moment', at: target.at } : { kind: 'latest' },
+      output,
+    });
     const durationMs = Math.round(performance.now() - began);
     // Of the file the restore handed over, in a thread of its own (a large database takes a while).
     const checked = await integrityProblems(output, 'full');

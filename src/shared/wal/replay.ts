@@ -30,8 +30,8 @@ export function latestReplayable(catalog: Catalog): WalGenerationRow | undefined
 }
 
 /**
- * Rebuilds the database as of the last segment of a generation read at or before `until` (all of
- * them without it): a verification of the snapshot backup gives a readable copy (full, or checksum
+ * Rebuilds the database as of the last of `segments` (the generation's, in order: every one of them
+ * without it; a restore's plan picks them, `restore-plan.ts`): a verification of the snapshot backup gives a readable copy (full, or checksum
  * and quick_check for bytes that passed integrity_check before); each segment
  * is read (primary, else mirror), its SHA-256 and WAL checksum chain checked, and its frames'
  * pages written at their places in order; the file is cut to the size of the last commit and
@@ -44,7 +44,7 @@ export async function replayGeneration(
   config: Config,
   catalog: Catalog,
   generation: WalGenerationRow,
-  until?: Date,
+  segments: WalSegmentRow[] = catalog.wal.segments(generation.id),
   /**
    * `restore` (the default) only for a caller holding the database lock: the next holder may remove
    * such temp files. A replay without the lock (a drill, `--output`) names its copies `read`, so
@@ -81,7 +81,6 @@ export async function replayGeneration(
     },
   };
   try {
-    const segments = catalog.wal.segments(generation.id).filter((s) => !until || new Date(s.read_at) <= until);
     const applied = await applySegments(config, catalog, copy.path, segments);
     // The application's database was in WAL mode (archiving needs it); a backup file's header says
     // rollback journal, and only a replayed frame of page 1 would have said otherwise. Restored

@@ -75,10 +75,12 @@ export function recoveryWindow(catalog: Catalog, now = Date.now()): RecoveryWind
   return { generations, earliest: generations[0]?.start ?? null, latest: generations.at(-1)?.end ?? null, gaps };
 }
 
-/** The generation that reaches `at`, or why none does (a sentence naming the window). */
-export function generationAt(catalog: Catalog, at: Date): { generation: WalGenerationRow } | { problem: string } {
+/**
+ * The generation that reaches `iso` (a moment as the catalog writes its times: `toISOString`), or
+ * why none does (a sentence naming the window).
+ */
+export function generationAt(catalog: Catalog, iso: string): { generation: WalGenerationRow } | { problem: string } {
   const window = recoveryWindow(catalog);
-  const iso = at.toISOString();
   if (!window.generations.length) return { problem: 'the WAL archive has no generation with a snapshot: there is no window to restore to' };
   const found = window.generations.filter((g) => g.start <= iso && iso <= g.end).at(-1);
   if (found) return { generation: catalog.wal.generation(found.id)! };
