@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import type { BackupContext } from '../backup/backup.js';
-import { messageOf, permanentFailure } from '../domain/errors.js';
+import { codeOf, messageOf, permanentFailure } from '../domain/errors.js';
 import { cancelledError, throwIfCancelled, type CancelGate } from '../jobs/cancel.js';
 import { LockLostError, type LockGuard } from '../locking/lock.js';
 import { copyIntoLive } from '../sqlite/sqlite-ops.js';
@@ -73,7 +73,7 @@ export async function copyIn(
       if (err instanceof LockLostError) throw err;
       if (cancel?.aborted) throw cancelledError(cancel);
     }
-    const code = (err as { code?: string }).code;
+    const code = codeOf(err);
     if (code === 'PAGE_SIZE_MISMATCH') throw record.failed(permanentFailure('page_size_mismatch', messageOf(err)));
     // A busy live database refuses the one-step copy before it writes a page, or undoes it
     // uncommitted: nothing changed.
@@ -101,8 +101,8 @@ async function setDamagedAside(ctx: BackupContext, lock: LockGuard, live: string
   await lock.assertHeld();
   const aside = `${live}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   for (const suffix of ['', '-wal', '-shm', '-journal']) {
-    await fs.rename(live + suffix, aside + suffix).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
+    await fs.rename(live + suffix, aside + suffix).catch((err: unknown) => {
+      if (codeOf(err) !== 'ENOENT') throw err;
     });
   }
   ctx.log.warn({ database: live, movedTo: aside }, 'the live database is damaged: kept it aside instead of a safety backup');

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import { DamagedDatabase, createBackup, type BackupContext } from '../backup/backup.js';
 import type { BackupRow } from '../catalog/catalog.js';
-import { AppError } from '../domain/errors.js';
+import { AppError, codeOf } from '../domain/errors.js';
 import { safetyJobId } from '../jobs/job-ids.js';
 import type { LockGuard } from '../locking/lock.js';
 import { removeQuietly } from '../runtime/files.js';
@@ -104,7 +104,7 @@ async function safetyBackup(
 
 /** A live database that does not open as SQLite: the emergency case, where no safety backup can be taken. */
 function unlessDamaged(err: unknown): undefined {
-  const code = (err as { code?: string }).code ?? '';
+  const code = codeOf(err) ?? '';
   if (code.startsWith('SQLITE_NOTADB') || code.startsWith('SQLITE_CORRUPT')) return undefined;
   throw err;
 }
