@@ -79,7 +79,9 @@ export async function lockedJobRun(
 export function classify(err: unknown, signal?: AbortSignal): Error {
   if (err instanceof DelayedError || err instanceof UnrecoverableError) return err;
   if (signal?.aborted && !isCancelled(err)) err = cancelledError(signal);
-  // The code goes along, so what watches jobs can tell one permanent failure from another.
-  if (!isTransient(err)) return Object.assign(new UnrecoverableError(messageOf(err)), { code: codeOf(err), cause: err });
-  return err instanceof Error ? err : new Error(messageOf(err), { cause: err });
+  // The code goes along, so what watches jobs can tell one permanent failure from another. The
+  // error is the same failure retyped for BullMQ, with the same message: it takes no `cause`,
+  // which the log would print as the message a second time.
+  if (!isTransient(err)) return Object.assign(new UnrecoverableError(messageOf(err)), { code: codeOf(err) });
+  return err instanceof Error ? err : new Error(messageOf(err));
 }
