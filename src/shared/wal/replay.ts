@@ -103,7 +103,7 @@ export async function replayGeneration(
   } catch (err) {
     await copy.release();
     if (err instanceof AppError) throw err;
-    throw permanentFailure('backup_invalid', `replaying WAL generation ${generation.id} failed: ${messageOf(err)}`);
+    throw permanentFailure('backup_invalid', `replaying WAL generation ${generation.id} failed: ${messageOf(err)}`, err);
   }
 }
 
