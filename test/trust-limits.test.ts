@@ -147,7 +147,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
       const other = await post(`/api/backups/${older}/verify`);
       expect(new Set([v1.body.jobId, quick.body.jobId, other.body.jobId]).size).toBe(3);
       expect(await verify.getJobCounts('waiting')).toEqual({ waiting: 3 });
-      expect((await verify.getJobs(['waiting'])).filter((j) => j.data.backupId === newer)).toHaveLength(2);
+      expect((await verify.getJobs(['waiting'])).filter((j) => 'backupId' in j.data && j.data.backupId === newer)).toHaveLength(2);
 
       const r1 = await post(`/api/backups/${older}/restore`);
       const r2 = await post(`/api/backups/${older}/restore`);

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { Config } from '../shared/runtime/config.js';
 import { keyringOf } from '../shared/codec/encryption.js';
 import { ensurePrivateDir } from '../shared/runtime/files.js';
@@ -8,7 +8,7 @@ import { DatabaseLock } from '../shared/locking/lock.js';
 import type { Logger } from '../shared/runtime/logger.js';
 import { openCatalog } from '../shared/operations/open-catalog.js';
 import { CancelGates, answerCancel, onCancelRequest } from '../shared/jobs/cancel.js';
-import { QUEUE, QUEUE_NAMES, type JobDataOf, type QueueName } from '../shared/jobs/registry.js';
+import { QUEUE, QUEUE_NAMES, type QueueName } from '../shared/jobs/registry.js';
 import type { WalJobData } from '../shared/jobs/job-data.js';
 import { currentSettings } from '../shared/catalog/settings.js';
 import { archiverLockDuration, ensureArchiverJob } from '../shared/wal/archiver-job.js';
@@ -16,14 +16,18 @@ import { waitForRedis, workerRedis } from '../shared/runtime/redis.js';
 import { runService } from '../shared/runtime/service-main.js';
 import { backupProcessor } from './backup-processor.js';
 import type { WorkerContext } from './context.js';
-import { createWorkerOps, type JobProcessor } from './ops.js';
+import { createWorkerOps } from './ops.js';
+import type { Processor } from './processor.js';
 import { restoreProcessor } from './restore-processor.js';
 import { Reaper } from './reaper.js';
 import { verifyProcessor } from './verify-processor.js';
 import { walProcessor } from './wal-processor.js';
 
-/** Each queue's processor; the registry (`shared/jobs/registry.ts`) holds the rest of its definition. */
-const PROCESSORS: { [Q in QueueName]: (ctx: WorkerContext) => JobProcessor<Job<JobDataOf<Q>>, unknown> } = {
+/**
+ * Each queue's processor; the registry (`shared/jobs/registry.ts`) holds the rest of its
+ * definition. Adding a queue is an entry there and one here, which the type makes mandatory.
+ */
+const PROCESSORS: { [Q in QueueName]: (ctx: WorkerContext) => Processor<Q> } = {
   backup: backupProcessor,
   verify: verifyProcessor,
   restore: restoreProcessor,
@@ -84,9 +88,14 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
     stalledInterval: Math.min(config.stalledInterval, Math.max(50, Math.floor(config.walArchiveInterval / 2))),
     maxStalledCount: Number.MAX_SAFE_INTEGER,
   };
-  const workers = QUEUE_NAMES.map(
-    (name) => new Worker(name, ops.wrap(name, PROCESSORS[name](ctx) as JobProcessor<Job, unknown>), name === 'wal' ? walOpts : opts),
-  );
+  const processors: Processor<QueueName>[] = [];
+  /** A queue's `Worker`, running its processor inside the ops' wrapper. */
+  const workerFor = <Q extends QueueName>(name: Q): Worker => {
+    const processor = PROCESSORS[name](ctx);
+    processors.push(processor);
+    return new Worker(name, ops.wrap(name, processor), name === QUEUE.wal ? walOpts : opts);
+  };
+  const workers = QUEUE_NAMES.map(workerFor);
   const cancel = (queue: string, jobId: string, reason?: string) => ctx.gates?.cancel(queue, jobId, reason) === 'cancelled';
   for (const w of workers) {
     ops.watch(w);
@@ -136,6 +145,7 @@ export async function startWorker(config: Config, log: Logger): Promise<RunningW
         subscriber.disconnect();
         await Promise.allSettled([...workers.map((w) => w.close()), reaper.stop()]);
         await walQueue.close().catch(() => undefined);
+        await Promise.allSettled(processors.map((p) => p.close?.()));
         await ops.stop();
         catalog.close();
         redis.disconnect();

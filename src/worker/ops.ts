@@ -1,56 +1,26 @@
 import { performance } from 'node:perf_hooks';
-import { Queue, type Job, type Worker } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import { alertSenderFor } from '../shared/observability/alerts.js';
-import { codeOf, messageOf } from '../shared/domain/errors.js';
 import { createOpsMetrics } from '../shared/observability/metrics.js';
-import {
-  QUEUE,
-  VERIFY_ARCHIVE_DEDUP_ID,
-  VERIFY_ARCHIVE_JOB,
-  backupJobSchema,
-  defaultJobOptions,
-  verifyDedupId,
-  type QueueName,
-  type VerifyArchiveJobData,
-  type VerifyJobData,
-} from '../shared/jobs/queues.js';
-import { QUEUE_REGISTRY, isQueueName, type QueueDefinition } from '../shared/jobs/registry.js';
+import { backupJobSchema } from '../shared/jobs/queues.js';
+import { QUEUE_REGISTRY, isQueueName, type QueueDefinition, type QueueName } from '../shared/jobs/registry.js';
 import { CancelGates, isCancelled } from '../shared/jobs/cancel.js';
-import { VERIFY_SWEEP_JOB, verifySweepJobSchema } from '../shared/jobs/scheduler.js';
-import { currentSettings } from '../shared/catalog/settings.js';
-import { takeUnannouncedOutage } from '../shared/storage/mirror.js';
-import { storesOf } from '../shared/storage/registry.js';
 import type { WorkerContext } from './context.js';
 import { startHeartbeat } from './heartbeat-sender.js';
-
-/** Three parameters: BullMQ only creates a job's AbortController for a processor declared with three. */
-export type JobProcessor<J extends Job, R> = (job: J, token: string | undefined, signal: AbortSignal | undefined) => Promise<R>;
-
-/** A job id of ours made from another (a scheduler's ids contain `:`, which custom ids may not). */
-const derivedId = (...parts: (string | number | undefined)[]) => parts.map((p) => String(p).replace(/[^A-Za-z0-9_-]/g, '-')).join('-');
-
-/** Failures of a backup that mean the live database itself is damaged. */
-const DAMAGE_CODES = new Set(['database_damaged', 'database_unreadable']);
+import type { JobProcessor, Processor, QueueJob } from './processor.js';
 
 /** A job handed back to wait (the database lock was taken, or the archiver hands over on shutdown): not a failure. */
 const isDelayed = (err: unknown) => ['DelayedError', 'WaitingError'].includes((err as Error | null)?.name ?? '');
 
 /**
- * What the operator sees of a worker process, kept apart from the job logic: metrics around
- * every processor, the heartbeat, alerts for jobs that fail for good, a verify job after each
- * backup (VERIFY_AFTER_BACKUP) and the fan-out of the scheduled verification (VERIFY_SCHEDULE).
+ * What the operator sees of a worker process, the same for every queue and kept apart from the
+ * job logic (which, with what a queue does around its jobs, is in its processor): metrics around
+ * every processor, a cancel gate per job, the heartbeat, alerts for jobs that fail for good.
  */
 export function createWorkerOps(ctx: WorkerContext) {
-  const { config, catalog, log } = ctx;
+  const { config, log } = ctx;
   const metrics = createOpsMetrics();
   const alerts = alertSenderFor(config, log, metrics);
-  // Follow-up verify jobs go through the queue like any other, so they show on the board: a
-  // backup's verification, and the WAL archive's that the scheduled sweep adds.
-  const verifyQueue = new Queue<VerifyJobData | VerifyArchiveJobData>(QUEUE.verify, {
-    connection: ctx.redis,
-    prefix: config.queuePrefix,
-    defaultJobOptions: defaultJobOptions(config),
-  });
   let heartbeat: { stop(): Promise<void> } | undefined;
 
   type Outcome = 'completed' | 'failed';
@@ -80,62 +50,6 @@ export function createWorkerOps(ctx: WorkerContext) {
   function record(queue: QueueName, job: Job, outcome: 'completed' | 'failed', result: unknown, seconds: number): void {
     metrics.duration.observe({ queue, outcome }, seconds);
     counters[QUEUE_REGISTRY[queue].metric](job, outcome, result);
-  }
-
-  /** One `mirror.failed` alert per outage: the first backup whose copy failed after copies worked. */
-  function announceMirrorOutage(job: Job): void {
-    const outage = takeUnannouncedOutage(catalog);
-    if (!outage) return;
-    alerts.send({
-      event: 'mirror.failed',
-      summary: `copies to the mirror ${storesOf(config).mirror?.location ?? ''} are failing; backups are kept locally and copied when it is back`,
-      reason: outage.reason,
-      queue: QUEUE.backup,
-      jobId: String(job.id),
-      lastSuccessfulBackup: catalog.lastSuccessfulBackup()?.completed_at ?? null,
-    });
-  }
-
-  async function verifyAfterBackup(job: Job, result: unknown): Promise<void> {
-    const backupId = (result as { id?: unknown; status?: unknown }).id;
-    if (typeof backupId !== 'number' || !currentSettings(config, catalog).verifyAfterBackup) return;
-    try {
-      await verifyQueue.add(
-        'verify',
-        { backupId, mode: 'full' },
-        { jobId: derivedId('verify-after', job.id), deduplication: { id: verifyDedupId(backupId, 'full') } },
-      );
-    } catch (err) {
-      // The backup itself is done and recorded; a missed follow-up must not fail it.
-      log.warn({ backupId, err }, 'could not queue the verification after a backup');
-    }
-  }
-
-  /**
-   * The scheduled verification: one verify job per kept backup, idempotent per run. A backup whose
-   * full verify is still pending (a slow earlier sweep, a click in the API) keeps that one job.
-   */
-  async function sweep(job: Job): Promise<{ queued: number; backupIds: number[] }> {
-    verifySweepJobSchema.parse(job.data);
-    const backups = catalog.completedBackups();
-    await verifyQueue.addBulk(
-      backups.map((b) => ({
-        name: 'verify',
-        data: { backupId: b.id, mode: 'full' as const },
-        opts: { jobId: derivedId('sweep', job.id, 'backup', b.id), deduplication: { id: verifyDedupId(b.id, 'full') } },
-      })),
-    );
-    // And one verification of the WAL archive, when it holds anything.
-    if (catalog.wal.generations().length) {
-      const archive: VerifyArchiveJobData = { archive: true };
-      await verifyQueue.add(VERIFY_ARCHIVE_JOB, archive, {
-        jobId: derivedId('sweep', job.id, 'archive'),
-        deduplication: { id: VERIFY_ARCHIVE_DEDUP_ID },
-      });
-    }
-    await job.updateProgress(100);
-    log.info({ jobId: job.id, backups: backups.length }, 'scheduled verification queued a verify job per kept backup');
-    return { queued: backups.length, backupIds: backups.map((b) => b.id) };
   }
 
   /**
@@ -175,55 +89,29 @@ export function createWorkerOps(ctx: WorkerContext) {
     alerts,
 
     /**
-     * The processor with metrics around it (and, for its queue, the follow-ups above). Its signal is
-     * its job's cancel gate's (`ctx.gates`), which a cancel request reaches and which refuses it
-     * once the job has passed its point of no return.
+     * A queue's processor with metrics around it, the same for every queue. Its signal is its job's
+     * cancel gate's (`ctx.gates`), which a cancel request reaches and which refuses it once the job
+     * has passed its point of no return. A job its processor calls bookkeeping runs bare.
      */
-    wrap<J extends Job, R>(queue: QueueName, processor: JobProcessor<J, R>): JobProcessor<J, R> {
+    wrap<Q extends QueueName>(queue: Q, processor: Processor<Q>): JobProcessor<QueueJob<Q>, unknown> {
       return async (job, token, signal) => {
-        if (queue === QUEUE.verify && job.name === VERIFY_SWEEP_JOB) return (await sweep(job)) as R;
+        if (processor.bookkeeping?.(job)) return processor.run(job, token, signal);
         const started = performance.now();
         const seconds = () => (performance.now() - started) / 1_000;
-        let result: R;
+        let result: unknown;
         const gates = (ctx.gates ??= new CancelGates());
         const gate = gates.open(queue, String(job.id), signal);
         try {
-          result = await processor(job, token, gate.signal);
+          result = await processor.run(job, token, gate.signal);
         } catch (err) {
           // Handed back to wait is no failure; only the database lock's wait is counted.
           if (!isDelayed(err)) record(queue, job, 'failed', undefined, seconds());
           else if ((err as Error).name === 'DelayedError') metrics.lockWaits.inc({ queue });
-          if (queue === QUEUE.backup && DAMAGE_CODES.has(codeOf(err) ?? '')) {
-            alerts.send({
-              event: 'database.damaged',
-              summary: `the live database ${config.databasePath} is damaged; the backup was refused and older backups are kept`,
-              reason: messageOf(err),
-              queue,
-              jobId: String(job.id),
-              lastSuccessfulBackup: catalog.lastSuccessfulBackup()?.completed_at ?? null,
-            });
-          }
           throw err;
         } finally {
           gates.close(queue, String(job.id), gate);
         }
         record(queue, job, 'completed', result, seconds());
-        if (queue === QUEUE.backup) {
-          announceMirrorOutage(job);
-          await verifyAfterBackup(job, result);
-        }
-        // A backup's; the archive verification and the drill send their own alerts (verify-processor.ts).
-        if (queue === QUEUE.verify && (result as { valid?: unknown }).valid === false && job.name === 'verify') {
-          const r = result as { backupId?: number; message?: string };
-          alerts.send({
-            event: 'verify.invalid',
-            summary: `backup ${r.backupId} failed verification`,
-            reason: r.message ?? 'invalid',
-            queue,
-            jobId: String(job.id),
-            backupId: r.backupId,
-          });
-        }
         return result;
       };
     },
@@ -253,11 +141,10 @@ export function createWorkerOps(ctx: WorkerContext) {
       });
     },
 
-    /** Leaves the heartbeat set, lets alerts in flight finish (bounded), closes the queue. */
+    /** Leaves the heartbeat set, lets alerts in flight finish (bounded). */
     async stop(): Promise<void> {
       await heartbeat?.stop();
       await alerts.flush(Math.min(config.shutdownTimeout, 5_000));
-      await verifyQueue.close();
     },
   };
 }

@@ -1,13 +1,14 @@
-import { Queue, WaitingError, type Job } from 'bullmq';
+import { WaitingError } from 'bullmq';
 import { currentSettings } from '../shared/catalog/settings.js';
 import { messageOf } from '../shared/domain/errors.js';
-import { QUEUE, defaultJobOptions, type BackupJobData, type WalJobData } from '../shared/jobs/queues.js';
+import { QUEUE } from '../shared/jobs/queues.js';
 import { NotWalMode, WalArchiver, type ArchiverProgress } from '../shared/wal/archiver.js';
 import { archiverLeaseMs, keepArchiverLease, releaseArchiverLease } from '../shared/wal/archiver-job.js';
 import { recordArchiverState } from '../shared/wal/archiver-state.js';
 import { runSegmentMirror } from '../shared/wal/segment-mirror.js';
 import { waitForSnapshot } from '../shared/wal/snapshot.js';
 import { jobLogger, type WorkerContext } from './context.js';
+import { followUpQueue, type Processor } from './processor.js';
 
 /**
  * The WAL archiver as a job: it runs until archiving is turned off or the process stops. One job
@@ -16,13 +17,9 @@ import { jobLogger, type WorkerContext } from './context.js';
  * worker to pick up. Beside it, and started and stopped with it, the loop that copies segments to
  * the mirror (never inside a sync), and a timer that renews the archiver's lease.
  */
-export function walProcessor(ctx: WorkerContext) {
-  const backupQueue = new Queue<BackupJobData>(QUEUE.backup, {
-    connection: ctx.redis,
-    prefix: ctx.config.queuePrefix,
-    defaultJobOptions: defaultJobOptions(ctx.config),
-  });
-  return async (job: Job<WalJobData>, token: string | undefined, signal: AbortSignal | undefined) => {
+export function walProcessor(ctx: WorkerContext): Processor<'wal'> {
+  const backupQueue = followUpQueue(ctx, QUEUE.backup);
+  const run: Processor<'wal'>['run'] = async (job, token, signal) => {
     const { config, catalog } = ctx;
     const log = jobLogger(ctx, job).child({ component: 'wal' });
     const settings = () => currentSettings(config, catalog);
@@ -53,7 +50,7 @@ export function walProcessor(ctx: WorkerContext) {
             catalog,
             generation,
             async (jobId) => {
-              await backupQueue.add('backup', { type: 'scheduled' }, { jobId });
+              await backupQueue.get().add('backup', { type: 'scheduled' }, { jobId });
             },
             snapshotSignal,
           ),
@@ -71,7 +68,7 @@ export function walProcessor(ctx: WorkerContext) {
           if (Date.now() - lastReport < 1_000) return;
           lastReport = Date.now();
           recordArchiverState(catalog, { ...progress, workerId: ctx.workerId, at: new Date().toISOString(), notWalMode: null });
-          await job.updateProgress(progress as unknown as object).catch((err: unknown) => {
+          await job.updateProgress(progress).catch((err: unknown) => {
             // The job is gone from Redis (it restarted empty): stop, so that the job the workers
             // add again runs the archiver where the board can see it.
             if (/missing key|missing lock/i.test(messageOf(err))) {
@@ -123,4 +120,5 @@ export function walProcessor(ctx: WorkerContext) {
     }
     return { stopped: signal?.aborted ? `cancelled: ${messageOf(signal.reason)}` : 'archiving turned off' };
   };
+  return { run, close: backupQueue.close };
 }

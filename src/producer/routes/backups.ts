@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../shared/domain/errors.js';
 import { toBackupBody, toBackupListItem } from '../../shared/domain/presenters.js';
-import { backupJobSchema, restoreDedupId, verifyDedupId, verifyJobSchema } from '../../shared/jobs/queues.js';
+import { backupJobSchema, restoreDedupId, verifyDedupId } from '../../shared/jobs/queues.js';
 import { nextScheduledBackup, nextScheduledDrill, nextScheduledVerification, syncSchedules } from '../../shared/jobs/scheduler.js';
 import { describeDatabase } from '../../shared/sqlite/sqlite-ops.js';
 import { NotWalMode } from '../../shared/wal/archiver.js';
@@ -115,7 +115,7 @@ export function backupsRouter(deps: ProducerDeps): Router {
     const id = parseId(req.params.id);
     const { mode } = parseBody(verifyBody, req.body ?? {});
     if (!catalog.getBackup(id)) throw notFound(`backup ${id} does not exist`, 'backup_not_found');
-    const job = await enqueue(queues.verify, verifyJobSchema.parse({ backupId: id, mode }), verifyDedupId(id, mode));
+    const job = await enqueue(queues.verify, { kind: 'backup', backupId: id, mode }, verifyDedupId(id, mode));
     if (wantsAsync(req)) return accepted(res, job, 'Verification');
     let outcome: { valid: boolean; message: string; checks: unknown } | typeof TIMED_OUT;
     try {

@@ -5,15 +5,7 @@ import { currentSettings } from '../../shared/catalog/settings.js';
 import { walStatus } from '../../shared/wal/wal-health.js';
 import { recoveryWindow } from '../../shared/wal/window.js';
 import { offsiteState } from '../../shared/wal/offsite.js';
-import {
-  RESTORE_DRILL_DEDUP_ID,
-  RESTORE_DRILL_JOB,
-  VERIFY_ARCHIVE_DEDUP_ID,
-  VERIFY_ARCHIVE_JOB,
-  type RestoreDrillJobData,
-  type VerifyArchiveJobData,
-  type VerifyJobData,
-} from '../../shared/jobs/queues.js';
+import { VERIFY_JOB_NAMES, verifyJobToAdd, type VerifyJob } from '../../shared/jobs/queues.js';
 import { lastDrillSummary } from '../../shared/wal/drill.js';
 import type { ProducerDeps } from '../deps.js';
 import { parseBody } from '../validate.js';
@@ -50,11 +42,7 @@ export function recoveryWindowRouter(deps: ProducerDeps): Router {
    */
   router.post('/verify', async (req, res) => {
     parseBody(emptyBody, req.body ?? {});
-    const data: VerifyArchiveJobData = { archive: true };
-    const job = await deps.queues.verify.add(VERIFY_ARCHIVE_JOB as never, data as unknown as VerifyJobData, {
-      jobId: `verify-archive-${randomUUID()}`,
-      deduplication: { id: VERIFY_ARCHIVE_DEDUP_ID },
-    });
+    const job = await addVerifyJob(deps, { kind: 'archive' });
     if (wantsAsync(req)) return accepted(res, job, 'Archive verification');
     let outcome: { valid: boolean; generations: unknown[] } | typeof TIMED_OUT;
     try {
@@ -71,11 +59,7 @@ export function recoveryWindowRouter(deps: ProducerDeps): Router {
   /** `POST /api/recovery-window/drill`: a restore drill now (into temp files; the live database is only read). */
   router.post('/drill', async (req, res) => {
     parseBody(emptyBody, req.body ?? {});
-    const data: RestoreDrillJobData = { drill: 'api' };
-    const job = await deps.queues.verify.add(RESTORE_DRILL_JOB as never, data as unknown as VerifyJobData, {
-      jobId: `restore-drill-${randomUUID()}`,
-      deduplication: { id: RESTORE_DRILL_DEDUP_ID },
-    });
+    const job = await addVerifyJob(deps, { kind: 'drill', trigger: 'api' });
     if (wantsAsync(req)) return accepted(res, job, 'Restore drill');
     let outcome: { drill: unknown } | typeof TIMED_OUT;
     try {
@@ -89,4 +73,10 @@ export function recoveryWindowRouter(deps: ProducerDeps): Router {
   });
 
   return router;
+}
+
+/** A verify job under its kind's name, joining the pending one of the same kind. */
+function addVerifyJob(deps: ProducerDeps, job: VerifyJob) {
+  const { name, data, opts } = verifyJobToAdd(job, `${VERIFY_JOB_NAMES[job.kind]}-${randomUUID()}`);
+  return deps.queues.verify.add(name, data, opts);
 }

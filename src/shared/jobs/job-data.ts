@@ -5,25 +5,54 @@ import { LATEST, LATEST_VALID, MOMENT, type RestoreTarget } from '../domain/rest
 export const backupJobSchema = z.object({ type: z.enum(BACKUP_TYPES) }).strict();
 export type BackupJobData = z.infer<typeof backupJobSchema>;
 
-export const verifyJobSchema = z
-  .object({ backupId: z.number().int().positive(), mode: z.enum(['full', 'quick']).default('full') })
-  .strict();
-export type VerifyJobData = z.infer<typeof verifyJobSchema>;
+/**
+ * The verify queue's jobs, one kind each, all of which only read backups and write temp files: a
+ * backup's verification, the WAL archive's (every generation's snapshot, segments and chain), a
+ * restore drill, and the scheduled sweep, which verifies nothing itself but queues one backup
+ * verification per kept backup (and one of the archive). The job's name on the board is its
+ * kind's (`VERIFY_JOB_NAMES`).
+ */
+const verifyJobKinds = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('backup'), backupId: z.number().int().positive(), mode: z.enum(['full', 'quick']).default('full') }).strict(),
+  z.object({ kind: z.literal('archive') }).strict(),
+  z.object({ kind: z.literal('drill'), trigger: z.enum(['scheduled', 'api']) }).strict(),
+  z.object({ kind: z.literal('sweep') }).strict(),
+]);
 
 /**
- * On the verify queue, beside the per-backup jobs: the WAL archive's verification (every
- * generation's snapshot, segments and chain) and the restore drill. Each has a job name of its
- * own, data of its own, and one pending job at a time.
+ * Verify jobs (and the schedulers' templates) stored before the kinds had a tag, read as the kind
+ * they are: their shapes never overlap.
  */
-export const VERIFY_ARCHIVE_JOB = 'verify-archive';
-export const verifyArchiveJobSchema = z.object({ archive: z.literal(true) }).strict();
-export type VerifyArchiveJobData = z.infer<typeof verifyArchiveJobSchema>;
-export const VERIFY_ARCHIVE_DEDUP_ID = 'verify-archive';
+const verifyJobBeforeKinds = z.union([
+  z
+    .object({ backupId: z.number().int().positive(), mode: z.enum(['full', 'quick']).default('full') })
+    .strict()
+    .transform(({ backupId, mode }) => ({ kind: 'backup' as const, backupId, mode })),
+  z
+    .object({ archive: z.literal(true) })
+    .strict()
+    .transform(() => ({ kind: 'archive' as const })),
+  z
+    .object({ drill: z.enum(['scheduled', 'api']) })
+    .strict()
+    .transform(({ drill }) => ({ kind: 'drill' as const, trigger: drill })),
+  z
+    .object({ sweep: z.literal('kept') })
+    .strict()
+    .transform(() => ({ kind: 'sweep' as const })),
+]);
 
-export const RESTORE_DRILL_JOB = 'restore-drill';
-export const restoreDrillJobSchema = z.object({ drill: z.enum(['scheduled', 'api']) }).strict();
-export type RestoreDrillJobData = z.infer<typeof restoreDrillJobSchema>;
-export const RESTORE_DRILL_DEDUP_ID = 'restore-drill';
+export const verifyJobSchema = z.union([verifyJobKinds, verifyJobBeforeKinds]);
+export type VerifyJob = z.output<typeof verifyJobSchema>;
+export type VerifyMode = Extract<VerifyJob, { kind: 'backup' }>['mode'];
+
+/** Each verify job's name, by its kind. */
+export const VERIFY_JOB_NAMES = {
+  backup: 'verify',
+  archive: 'verify-archive',
+  drill: 'restore-drill',
+  sweep: 'verify-kept-backups',
+} as const satisfies Record<VerifyJob['kind'], string>;
 
 /** One pending backup per type: a second request for it joins the first. */
 export const backupDedupId = (type: BackupJobData['type']) => `backup-${type}`;
@@ -33,7 +62,36 @@ export const backupDedupId = (type: BackupJobData['type']) => `backup-${type}`;
  * delayed or running), adding another returns it instead. The API, the verification sweep and
  * the follow-up after a backup all use it, so they share one pending job per backup.
  */
-export const verifyDedupId = (backupId: number, mode: VerifyJobData['mode']) => `verify-${backupId}-${mode}`;
+export const verifyDedupId = (backupId: number, mode: VerifyMode) => `verify-${backupId}-${mode}`;
+
+/**
+ * One pending verify job per backup and mode, one archive verification, one drill; a sweep comes
+ * from its scheduler, whose job ids keep it single.
+ */
+export function verifyJobDedupId(job: VerifyJob): string | undefined {
+  switch (job.kind) {
+    case 'backup':
+      return verifyDedupId(job.backupId, job.mode);
+    case 'archive':
+      return 'verify-archive';
+    case 'drill':
+      return 'restore-drill';
+    case 'sweep':
+      return undefined;
+  }
+}
+
+/** A verify job as BullMQ adds it: its kind's name, and the pending job of the same work it joins. */
+export function verifyJobToAdd(data: VerifyJob, jobId: string): { name: string; data: VerifyJob; opts: JobIdentity } {
+  const dedupId = verifyJobDedupId(data);
+  return { name: VERIFY_JOB_NAMES[data.kind], data, opts: { jobId, ...(dedupId ? { deduplication: { id: dedupId } } : {}) } };
+}
+
+/** A job's id, and the deduplication id of the pending work it joins. */
+export interface JobIdentity {
+  jobId: string;
+  deduplication?: { id: string };
+}
 
 /**
  * A restore job's data is its target (`RestoreTarget`), as the API or the CLI read it: a backup by

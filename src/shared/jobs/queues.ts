@@ -2,10 +2,19 @@ import { Queue, QueueEvents, type DefaultJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../runtime/logger.js';
 import type { Config } from '../runtime/config.js';
-import { QUEUE_NAMES, type JobDataOf, type QueueName } from './registry.js';
+import { QUEUE_NAMES, type QueueName, type StoredJobOf } from './registry.js';
 
 export * from './job-data.js';
-export { JOB_SCHEMAS, QUEUE, QUEUE_NAMES, QUEUE_REGISTRY, isQueueName, type JobDataOf, type QueueName } from './registry.js';
+export {
+  JOB_SCHEMAS,
+  QUEUE,
+  QUEUE_NAMES,
+  QUEUE_REGISTRY,
+  isQueueName,
+  type JobDataOf,
+  type QueueName,
+  type StoredJobOf,
+} from './registry.js';
 
 /** The id of the one job scheduler that produces `scheduled` backups. */
 export const AUTO_BACKUP_SCHEDULER = 'auto-backup';
@@ -20,7 +29,10 @@ export function defaultJobOptions(config: Config): DefaultJobOptions {
   };
 }
 
-export type Queues = { [Q in QueueName]: Queue<JobDataOf<Q>> } & {
+/** One queue per name of the registry, each typed by what it holds. */
+type QueueSet = { [Q in QueueName]: Queue<StoredJobOf<Q>> };
+
+export type Queues = QueueSet & {
   events: Record<QueueName, QueueEvents>;
   all(): Queue[];
   close(): Promise<void>;
@@ -32,13 +44,12 @@ export type Queues = { [Q in QueueName]: Queue<JobDataOf<Q>> } & {
  */
 export function createQueues(config: Config, connection: Redis, eventsConnection: Redis, log?: Logger): Queues {
   const opts = { connection, prefix: config.queuePrefix, defaultJobOptions: defaultJobOptions(config) };
-  const queues = Object.fromEntries(QUEUE_NAMES.map((name) => [name, new Queue(name, opts) as Queue])) as unknown as {
-    [Q in QueueName]: Queue<JobDataOf<Q>>;
-  };
+  // Each queue holds what its registry entry's schema reads (`QueueSet`).
+  const queues = Object.fromEntries(QUEUE_NAMES.map((name) => [name, new Queue(name, opts)])) as QueueSet;
   const events = Object.fromEntries(
     QUEUE_NAMES.map((name) => [name, new QueueEvents(name, { connection: eventsConnection.duplicate(), prefix: config.queuePrefix })]),
   ) as Record<QueueName, QueueEvents>;
-  const all = () => QUEUE_NAMES.map((name) => queues[name] as Queue);
+  const all = (): Queue[] => QUEUE_NAMES.map((name) => queues[name]);
   // An 'error' event nobody listens to would crash the process; connection trouble is already
   // reported once by the connection watcher, and requests fail with a clear 503 meanwhile.
   const onError = (err: Error) => log?.debug({ err }, 'queue connection error');

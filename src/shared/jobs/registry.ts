@@ -4,19 +4,22 @@ import {
   backupJobSchema,
   restoreDedupId,
   restoreJobSchema,
-  verifyDedupId,
+  verifyJobDedupId,
   verifyJobSchema,
   WAL_ARCHIVER_JOB_ID,
   walJobSchema,
-  type VerifyJobData,
 } from './job-data.js';
 
 /** Everything the producer, the board and the worker need to know of one queue. */
 export interface QueueDefinition<S extends z.ZodType = z.ZodType, E extends string = string> {
-  /** Validates a job's data where it is added, and again in the worker (old jobs may lack new fields). */
+  /**
+   * Reads a job's stored data (`z.input`: what may be added, and the shapes of jobs stored before a
+   * change) into the job the processor works with (`z.output`: a union tagged by `kind` where the
+   * queue carries several kinds of job).
+   */
   schema: S;
-  /** While a job with this id is pending, adding another joins it instead. */
-  dedupId(data: z.output<S>): string;
+  /** While a job with this id is pending, adding another joins it instead; none: nothing joins. */
+  dedupId(data: z.output<S>): string | undefined;
   /** The counter its jobs' outcomes go to: `workstation_backup_<metric>_total`. */
   metric: 'backups' | 'verifications' | 'restores' | 'walArchiver';
   /**
@@ -45,7 +48,7 @@ export const QUEUE_REGISTRY = {
   }),
   verify: define({
     schema: verifyJobSchema,
-    dedupId: (data: VerifyJobData) => verifyDedupId(data.backupId, data.mode),
+    dedupId: verifyJobDedupId,
     metric: 'verifications',
     failedEvent: 'verify.failed',
     description: 'Checksum and integrity checks of backup files',
@@ -69,7 +72,10 @@ export const QUEUE_REGISTRY = {
 export type QueueName = keyof typeof QUEUE_REGISTRY;
 export const QUEUE_NAMES = Object.keys(QUEUE_REGISTRY) as QueueName[];
 export const QUEUE = Object.fromEntries(QUEUE_NAMES.map((name) => [name, name])) as { readonly [Q in QueueName]: Q };
+/** What a processor works with: a job's data read by its queue's schema. */
 export type JobDataOf<Q extends QueueName> = z.output<(typeof QUEUE_REGISTRY)[Q]['schema']>;
+/** What a queue holds: a job's data as added (and as jobs stored before a change still have it). */
+export type StoredJobOf<Q extends QueueName> = z.input<(typeof QUEUE_REGISTRY)[Q]['schema']>;
 
 export const JOB_SCHEMAS = Object.fromEntries(QUEUE_NAMES.map((name) => [name, QUEUE_REGISTRY[name].schema])) as {
   readonly [Q in QueueName]: (typeof QUEUE_REGISTRY)[Q]['schema'];
