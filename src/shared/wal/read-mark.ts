@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError, messageOf } from '../domain/errors.js';
+import { AppError, codeOf, messageOf } from '../domain/errors.js';
 import { SqliteConnection } from '../sqlite/connection.js';
 import { fileId, HeldFiles } from './file-identity.js';
 
@@ -93,7 +93,7 @@ export class ReadMark {
     try {
       await writer.run('BEGIN IMMEDIATE');
     } catch (err) {
-      if (/SQLITE_BUSY|locked/i.test(`${(err as { code?: string }).code} ${messageOf(err)}`)) return { held: false };
+      if (/SQLITE_BUSY|locked/i.test(`${codeOf(err) ?? ''} ${messageOf(err)}`)) return { held: false };
       throw err;
     }
     try {
