@@ -16,7 +16,7 @@ import {
   permanentFailure,
   unavailable,
 } from '../src/shared/domain/errors.js';
-import { NoValidBackup } from '../src/shared/operations/restore-latest-valid.js';
+import { NoValidBackup } from '../src/shared/domain/errors.js';
 
 /** An app whose one route throws `err`, answered by the producer's error handler. */
 function throwing(err: unknown) {

@@ -51,7 +51,6 @@ export interface BackupRequest {
 }
 
 /** Re-exported for `restore/`, which imports it from here; everything else imports it from `domain/errors.ts`. */
-export { DamagedDatabase };
 
 /** quick_check's problems, or the reason it could not run. */
 const quickCheck = (file: string): Promise<string[]> =>

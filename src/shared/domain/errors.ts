@@ -181,3 +181,34 @@ export function codeOf(err: unknown, { viaCause = false }: { viaCause?: boolean 
   }
   return undefined;
 }
+
+/** A backup passed over by a restore of the newest valid one, and why. */
+export interface SkippedBackup {
+  backupId: number;
+  reason: string;
+}
+
+/** Every candidate failed full verification, or there was none: nothing was changed. */
+export class NoValidBackup extends AppError {
+  constructor(
+    readonly skipped: SkippedBackup[],
+    message = `no backup passed verification (${skipped.length} tried)` +
+      (skipped.length ? `: ${skipped.map((s) => s.reason).join('; ')}` : ''),
+  ) {
+    super(skipped.length ? 'no_valid_backup' : 'no_backups', message, true);
+  }
+}
+
+/** There is no WAL generation with a snapshot: nothing to rebuild the latest point from. */
+export class NoWalArchive extends AppError {
+  constructor() {
+    super('no_wal_archive', 'the WAL archive has no generation with a snapshot to restore from (is WAL_ARCHIVE_ENABLED on?)', true);
+  }
+}
+
+/** The moment asked for is outside the recovery window (or in a gap of it); the message names the window. */
+export class OutsideWindow extends AppError {
+  constructor(message: string) {
+    super('outside_recovery_window', message, true);
+  }
+}

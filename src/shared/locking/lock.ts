@@ -7,7 +7,6 @@ const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 /** Re-exported for `restore/`, which imports it from here; everything else imports it from `domain/errors.ts`. */
-export { LockLostError };
 
 /** What a destructive step needs from whatever lock its caller holds. */
 export interface LockGuard {

@@ -1,26 +1,10 @@
 import type { BackupRow } from '../catalog/catalog.js';
-import { AppError } from '../domain/errors.js';
+import { NoValidBackup, type SkippedBackup } from '../domain/errors.js';
 import { throwIfCancelled } from '../jobs/cancel.js';
 import { withLease } from '../locking/lease.js';
 import { verifyAndRecord } from '../verify/verify.js';
 import { restoreLocked, type RestoreOutcome } from './restore-one.js';
 import { underDatabaseLock, type LockedRun, type OperationDeps } from './run.js';
-
-export interface SkippedBackup {
-  backupId: number;
-  reason: string;
-}
-
-/** Every candidate failed full verification, or there was none: nothing was changed. */
-export class NoValidBackup extends AppError {
-  constructor(
-    readonly skipped: SkippedBackup[],
-    message = `no backup passed verification (${skipped.length} tried)` +
-      (skipped.length ? `: ${skipped.map((s) => s.reason).join('; ')}` : ''),
-  ) {
-    super(skipped.length ? 'no_valid_backup' : 'no_backups', message, true);
-  }
-}
 
 export interface LatestValidOutcome extends RestoreOutcome {
   backupId: number;

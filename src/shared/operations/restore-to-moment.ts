@@ -67,7 +67,7 @@ function replaySource(deps: Pick<OperationDeps, 'config' | 'catalog'>, plan: Arc
       try {
         return await replayGeneration(deps.config, deps.catalog, plan.generation, plan.segments);
       } catch (err) {
-        throw refuse(err instanceof AppError ? err : permanentFailure('backup_invalid', messageOf(err)));
+        throw refuse(err instanceof AppError ? err : permanentFailure('backup_invalid', messageOf(err), err));
       }
     },
   };

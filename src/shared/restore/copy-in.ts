@@ -2,7 +2,8 @@ import fs from 'node:fs/promises';
 import type { BackupContext } from '../backup/backup.js';
 import { codeOf, messageOf, permanentFailure } from '../domain/errors.js';
 import { cancelledError, throwIfCancelled, type CancelGate } from '../jobs/cancel.js';
-import { LockLostError, type LockGuard } from '../locking/lock.js';
+import { LockLostError } from '../domain/errors.js';
+import type { LockGuard } from '../locking/lock.js';
 import { copyIntoLive } from '../sqlite/sqlite-ops.js';
 import type { RestoreRecord } from './restore-record.js';
 import type { LiveState } from './safety.js';
@@ -74,7 +75,7 @@ export async function copyIn(
       if (cancel?.aborted) throw cancelledError(cancel);
     }
     const code = codeOf(err);
-    if (code === 'PAGE_SIZE_MISMATCH') throw record.failed(permanentFailure('page_size_mismatch', messageOf(err)));
+    if (code === 'PAGE_SIZE_MISMATCH') throw record.failed(permanentFailure('page_size_mismatch', messageOf(err), err));
     // A busy live database refuses the one-step copy before it writes a page, or undoes it
     // uncommitted: nothing changed.
     if (code?.startsWith('SQLITE_BUSY')) throw record.refusedBusy(err as Error);

@@ -31,7 +31,7 @@ export async function rollBack(ctx: BackupContext, lock: LockGuard, record: Rest
     if (problems.length) throw new Error(`integrity_check after rollback: ${problems.join('; ')}`);
   } catch (err) {
     throw record.failed(
-      permanentFailure('rollback_failed', `${reason}; rollback to safety backup ${safety.id} also failed: ${messageOf(err)}`),
+      permanentFailure('rollback_failed', `${reason}; rollback to safety backup ${safety.id} also failed: ${messageOf(err)}`, err),
     );
   } finally {
     await copy.release();

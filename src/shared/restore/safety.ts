@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
-import { DamagedDatabase, createBackup, type BackupContext } from '../backup/backup.js';
+import { createBackup, type BackupContext } from '../backup/backup.js';
+import { DamagedDatabase } from '../domain/errors.js';
 import type { BackupRow } from '../catalog/catalog.js';
 import { AppError, codeOf } from '../domain/errors.js';
 import { safetyJobId } from '../jobs/job-ids.js';

@@ -1,6 +1,6 @@
 import type { Catalog } from '../catalog/catalog.js';
 import type { WalGenerationRow, WalSegmentRow } from '../catalog/catalog-schema.js';
-import { AppError } from '../domain/errors.js';
+import { NoWalArchive, OutsideWindow } from '../domain/errors.js';
 import type { ArchiveTarget } from '../domain/restore-target.js';
 import { latestReplayable } from './replay.js';
 import { generationAt } from './window.js';
@@ -15,20 +15,6 @@ export interface ArchivePlan {
   snapshotBackupId: number;
   /** Every segment of the generation for `latest`; for a moment, those read at or before it. */
   segments: WalSegmentRow[];
-}
-
-/** There is no WAL generation with a snapshot: nothing to rebuild the latest point from. */
-export class NoWalArchive extends AppError {
-  constructor() {
-    super('no_wal_archive', 'the WAL archive has no generation with a snapshot to restore from (is WAL_ARCHIVE_ENABLED on?)', true);
-  }
-}
-
-/** The moment asked for is outside the recovery window (or in a gap of it); the message names the window. */
-export class OutsideWindow extends AppError {
-  constructor(message: string) {
-    super('outside_recovery_window', message, true);
-  }
 }
 
 /**
