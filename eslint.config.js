@@ -106,7 +106,7 @@ export default tseslint.config(
     files: ['src/cli/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/producer/**', '**/worker/**'] }] },
   },
-  // A folder of src/shared missing from SHARED_LAYERS still imports no process (test/layers.test.ts lists them all).
+  // A folder of src/shared missing from SHARED_LAYERS still imports no process (test/unit/layers.test.ts lists them all).
   { files: ['src/shared/**'], rules: { 'no-restricted-imports': ['error', { patterns: [NO_PROCESS] }] } },
   ...sharedLayerRules(),
   {

@@ -45,7 +45,7 @@ export const METHOD = {
   mirrored: 'createBackup with BACKUP_MIRROR_URL=s3://…',
 } as const;
 
-/** The 1 GiB upload's bound from the issue, in the unit test/s3-mirror uses (200 × 2^20 bytes). */
+/** The 1 GiB upload's bound from the issue, in the unit test/s3/s3-mirror uses (200 × 2^20 bytes). */
 const PEAK_LIMIT_MIB = 200;
 
 function checkpoint(file: string): void {
@@ -268,7 +268,7 @@ async function memory(
   );
   const rss = (p: Peak[]) => median(p.map((x) => x.maxRssKb / 1024)).toFixed(0);
   bench.notes.push(
-    `S3 mirror memory: VmHWM read from /proc/self/status just before the process exits, as test/s3-mirror does ("MB" there ` +
+    `S3 mirror memory: VmHWM read from /proc/self/status just before the process exits, as test/s3/s3-mirror does ("MB" there ` +
       `is 2^20 bytes). Not process.resourceUsage().maxRSS: Linux carries the forking parent's peak across exec, so it read ` +
       `${rss(peaks.upload)} MiB uploading and ${rss(peaks.baseline)} MiB not.`,
   );

@@ -39,7 +39,7 @@ export interface S3AltServerOptions {
  * on a free port of 127.0.0.1, so that behaviour differing between servers can be tested on both.
  * It keeps objects in the child's memory: there is no data directory, and `start()` after
  * `stop()` brings back the bucket empty. Known differences from s3rver are listed in
- * test/s3-second-server.test.ts.
+ * test/s3/s3-second-server.test.ts.
  */
 export class S3AltServer {
   readonly client: S3Client;

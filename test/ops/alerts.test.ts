@@ -1,0 +1,155 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
+import type { Proc } from '../helpers/processes.js';
+import { auth, startTestProducer } from '../helpers/producer.js';
+import { startStack, stopStack } from '../helpers/stack.js';
+import { createWorkstationDb } from '../helpers/workstation-db.js';
+import { WebhookReceiver } from '../helpers/webhook.js';
+import type { RunningProducer } from '../../src/producer/server.js';
+import type { Catalog } from '../../src/shared/catalog/catalog.js';
+
+let hook: WebhookReceiver;
+let box: Sandbox;
+let producer: RunningProducer;
+let worker: Proc;
+let catalog: Catalog;
+
+beforeAll(async () => {
+  hook = await WebhookReceiver.start();
+  box = sandbox('alerts', { JOB_ATTEMPTS: '2' });
+  // The catalog lives outside BACKUP_DIR here, so a test can put a file where the directory was.
+  Object.assign(box, box.with({ ALERT_WEBHOOK_URL: hook.url, CATALOG_PATH: path.join(box.dir, 'catalog.db') }));
+  ({ worker, producer, catalog } = await startStack(box));
+});
+
+afterAll(async () => {
+  await stopStack({ catalog, producer, worker });
+  await hook?.close();
+  await box?.cleanup();
+});
+
+describe('alerts to ALERT_WEBHOOK_URL', () => {
+  it('report a backup that fails for good, with the reason, without holding up the job, and are retried', async () => {
+    hook.plan('hold', 503);
+    fs.renameSync(box.config.databasePath, `${box.config.databasePath}.away`);
+    let res;
+    try {
+      res = await request(producer.server).post('/api/backups').set(auth);
+    } finally {
+      fs.renameSync(`${box.config.databasePath}.away`, box.config.databasePath);
+    }
+    // The job's failure reached the API while the webhook still had not answered.
+    expect(res.status).toBe(500);
+    await waitUntil('the alert to arrive', () => hook.heldCount === 1);
+    expect(hook.deliveries).toHaveLength(1);
+
+    hook.release(503); // the first attempt fails: it must be sent again
+    await waitUntil('the alert to be delivered', () => hook.deliveries.some((d) => d.status === 200), 20_000);
+    expect(hook.deliveries.map((d) => d.status)).toEqual([503, 503, 200]);
+
+    const row = catalog.getBackup(res.body.backup.id)!;
+    const alert = hook.deliveries.at(-1)!.body;
+    expect(alert).toMatchObject({
+      event: 'backup.failed',
+      service: 'workstation-backup',
+      queue: 'backup',
+      jobId: row.job_id,
+      // A missing database is permanent: one attempt, no retries wasted.
+      attemptsMade: 1,
+      data: { type: 'manual' },
+      queuePrefix: box.prefix,
+    });
+    expect(alert.reason).toMatch(/database file .*workstation\.db does not exist/);
+    expect(alert.reason).toBe(row.error_message);
+    expect(hook.deliveries.at(-1)!.headers['content-type']).toBe('application/json');
+    // Every attempt carried the same alert.
+    expect(new Set(hook.deliveries.map((d) => JSON.stringify(d.body))).size).toBe(1);
+  });
+
+  it('come once, after the last attempt, for a failure that is retried', async () => {
+    const before = hook.deliveries.length;
+    // A file where BACKUP_DIR should be: creating the directory fails with EEXIST, which is not
+    // known to be permanent, so the job is retried (JOB_ATTEMPTS=2) before it fails for good.
+    const moved = `${box.config.backupDir}.moved`;
+    fs.renameSync(box.config.backupDir, moved);
+    fs.writeFileSync(box.config.backupDir, 'not a directory');
+    let res;
+    try {
+      res = await request(producer.server).post('/api/backups').set(auth);
+    } finally {
+      fs.rmSync(box.config.backupDir);
+      fs.renameSync(moved, box.config.backupDir);
+    }
+    expect(res.status).toBe(500);
+    const alerts = await waitUntil('the alert', () => {
+      const got = hook.deliveries.slice(before);
+      return got.length ? got : null;
+    });
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.body).toMatchObject({
+      event: 'backup.failed',
+      attemptsMade: 2,
+      jobId: catalog.getBackup(res.body.backup.id)!.job_id,
+    });
+    expect(alerts[0]!.body.reason).toMatch(/EEXIST/);
+    const job = await request(producer.server).get(`/api/jobs/${alerts[0]!.body.jobId}`).set(auth);
+    expect(job.body.job).toMatchObject({ state: 'failed', attemptsMade: 2 });
+  });
+});
+
+describe('alerts for verification', () => {
+  it('report a backup that verification finds damaged, with what failed', async () => {
+    const made = await request(producer.server).post('/api/backups').set(auth);
+    expect(made.status).toBe(201);
+    fs.appendFileSync(made.body.backup.filePath, 'tampered');
+    const before = hook.deliveries.length;
+    const res = await request(producer.server).post(`/api/backups/${made.body.backup.id}/verify`).set(auth);
+    expect(res.body).toMatchObject({ success: true, valid: false });
+    const [alert] = await waitUntil('the alert', () => (hook.deliveries.length > before ? hook.deliveries.slice(before) : null));
+    expect(alert!.body).toMatchObject({
+      event: 'verify.invalid',
+      queue: 'verify',
+      backupId: made.body.backup.id,
+      reason: res.body.message,
+    });
+    expect(alert!.body.reason).toMatch(/checksum/i);
+  });
+});
+
+describe('the overdue watchdog', () => {
+  let quiet: Sandbox;
+  let lonely: RunningProducer;
+  let hook2: WebhookReceiver;
+
+  beforeAll(async () => {
+    hook2 = await WebhookReceiver.start();
+    // Automatic backups every second, and no worker to take them.
+    quiet = sandbox('overdue', { AUTO_BACKUP_ENABLED: 'true', AUTO_BACKUP_INTERVAL: '1000' });
+    Object.assign(quiet, quiet.with({ ALERT_WEBHOOK_URL: hook2.url }));
+    createWorkstationDb(quiet.config.databasePath, { sizeMb: 1 });
+    lonely = await startTestProducer(quiet.config);
+  });
+
+  afterAll(async () => {
+    await lonely?.close();
+    await hook2?.close();
+    await quiet?.cleanup();
+  });
+
+  it('alerts once when scheduled backups are overdue', async () => {
+    const [alert] = await waitUntil('the overdue alert', () => (hook2.of('backup.overdue').length ? hook2.of('backup.overdue') : null));
+    expect(alert!.body).toMatchObject({
+      event: 'backup.overdue',
+      summary: 'automatic backups are overdue',
+      lastSuccessfulBackup: null,
+      queuePrefix: quiet.prefix,
+    });
+    expect(alert!.body.reason).toMatch(/^no backup has succeeded in \d+ s; automatic backups run every 1 s; no worker process is alive$/);
+    // The same overdue spell is not reported again on the next checks.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(hook2.of('backup.overdue')).toHaveLength(1);
+  });
+});
