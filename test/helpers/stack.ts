@@ -12,9 +12,13 @@ export interface Stack {
   catalog: Catalog;
 }
 
-/** A workstation database of about `sizeMb`, then the stack on the sandbox's configuration. */
-export async function startStack(box: Sandbox, sizeMb = 1): Promise<Stack> {
+/**
+ * A workstation database of about `sizeMb`, then the stack on the sandbox's configuration.
+ * `prepare` changes the database after it is made and before the worker opens it.
+ */
+export async function startStack(box: Sandbox, sizeMb = 1, prepare?: (databasePath: string) => void): Promise<Stack> {
   createWorkstationDb(box.config.databasePath, { sizeMb });
+  prepare?.(box.config.databasePath);
   const worker = await startWorkerProcess(box.env);
   const producer = await startTestProducer(box.config);
   return { worker, producer, catalog: openCatalog(box.config) };

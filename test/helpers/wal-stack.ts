@@ -1,20 +1,13 @@
 import { afterAll, beforeAll } from 'vitest';
-import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { sandbox, type Sandbox } from './env.js';
-import { killAll, startWorkerProcess, type Proc } from './processes.js';
-import { openCatalog, startTestProducer } from './producer.js';
+import { startStack, stopStack, type Stack } from './stack.js';
 import { addEventsTable } from './wal-writer.js';
 import { WebhookReceiver } from './webhook.js';
-import { createWorkstationDb } from './workstation-db.js';
 
-/** What the WAL archive's tests run against: a sandbox with archiving on, a webhook receiver, a worker process, a producer and the catalog. */
-export interface WalStack {
+/** What the WAL archive's tests run against: the stack (stack.ts) on a sandbox with archiving on, and a webhook receiver. */
+export interface WalStack extends Stack {
   box: Sandbox;
   hooks: WebhookReceiver;
-  worker: Proc;
-  producer: RunningProducer;
-  catalog: Catalog;
 }
 
 /**
@@ -30,19 +23,12 @@ export async function startWalStack(name: string, intervalMs: number, extra: Rec
     REQUEST_TIMEOUT: '60000',
     ...extra,
   });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  addEventsTable(box.config.databasePath);
-  const worker = await startWorkerProcess(box.env);
-  const producer = await startTestProducer(box.config);
-  return { box, hooks, worker, producer, catalog: openCatalog(box.config) };
+  return { box, hooks, ...(await startStack(box, 1, addEventsTable)) };
 }
 
 /** Stops what `startWalStack` started (whatever of it is there) and removes the sandbox. */
-export async function stopWalStack({ box, hooks, worker, producer, catalog }: Partial<WalStack>): Promise<void> {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
+export async function stopWalStack({ box, hooks, ...stack }: Partial<WalStack>): Promise<void> {
+  await stopStack(stack);
   await hooks?.close();
   await box?.cleanup();
 }
