@@ -66,6 +66,22 @@ export async function deletePrefix(prefix: string, url = REDIS_URL): Promise<voi
   }
 }
 
+/**
+ * Sets `vars` in this process's environment and returns what puts the previous values back (one
+ * that was unset is removed again). For what runs in the test's own process: an S3Storage there
+ * takes its credentials from the SDK's default chain, which reads them from here.
+ */
+export function setProcessEnv(vars: Record<string, string>): () => void {
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, vars);
+  return () => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+}
+
 export async function waitUntil<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 20_000, everyMs = 100): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

@@ -27,6 +27,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 /** s3rver's one account. */
 export const S3_KEY_ID = 'S3RVER';
 export const S3_SECRET = 'S3RVER';
+/** s3rver's account as the SDK's default chain reads it from the environment (setProcessEnv, env.ts). */
+export const S3_CREDENTIALS_ENV = { AWS_ACCESS_KEY_ID: S3_KEY_ID, AWS_SECRET_ACCESS_KEY: S3_SECRET };
 
 /**
  * Records `method url` of every request and forwards it, bytes untouched (the signature covers

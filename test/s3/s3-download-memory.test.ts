@@ -15,7 +15,8 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOWNLOAD_IN_FLIGHT, DOWNLOAD_PART_SIZE } from '../../src/shared/storage/s3-download.js';
 import { S3Storage } from '../../src/shared/storage/s3.js';
-import { S3_KEY_ID, S3_SECRET, S3Server } from '../helpers/s3.js';
+import { setProcessEnv } from '../helpers/env.js';
+import { S3_CREDENTIALS_ENV, S3Server } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;
 const PREFIX = 'download';
@@ -25,7 +26,7 @@ const gc = runInNewContext('gc') as () => void;
 
 let s3: S3Server;
 let dir: string;
-const savedEnv: Record<string, string | undefined> = {};
+let restoreEnv: (() => void) | undefined;
 
 const storage = () =>
   new S3Storage('mirror', `s3://${s3.bucket}/${PREFIX}`, {
@@ -54,9 +55,7 @@ function randomFile(name: string, size: number): { file: string; sha256: string 
 }
 
 beforeAll(async () => {
-  for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) savedEnv[k] = process.env[k];
-  process.env.AWS_ACCESS_KEY_ID = S3_KEY_ID;
-  process.env.AWS_SECRET_ACCESS_KEY = S3_SECRET;
+  restoreEnv = setProcessEnv(S3_CREDENTIALS_ENV);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-s3-download-memory-'));
   // No recording proxy: its buffers would count in this process too.
   s3 = await S3Server.start();
@@ -65,10 +64,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await s3?.cleanup();
   fs.rmSync(dir, { recursive: true, force: true });
-  for (const [k, v] of Object.entries(savedEnv)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreEnv?.();
 });
 
 describe('S3Storage.read under a slow reader', () => {

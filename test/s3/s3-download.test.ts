@@ -18,14 +18,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOWNLOAD_PART_SIZE, downloadObject } from '../../src/shared/storage/s3-download.js';
 import { S3Storage } from '../../src/shared/storage/s3.js';
 import { StorageError } from '../../src/shared/storage/storage.js';
-import { S3_KEY_ID, S3_SECRET, S3Server } from '../helpers/s3.js';
+import { setProcessEnv } from '../helpers/env.js';
+import { S3_CREDENTIALS_ENV, S3_KEY_ID, S3_SECRET, S3Server } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;
 const PREFIX = 'download';
 
 let s3: S3Server;
 let dir: string;
-const savedEnv: Record<string, string | undefined> = {};
+let restoreEnv: (() => void) | undefined;
 
 /** A bucket target on `port` (the proxy's, or s3rver's own to keep the proxy's buffers out of this process's memory). */
 const storage = (port = s3.port) =>
@@ -88,10 +89,8 @@ const BIG = 50 * MiB;
 let big: { file: string; sha256: string };
 
 beforeAll(async () => {
-  for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) savedEnv[k] = process.env[k];
   // The target's client takes its credentials from the SDK's default chain.
-  process.env.AWS_ACCESS_KEY_ID = S3_KEY_ID;
-  process.env.AWS_SECRET_ACCESS_KEY = S3_SECRET;
+  restoreEnv = setProcessEnv(S3_CREDENTIALS_ENV);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-s3-download-'));
   s3 = await S3Server.start({ record: true });
   big = randomFile('big.bin', BIG);
@@ -101,10 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await s3?.cleanup();
   fs.rmSync(dir, { recursive: true, force: true });
-  for (const [k, v] of Object.entries(savedEnv)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreEnv?.();
 });
 
 describe('S3Storage.read in parallel ranges', () => {

@@ -18,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOWNLOAD_PART_SIZE } from '../../src/shared/storage/s3-download.js';
 import { S3Storage } from '../../src/shared/storage/s3.js';
 import { StorageError } from '../../src/shared/storage/storage.js';
-import { S3_KEY_ID, S3_SECRET, S3Server } from '../helpers/s3.js';
+import { setProcessEnv } from '../helpers/env.js';
+import { S3_CREDENTIALS_ENV, S3Server } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;
 const PREFIX = 'read';
@@ -27,7 +28,7 @@ const BIG = 20 * MiB;
 let s3: S3Server;
 let dir: string;
 let big: { file: string; bytes: Buffer; sha256: string };
-const savedEnv: Record<string, string | undefined> = {};
+let restoreEnv: (() => void) | undefined;
 
 const storage = () =>
   new S3Storage('mirror', `s3://${s3.bucket}/${PREFIX}`, {
@@ -56,9 +57,7 @@ async function drain(stream: Readable): Promise<Buffer> {
 }
 
 beforeAll(async () => {
-  for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) savedEnv[k] = process.env[k];
-  process.env.AWS_ACCESS_KEY_ID = S3_KEY_ID;
-  process.env.AWS_SECRET_ACCESS_KEY = S3_SECRET;
+  restoreEnv = setProcessEnv(S3_CREDENTIALS_ENV);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-s3-read-'));
   s3 = await S3Server.start({ record: true });
   big = randomFile('big.bin', BIG);
@@ -68,10 +67,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await s3?.cleanup();
   fs.rmSync(dir, { recursive: true, force: true });
-  for (const [k, v] of Object.entries(savedEnv)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreEnv?.();
 });
 
 describe('S3Storage.read without a HEAD, and readRange', () => {

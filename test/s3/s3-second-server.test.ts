@@ -25,11 +25,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../src/shared/runtime/config.js';
 import { openStorage } from '../../src/shared/storage/registry.js';
 import { PART_SIZE, S3Storage } from '../../src/shared/storage/s3.js';
+import { setProcessEnv } from '../helpers/env.js';
 import { S3AltServer } from '../helpers/s3-alt.js';
 
 const PREFIX = 'workstation';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-s3-second-'));
-const savedEnv: Record<string, string | undefined> = {};
+let restoreEnv: (() => void) | undefined;
 let s3: S3AltServer;
 let config: Config;
 let storage: S3Storage;
@@ -60,20 +61,18 @@ beforeAll(async () => {
   s3 = await S3AltServer.start();
   const env = s3.env(PREFIX);
   // The SDK takes its credentials from the process's environment, as the services do.
-  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION']) {
-    savedEnv[name] = process.env[name];
-    process.env[name] = env[name];
-  }
+  restoreEnv = setProcessEnv({
+    AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID!,
+    AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY!,
+    AWS_REGION: env.AWS_REGION!,
+  });
   config = parseConfig({ ...env, BACKUP_DIR: path.join(dir, 'backups'), BACKUP_MIRROR_TIMEOUT: '10000' });
   storage = open(config.mirrorUrl!);
 });
 
 afterAll(async () => {
   await s3?.cleanup();
-  for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+  restoreEnv?.();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

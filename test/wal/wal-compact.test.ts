@@ -24,9 +24,9 @@ import { sendPending } from '../../src/shared/wal/bucket-packs.js';
 import { SegmentReader } from '../../src/shared/wal/pack-reader.js';
 import { segmentStoresOf } from '../../src/shared/wal/segment-store.js';
 import { REDIS_DOWN, runCli } from '../helpers/cli.js';
-import { waitUntil } from '../helpers/env.js';
+import { setProcessEnv, waitUntil } from '../helpers/env.js';
 import { packRequests, segmentsInPack, withFilesBack } from '../helpers/packs.js';
-import { S3_KEY_ID, S3_SECRET, S3Server } from '../helpers/s3.js';
+import { S3_CREDENTIALS_ENV, S3Server } from '../helpers/s3.js';
 import { BALANCE_TOTAL, stateOf, startWalWriter } from '../helpers/wal-writer.js';
 import { startWalStack, stopWalStack, type WalStack } from '../helpers/wal-stack.js';
 
@@ -35,6 +35,7 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 let s3: S3Server;
+let restoreEnv: (() => void) | undefined;
 const stack = {} as WalStack;
 /** Every segment's SHA-256 as the catalog recorded it, by file name. */
 const recorded = new Map<string, string>();
@@ -49,8 +50,7 @@ const aside = () => path.join(stack.box.dir, 'wal-aside');
 
 beforeAll(async () => {
   // This process reaches the bucket too (the SDK takes its credentials from the environment).
-  process.env.AWS_ACCESS_KEY_ID = S3_KEY_ID;
-  process.env.AWS_SECRET_ACCESS_KEY = S3_SECRET;
+  restoreEnv = setProcessEnv(S3_CREDENTIALS_ENV);
   s3 = await S3Server.start({ record: true });
   Object.assign(
     stack,
@@ -98,8 +98,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopWalStack(stack);
   await s3?.cleanup();
-  delete process.env.AWS_ACCESS_KEY_ID;
-  delete process.env.AWS_SECRET_ACCESS_KEY;
+  restoreEnv?.();
 });
 
 const segments = () => stack.catalog.wal.generations().flatMap((g) => stack.catalog.wal.segments(g.id));
