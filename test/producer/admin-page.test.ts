@@ -17,10 +17,11 @@ import type { RunningProducer } from '../../src/producer/server.js';
 import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { recoveryWindow } from '../../src/shared/wal/window.js';
 import { TEST_TOKEN, sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { killAll, startWorkerProcess, type Proc } from '../helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from '../helpers/producer.js';
+import type { Proc } from '../helpers/processes.js';
+import { auth, startTestProducer } from '../helpers/producer.js';
+import { startStack, stopStack } from '../helpers/stack.js';
 import { addEventsTable, archivingUnderWay, BALANCE_TOTAL, sleep, startWalWriter, stateOf } from '../helpers/wal-writer.js';
-import { createWorkstationDb, query } from '../helpers/workstation-db.js';
+import { query } from '../helpers/workstation-db.js';
 
 const INTERVAL = 200;
 /** The README's screenshots are rewritten only on request (UPDATE_SCREENSHOTS=1); otherwise they go to the sandbox. */
@@ -47,12 +48,8 @@ beforeAll(async () => {
     MAX_BACKUPS: '50',
     LOCK_RETRY_DELAY: '50',
   });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  addEventsTable(box.config.databasePath);
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
+  ({ worker, producer, catalog } = await startStack(box, 1, addEventsTable));
   readOnly = await startTestProducer(box.with({ BOARD_READ_ONLY: 'true' }).config);
-  catalog = openCatalog(box.config);
   browser = await launchChromium();
   context = await browser.newContext({
     httpCredentials: { username: 'operator', password: TEST_TOKEN },
@@ -71,11 +68,8 @@ afterEach(() => {
 afterAll(async () => {
   await context?.close();
   await browser?.close();
-  catalog?.close();
   await readOnly?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
+  await stopStack({ catalog, producer, worker });
   await box?.cleanup();
 });
 

@@ -2,9 +2,9 @@ import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_TOKEN, sandbox, type Sandbox } from '../helpers/env.js';
-import { killAll, startWorkerProcess, type Proc } from '../helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from '../helpers/producer.js';
-import { createWorkstationDb } from '../helpers/workstation-db.js';
+import type { Proc } from '../helpers/processes.js';
+import { auth, startTestProducer } from '../helpers/producer.js';
+import { startStack, stopStack } from '../helpers/stack.js';
 import { launchChromium } from '../helpers/browser.js';
 import type { RunningProducer } from '../../src/producer/server.js';
 import type { Catalog } from '../../src/shared/catalog/catalog.js';
@@ -20,21 +20,15 @@ const basic = (password: string) => `Basic ${Buffer.from(`operator:${password}`)
 
 beforeAll(async () => {
   box = sandbox('board');
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
+  ({ worker, producer, catalog } = await startStack(box));
   readOnly = await startTestProducer(box.with({ BOARD_READ_ONLY: 'true' }).config);
-  catalog = openCatalog(box.config);
   browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
-  catalog?.close();
   await readOnly?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
+  await stopStack({ catalog, producer, worker });
   await box?.cleanup();
 });
 
