@@ -15,6 +15,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { S3Storage } from '../../src/shared/storage/s3.js';
 import { waitUntil } from './env.js';
 import { freePort } from './redis-server.js';
 
@@ -155,6 +156,20 @@ export class S3Server {
   get running(): boolean {
     const child = this.child;
     return Boolean(child && child.exitCode === null && child.signalCode === null);
+  }
+
+  /**
+   * An S3Storage in the test's own process on `prefix` of the bucket, through the proxy when there
+   * is one (`port`: another, such as s3rver's own). Its client takes its credentials from the
+   * environment (S3_CREDENTIALS_ENV).
+   */
+  storage(prefix: string, { port = this.port, bucket = this.bucket }: { port?: number; bucket?: string } = {}): S3Storage {
+    return new S3Storage('mirror', `s3://${bucket}/${prefix}`, {
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
+      timeoutMs: 10_000,
+    });
   }
 
   /** What the services need to use this bucket as their mirror. */

@@ -3,7 +3,7 @@
  * (s3rver, no proxy in this process): a 128 MiB object read at about 48 MiB/s holds no more than
  * about (inFlight + 2) parts, retained and raw, against one plain GET read the same way.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,8 +14,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOWNLOAD_IN_FLIGHT, DOWNLOAD_PART_SIZE } from '../../src/shared/storage/s3-download.js';
-import { S3Storage } from '../../src/shared/storage/s3.js';
 import { setProcessEnv } from '../helpers/env.js';
+import { writeRandomFile } from '../helpers/random-file.js';
 import { S3_CREDENTIALS_ENV, S3Server } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;
@@ -28,31 +28,11 @@ let s3: S3Server;
 let dir: string;
 let restoreEnv: (() => void) | undefined;
 
-const storage = () =>
-  new S3Storage('mirror', `s3://${s3.bucket}/${PREFIX}`, {
-    region: 'us-east-1',
-    endpoint: `http://127.0.0.1:${s3.port}`,
-    forcePathStyle: true,
-    timeoutMs: 10_000,
-  });
+const storage = () => s3.storage(PREFIX);
 const key = (name: string) => `${PREFIX}/${name}`;
 
-/** A file of random bytes and its SHA-256, written a MiB at a time. */
-function randomFile(name: string, size: number): { file: string; sha256: string } {
-  const file = path.join(dir, name);
-  const hash = createHash('sha256');
-  const fd = fs.openSync(file, 'w');
-  try {
-    for (let done = 0; done < size; done += MiB) {
-      const chunk = randomBytes(Math.min(MiB, size - done));
-      hash.update(chunk);
-      fs.writeSync(fd, chunk);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { file, sha256: hash.digest('hex') };
-}
+/** A file of random bytes and its SHA-256. */
+const randomFile = (name: string, size: number) => writeRandomFile(path.join(dir, name), size);
 
 beforeAll(async () => {
   restoreEnv = setProcessEnv(S3_CREDENTIALS_ENV);

@@ -7,7 +7,7 @@
  * test/s3/s3-download-memory.test.ts; servers that ignore Range, missing objects, `readRange`:
  * test/s3/s3-read.test.ts.)
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,9 +16,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOWNLOAD_PART_SIZE, downloadObject } from '../../src/shared/storage/s3-download.js';
-import { S3Storage } from '../../src/shared/storage/s3.js';
 import { StorageError } from '../../src/shared/storage/storage.js';
 import { setProcessEnv } from '../helpers/env.js';
+import { writeRandomFile } from '../helpers/random-file.js';
 import { S3_CREDENTIALS_ENV, S3_KEY_ID, S3_SECRET, S3Server } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;
@@ -29,30 +29,10 @@ let dir: string;
 let restoreEnv: (() => void) | undefined;
 
 /** A bucket target on `port` (the proxy's, or s3rver's own to keep the proxy's buffers out of this process's memory). */
-const storage = (port = s3.port) =>
-  new S3Storage('mirror', `s3://${s3.bucket}/${PREFIX}`, {
-    region: 'us-east-1',
-    endpoint: `http://127.0.0.1:${port}`,
-    forcePathStyle: true,
-    timeoutMs: 10_000,
-  });
+const storage = (port = s3.port) => s3.storage(PREFIX, { port });
 
-/** A file of random bytes and its SHA-256, written a MiB at a time. */
-function randomFile(name: string, size: number): { file: string; sha256: string } {
-  const file = path.join(dir, name);
-  const hash = createHash('sha256');
-  const fd = fs.openSync(file, 'w');
-  try {
-    for (let done = 0; done < size; done += MiB) {
-      const chunk = randomBytes(Math.min(MiB, size - done));
-      hash.update(chunk);
-      fs.writeSync(fd, chunk);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { file, sha256: hash.digest('hex') };
-}
+/** A file of random bytes and its SHA-256. */
+const randomFile = (name: string, size: number) => writeRandomFile(path.join(dir, name), size);
 
 const key = (name: string) => `${PREFIX}/${name}`;
 const getsOf = (name: string, lines: string[]) => lines.filter((l) => l.split('?')[0] === `GET /${s3.bucket}/${key(name)}`);

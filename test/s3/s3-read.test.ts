@@ -30,13 +30,7 @@ let dir: string;
 let big: { file: string; bytes: Buffer; sha256: string };
 let restoreEnv: (() => void) | undefined;
 
-const storage = () =>
-  new S3Storage('mirror', `s3://${s3.bucket}/${PREFIX}`, {
-    region: 'us-east-1',
-    endpoint: `http://127.0.0.1:${s3.port}`,
-    forcePathStyle: true,
-    timeoutMs: 10_000,
-  });
+const storage = () => s3.storage(PREFIX);
 const key = (name: string) => `${PREFIX}/${name}`;
 const getsOf = (name: string, lines: string[]) => lines.filter((l) => l.split('?')[0] === `GET /${s3.bucket}/${key(name)}`);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -88,12 +82,7 @@ describe('S3Storage.read without a HEAD, and readRange', () => {
     const missing = storage().read('no-such.bin');
     await expect(missing).rejects.toThrow(StorageError);
     await expect(missing).rejects.toThrow(/NoSuchKey .*\(while reading no-such\.bin\)$/);
-    const other = new S3Storage('mirror', `s3://no-such-bucket/${PREFIX}`, {
-      region: 'us-east-1',
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      timeoutMs: 10_000,
-    });
+    const other = s3.storage(PREFIX, { bucket: 'no-such-bucket' });
     await expect(other.read('big.bin')).rejects.toThrow(/^bucket no-such-bucket does not exist \(while reading big\.bin\)$/);
     await expect(storage().readRange('no-such.bin', 0, 10)).rejects.toThrow(/NoSuchKey/);
   });
