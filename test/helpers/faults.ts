@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import type { Config } from '../../src/shared/runtime/config.js';
 import { QUEUE } from '../../src/shared/jobs/queues.js';
-import { spawnTs, type Proc } from './processes.js';
+import { spawnTs, startWorkerProcess, type Proc } from './processes.js';
 import { ACCOUNTS, INITIAL_BALANCE } from './workstation-db.js';
 
 /**
@@ -137,8 +137,6 @@ export function isWellFormed(status: number, body: unknown): boolean {
  * A worker process, resolved once it takes jobs. Fault tests start several at once on a loaded
  * two-core machine, where loading the TypeScript sources alone can take many seconds.
  */
-export async function startWorker(env: Record<string, string>): Promise<Proc> {
-  const proc = spawnTs('src/worker/index.ts', { ...env, LOG_LEVEL: 'info' });
-  await proc.waitFor(/worker ready/, 120_000);
-  return proc;
+export function startWorker(env: Record<string, string>): Promise<Proc> {
+  return startWorkerProcess(env, 120_000);
 }

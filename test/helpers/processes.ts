@@ -98,10 +98,10 @@ function spawnCommand(entry: string, command: string, argv: string[], env: Recor
   return proc;
 }
 
-/** A worker process, resolved once it is taking jobs. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<Proc> {
+/** A worker process, resolved once it is taking jobs (`readyWithinMs`: how long that may take). */
+export async function startWorkerProcess(env: Record<string, string>, readyWithinMs?: number): Promise<Proc> {
   const proc = spawnTs('src/worker/index.ts', { ...env, LOG_LEVEL: 'info' });
-  await proc.waitFor(/worker ready/);
+  await proc.waitFor(/worker ready/, readyWithinMs);
   return proc;
 }
 
