@@ -2,14 +2,12 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_DOWN, runCli } from '../helpers/cli.js';
 import { sandbox, type Sandbox } from '../helpers/env.js';
 import { createWorkstationDb, query, writeMarker } from '../helpers/workstation-db.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { ROOT } from '../helpers/root.js';
 
 let box: Sandbox;
 /** The CLI's environment with Redis down: the restore works under the local file lock. */

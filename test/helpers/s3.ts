@@ -6,7 +6,6 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -18,8 +17,8 @@ import {
 import { S3Storage } from '../../src/shared/storage/s3.js';
 import { waitUntil } from './env.js';
 import { freePort } from './redis-server.js';
+import { ROOT } from './root.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const S3RVER_BIN = path.join(ROOT, 'node_modules/s3rver/bin/s3rver.js');
 
 // The SDK warns once per process that its releases from 2027 need Node 22: noise in a green run.

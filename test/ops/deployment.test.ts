@@ -5,7 +5,6 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -14,8 +13,7 @@ import { killAll, spawnTs } from '../helpers/processes.js';
 import { auth } from '../helpers/producer.js';
 import { freePort } from '../helpers/redis-server.js';
 import { createWorkstationDb } from '../helpers/workstation-db.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { ROOT } from '../helpers/root.js';
 
 interface Service {
   image?: string;

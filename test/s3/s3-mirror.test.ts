@@ -8,7 +8,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/shared/domain/errors.js';
@@ -21,8 +20,8 @@ import { killAll, startWorkerProcess, type Proc } from '../helpers/processes.js'
 import { auth } from '../helpers/producer.js';
 import { S3Server } from '../helpers/s3.js';
 import { createWorkstationDb, integrity, query, writeMarker } from '../helpers/workstation-db.js';
+import { ROOT } from '../helpers/root.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PREFIX = 'workstation';
 
 let s3: S3Server;

@@ -7,7 +7,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createBackup } from '../../src/shared/backup/backup.js';
 import { Catalog } from '../../src/shared/catalog/catalog.js';
@@ -20,8 +19,7 @@ import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
 import { backupFiles, catalogMatchesFiles, createBulkyDb, sha256, startWorker, tempFiles } from '../helpers/faults.js';
 import { killAll, type Proc } from '../helpers/processes.js';
 import { withCatalogDb } from '../helpers/catalog-db.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { ROOT } from '../helpers/root.js';
 
 let box: Sandbox;
 /** The CLI's environment: Redis unreachable, so it holds only the local lock. */

@@ -1,16 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ESLint } from 'eslint';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/root.js';
 
 // The layers of src/shared (docs/ARCHITECTURE.md) as eslint.config.js enforces them, proven on
 // snippets linted as if they were files of the folder named.
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const eslint = new ESLint({ cwd: root });
+const eslint = new ESLint({ cwd: ROOT });
 
 async function importErrors(file: string, code: string): Promise<string[]> {
-  const [result] = await eslint.lintText(code, { filePath: path.join(root, file) });
+  const [result] = await eslint.lintText(code, { filePath: path.join(ROOT, file) });
   return result!.messages.map((m) => `${m.ruleId}: ${m.message}`);
 }
 
@@ -41,7 +40,7 @@ describe('the layers of src/shared', () => {
 
   it('cover every folder: all but the top one refuse operations/', async () => {
     const folders = fs
-      .readdirSync(path.join(root, 'src/shared'), { withFileTypes: true })
+      .readdirSync(path.join(ROOT, 'src/shared'), { withFileTypes: true })
       .filter((e) => e.isDirectory())
       .map((e) => e.name);
     expect(folders).toContain('operations');
