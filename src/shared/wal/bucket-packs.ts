@@ -152,6 +152,14 @@ export async function publishGenerations(
             'not overwriting it; point BACKUP_MIRROR_URL at a prefix of its own, or restore from that archive first',
         );
       }
+      // The same archive, but another generation under this id: a second host writing it (a catalog
+      // rebuilt from this bucket while the first host still runs).
+      if (other?.ok && other.value.startedAt !== g.started_at) {
+        throw new StorageError(
+          `${mirror.location}/${name} describes another generation ${g.id} of this archive (begun ${other.value.startedAt}): ` +
+            'another host is writing this archive; not overwriting it; give one of them a prefix of its own',
+        );
+      }
     }
     await mirror.putText(name, text, opts);
     catalog.walBucket.setPublished(g.id, digest);
