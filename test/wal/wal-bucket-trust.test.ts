@@ -91,6 +91,10 @@ describe('objects in the bucket that are not the archive’s own', () => {
     const { mac: _mac, ...bare } = generationManifest({ ...generation, id: generation.id + 8 }, undefined, 'x', ring);
     await s3.overwrite(wal(unsigned), JSON.stringify(bare));
 
+    // Too large to be a description: not read into memory.
+    const huge = `generation-${String(generation.id + 9).padStart(8, '0')}.json`;
+    await s3.overwrite(wal(huge), Buffer.alloc(200_000, 0x20));
+
     // A new host: nothing but the configuration.
     const bare_ = sandbox('wal-bucket-trust-new', { ...s3.env(PREFIX), BACKUP_ENCRYPTION_KEY: KEY, REDIS_URL: REDIS_DOWN });
     try {
@@ -107,6 +111,7 @@ describe('objects in the bucket that are not the archive’s own', () => {
       expect(reasonOf(foreignPack)).toMatch(/another archive/);
       expect(reasonOf(foreignGeneration)).toMatch(/another archive/);
       expect(reasonOf(unsigned)).toMatch(/no MAC/);
+      expect(reasonOf(huge)).toMatch(/too large for a generation description/);
 
       const restore = await runCli(env, 'restore', '--to', 'latest', '--yes', '--json');
       expect(restore.code, restore.stdout + restore.stderr).toBe(0);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
 import type { WalGenerationRow, WalPackRow, WalSegmentRow } from '../catalog/catalog-schema.js';
-import { keyringOf } from '../codec/encryption.js';
+import { keyringOf, type Keyring } from '../codec/encryption.js';
 import { messageOf } from '../domain/errors.js';
 import type { Config } from '../runtime/config.js';
 import type { BackupStorage } from '../storage/storage.js';
@@ -64,8 +64,7 @@ export async function importWalArchive(config: Config, catalog: Catalog): Promis
   for (const name of names) {
     const id = parseGenerationManifestName(name);
     if (id === undefined) continue;
-    const text = await mirror.getText(name).catch((err: unknown) => `unreadable: ${messageOf(err)}`);
-    const read = text === undefined ? { ok: false as const, reason: 'gone' } : readGenerationManifest(text, ring);
+    const read = await readDescription(mirror, name, ring);
     if (!read.ok) report.refused.push({ name, reason: read.reason });
     else if (read.value.id !== id) report.refused.push({ name, reason: `it describes generation ${read.value.id}: renamed or forged` });
     else manifests.push(read.value);
@@ -100,6 +99,21 @@ export async function importWalArchive(config: Config, catalog: Catalog): Promis
     }
   }
   return report;
+}
+
+/** A description is a few hundred bytes: a far larger object is not one, and is not read into memory. */
+const MAX_DESCRIPTION_BYTES = 64 * 1024;
+
+async function readDescription(mirror: BackupStorage, name: string, ring: Keyring): Promise<ReturnType<typeof readGenerationManifest>> {
+  try {
+    const size = (await mirror.stat(name))?.size;
+    if (size === undefined) return { ok: false, reason: 'gone' };
+    if (size > MAX_DESCRIPTION_BYTES) return { ok: false, reason: `${size} bytes: too large for a generation description` };
+    const text = await mirror.getText(name);
+    return text === undefined ? { ok: false, reason: 'gone' } : readGenerationManifest(text, ring);
+  } catch (err) {
+    return { ok: false, reason: `unreadable: ${messageOf(err)}` };
+  }
 }
 
 /** The generation's snapshot when the catalog lists that backup, completed, with the same file and SHA-256. */
