@@ -25,7 +25,9 @@ export function createApp(deps: ProducerDeps): Express {
   app.set('trust proxy', false);
   app.set('query parser', 'simple');
   app.use(readBodyBeforeAnswering());
-  app.use(helmet());
+  // helmet's default CSP but for upgrade-insecure-requests: over plain HTTP on an address other than
+  // loopback it sends the board's own scripts to https://, and the board stays blank.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(
     pinoHttp({
       logger: deps.log,

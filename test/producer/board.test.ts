@@ -55,6 +55,14 @@ describe('Bull Board at /admin/queues', () => {
     }
   });
 
+  it('serves its page under a CSP that does not send its scripts to https:// (the board works over plain HTTP)', async () => {
+    const res = await request(producer.server).get('/admin/queues').set('Authorization', basic(TEST_TOKEN));
+    expect(res.status).toBe(200);
+    const csp = String(res.headers['content-security-policy']);
+    expect(csp).toMatch(/default-src 'self'/);
+    expect(csp).not.toMatch(/upgrade-insecure-requests/);
+  });
+
   it("answers a malformed JSON body in the one error shape, not the board's own", async () => {
     // Found by test/producer/fuzz.test.ts: PATCH /admin/queues with the body "[" got the board's
     // {"error":{"key":…},"message":…} instead.
