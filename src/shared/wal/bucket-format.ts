@@ -24,6 +24,9 @@ import { COMPRESSION_MODES } from '../domain/backup-types.js';
 /** The catalog setting holding this archive's id. */
 const ARCHIVE_ID = 'wal-archive-id';
 
+/** The archive id this catalog has, if any (none until the mirror first writes, or a rebuild adopts one). */
+export const storedArchiveId = (catalog: Catalog): string | undefined => catalog.getSetting<string>(ARCHIVE_ID);
+
 /** This catalog's archive id, made on first use. */
 export function archiveIdOf(catalog: Catalog): string {
   let id = catalog.getSetting<string>(ARCHIVE_ID);

@@ -13,6 +13,7 @@ import {
   parsePackName,
   readGenerationManifest,
   segmentRowOf,
+  storedArchiveId,
   type GenerationManifest,
   type PackHeader,
 } from './bucket-format.js';
@@ -36,7 +37,6 @@ export interface WalImportReport {
 
 /** Pack headers read at once. */
 const READS_IN_FLIGHT = 16;
-const CATALOG_ARCHIVE_ID = 'wal-archive-id';
 
 /**
  * Rebuilds the catalog's WAL archive tables from the bucket alone: every generation description
@@ -73,7 +73,7 @@ export async function importWalArchive(config: Config, catalog: Catalog): Promis
   // This catalog's archive; on a new host, the archive of the newest generation whose snapshot is a
   // backup of this bucket (listed in the catalog with that file and SHA-256): the host that was lost.
   const anchored = manifests.filter((m) => m.snapshot && snapshotOf(catalog, m) !== undefined);
-  const archive = catalog.getSetting<string>(CATALOG_ARCHIVE_ID) ?? (anchored.at(-1) ?? manifests.at(-1))?.archive;
+  const archive = storedArchiveId(catalog) ?? (anchored.at(-1) ?? manifests.at(-1))?.archive;
   if (!archive) return report;
   adoptArchiveId(catalog, archive);
   const packsOf = new Map<number, string[]>();

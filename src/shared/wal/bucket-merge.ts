@@ -4,7 +4,7 @@ import type { WalPackRow, WalSegmentRow } from '../catalog/catalog-schema.js';
 import type { Config } from '../runtime/config.js';
 import type { BackupStorage } from '../storage/storage.js';
 import { openPack, type OpenPack } from './pack-reader.js';
-import { localSegmentBytes } from './segment-store.js';
+import { intactLocalSegment } from './segment-store.js';
 
 /** What `writeMerged` wrote, and how many parts it had to read from the bucket. */
 export interface Merged {
@@ -53,7 +53,7 @@ export async function writeMerged(
       try {
         for (const row of of) {
           signal?.throwIfAborted();
-          const local = await localCopy(config, row);
+          const local = await intactLocalSegment(config, row);
           if (local) {
             await write(local);
             continue;
@@ -72,13 +72,6 @@ export async function writeMerged(
     await file.close();
   }
   return { sha256: hash.digest('hex'), size, partsRead };
-}
-
-/** The segment's bytes in BACKUP_DIR/wal when its file is there with the row's size and SHA-256; else undefined. */
-async function localCopy(config: Config, row: WalSegmentRow): Promise<Buffer | undefined> {
-  // Unreadable counts as gone: the part in the bucket has the bytes.
-  const bytes = await localSegmentBytes(config, row).catch(() => undefined);
-  return bytes?.length === row.size_bytes && sha256Of(bytes) === row.checksum ? bytes : undefined;
 }
 
 /** Opens a part in the bucket; its header must describe each of its segments as the catalog's rows `of` do. */

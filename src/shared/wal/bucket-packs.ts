@@ -16,7 +16,7 @@ import {
   packPrefix,
   readGenerationManifest,
 } from './bucket-format.js';
-import { segmentStoresOf } from './segment-store.js';
+import { intactLocalSegment, segmentStoresOf } from './segment-store.js';
 
 /** What one pass of `sendPending` did. */
 export interface SendPass {
@@ -64,7 +64,7 @@ export async function sendPending(config: Config, catalog: Catalog, signal?: Abo
   for (const segment of segments) {
     if (signal?.aborted) return { ...pass, more: true };
     const last = run.rows.at(-1);
-    const stored = await storedBytes(config, segment);
+    const stored = await intactLocalSegment(config, segment);
     const full = run.size + (stored?.length ?? 0) > PACK_MAX_BYTES;
     if (last && (segment.generation_id !== last.generation_id || segment.seq !== last.seq + 1 || full)) await flush();
     if (!stored) {
@@ -78,14 +78,6 @@ export async function sendPending(config: Config, catalog: Catalog, signal?: Abo
   }
   await flush();
   return { ...pass, more: segments.length === PACK_MAX_SEGMENTS };
-}
-
-/** A segment's stored bytes when its file is there and still has the SHA-256 recorded for it. */
-async function storedBytes(config: Config, segment: WalSegmentRow): Promise<Buffer | undefined> {
-  const { primary } = segmentStoresOf(config);
-  const bytes = await fs.readFile(primary.localPath(segment.file_name)).catch(() => undefined);
-  if (!bytes || createHash('sha256').update(bytes).digest('hex') !== segment.checksum) return undefined;
-  return bytes;
 }
 
 async function sendPack(

@@ -178,6 +178,16 @@ export async function decodeSegment(config: Config, segment: WalSegmentRow, stor
   return frames;
 }
 
+/**
+ * The stored bytes of a segment in BACKUP_DIR/wal when its file is there with the row's size and
+ * SHA-256; undefined when it is gone, unreadable or damaged (the bucket's copy is the one to use).
+ */
+export async function intactLocalSegment(config: Config, segment: WalSegmentRow): Promise<Buffer | undefined> {
+  const bytes = await localSegmentBytes(config, segment).catch(() => undefined);
+  const intact = bytes?.length === segment.size_bytes && createHash('sha256').update(bytes).digest('hex') === segment.checksum;
+  return intact ? bytes : undefined;
+}
+
 /** The stored bytes of a segment in BACKUP_DIR/wal, or undefined when its file is gone. */
 export async function localSegmentBytes(config: Config, segment: WalSegmentRow): Promise<Buffer | undefined> {
   const { primary } = segmentStoresOf(config);
