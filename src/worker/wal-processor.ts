@@ -1,8 +1,8 @@
 import { WaitingError } from 'bullmq';
 import { currentSettings } from '../shared/catalog/settings.js';
-import { messageOf } from '../shared/domain/errors.js';
+import { messageOf, NotWalMode } from '../shared/domain/errors.js';
 import { QUEUE } from '../shared/jobs/queues.js';
-import { NotWalMode, WalArchiver, type ArchiverProgress } from '../shared/wal/archiver.js';
+import { WalArchiver, type ArchiverProgress } from '../shared/wal/archiver.js';
 import { archiverLeaseMs, keepArchiverLease, releaseArchiverLease } from '../shared/wal/archiver-job.js';
 import { recordArchiverState } from '../shared/wal/archiver-state.js';
 import { runSegmentMirror } from '../shared/wal/segment-mirror.js';

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { UnrecoverableError } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cliFailure } from '../../src/cli/context.js';
-import { AppError, KeyError, codeOf, isTransient, permanentFailure } from '../../src/shared/domain/errors.js';
+import { AppError, KeyError, NotWalMode, codeOf, isTransient, permanentFailure } from '../../src/shared/domain/errors.js';
 import { keyringOf } from '../../src/shared/codec/encryption.js';
 import { cancelledError, isCancelled } from '../../src/shared/jobs/cancel.js';
 import { FileLockUnavailable, tryFileLock } from '../../src/shared/locking/file-lock.js';
@@ -46,6 +46,7 @@ describe('codeOf', () => {
   it('reads the code of an AppError, a Node errno, SQLite and the SQLite thread', async () => {
     expect(codeOf(new AppError('lock_held', 'held'))).toBe('lock_held');
     expect(codeOf(new KeyError('decryption_failed', 'bad tag'))).toBe('decryption_failed');
+    expect(codeOf(new NotWalMode('/data/app.db', 'delete'))).toBe('not_wal_mode');
     expect(codeOf(await nodeError())).toBe('ENOENT');
     expect(codeOf(sqliteError())).toBe('SQLITE_NOTADB');
     expect(codeOf(new SqliteOpError('database is locked', 'SQLITE_BUSY'))).toBe('SQLITE_BUSY');

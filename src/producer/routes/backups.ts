@@ -1,11 +1,10 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { AppError, badRequest, notFound } from '../../shared/domain/errors.js';
+import { AppError, badRequest, notFound, NotWalMode } from '../../shared/domain/errors.js';
 import { toBackupBody, toBackupListItem } from '../../shared/domain/presenters.js';
 import { backupJobSchema, restoreDedupId, verifyDedupId } from '../../shared/jobs/queues.js';
 import { nextScheduledBackup, nextScheduledDrill, nextScheduledVerification, syncSchedules } from '../../shared/jobs/scheduler.js';
 import { describeDatabase } from '../../shared/sqlite/sqlite-ops.js';
-import { NotWalMode } from '../../shared/wal/archiver.js';
 import { ensureArchiverJob } from '../../shared/wal/archiver-job.js';
 import { currentSettings, settingsPatchSchema, updateSettings } from '../../shared/catalog/settings.js';
 import type { ProducerDeps } from '../deps.js';

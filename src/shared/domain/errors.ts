@@ -212,3 +212,23 @@ export class OutsideWindow extends AppError {
     super('outside_recovery_window', message, true);
   }
 }
+
+/** The database is not in WAL mode: WAL archiving did nothing to it (the API answers 422). */
+export class NotWalMode extends AppError {
+  override name = 'NotWalMode';
+  constructor(
+    readonly databasePath: string,
+    readonly journalMode: string,
+  ) {
+    super(
+      'not_wal_mode',
+      `WAL archiving needs the database in WAL mode; ${databasePath} is in ${journalMode} mode (run PRAGMA journal_mode=WAL in the application); nothing was done to it`,
+      true,
+    );
+  }
+
+  /** Itself: it is the API's 422 already (kept for the callers that asked for it before it was an AppError). */
+  asAppError(): AppError {
+    return this;
+  }
+}

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WalGenerationRow } from '../catalog/catalog-schema.js';
-import { messageOf } from '../domain/errors.js';
+import { messageOf, NotWalMode } from '../domain/errors.js';
 import { noProgress, type ArchiverDeps, type ArchiverOptions, type ArchiverProgress } from './archiver-types.js';
 import { Checkpoints } from './checkpoint.js';
 import { storedEnd, walHoldsStored } from './continuity.js';
@@ -8,7 +8,7 @@ import { Gap, GAP_PREFIX } from './gap.js';
 import { GenerationRetention } from './generation-retention.js';
 import { GenerationSnapshot } from './generation-snapshot.js';
 import { restoredSince, startingPoint, whyBegin } from './generation-start.js';
-import { NotWalMode, ReadMark } from './read-mark.js';
+import { ReadMark } from './read-mark.js';
 import { WalShipper } from './wal-shipper.js';
 
 // The archiver's parts, importable from here as before.
@@ -17,7 +17,6 @@ export { CHECKPOINT_FRAMES, CHECKPOINT_MS, TRUNCATE_BYTES } from './checkpoint.j
 export { positionAfter } from './continuity.js';
 export { GAP_PREFIX } from './gap.js';
 export { ROLLOVER_MAX_MS } from './generation-retention.js';
-export { NotWalMode } from './read-mark.js';
 
 /** Syncs in a row that find the write lock taken before the read mark is let go anyway. */
 const BUSY_SYNCS_BEFORE_RELEASE = 2;

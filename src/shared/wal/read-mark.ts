@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError, codeOf, messageOf } from '../domain/errors.js';
+import { codeOf, messageOf, NotWalMode } from '../domain/errors.js';
 import { SqliteConnection } from '../sqlite/connection.js';
 import { fileId, HeldFiles } from './file-identity.js';
 
@@ -18,24 +18,6 @@ const WRITE_LOCK_WAIT_MS = 100;
  * keeping the application's writers waiting until its busy timeout.
  */
 const RELEASE_MS = 150;
-
-/** The database is not in WAL mode: nothing is done to it. */
-export class NotWalMode extends Error {
-  override name = 'NotWalMode';
-  constructor(
-    readonly databasePath: string,
-    readonly journalMode: string,
-  ) {
-    super(
-      `WAL archiving needs the database in WAL mode; ${databasePath} is in ${journalMode} mode (run PRAGMA journal_mode=WAL in the application); nothing was done to it`,
-    );
-  }
-
-  /** The same sentence as the API's 422. */
-  asAppError(): AppError {
-    return new AppError('not_wal_mode', this.message, true);
-  }
-}
 
 export class ReadMark {
   /** Whether the read mark has been held since a sync point (so one reset is harmless). */
