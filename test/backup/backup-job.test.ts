@@ -4,7 +4,8 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { spawnTs, type Proc } from '../helpers/processes.js';
+import { startApp } from '../helpers/fake-app.js';
+import { type Proc } from '../helpers/processes.js';
 import { auth, startTestProducer } from '../helpers/producer.js';
 import { startStack, stopStack } from '../helpers/stack.js';
 import { ACCOUNTS, INITIAL_BALANCE, balanceSum, integrity } from '../helpers/workstation-db.js';
@@ -34,16 +35,14 @@ const backupFiles = () =>
 
 describe('backup job', () => {
   it('takes a consistent copy while another process keeps writing', async () => {
-    const writer = spawnTs('test/helpers/writer.ts', {}, [box.config.databasePath, '2']);
-    await writer.waitFor(/"ready":true/);
+    const writer = await startApp(box.config.databasePath, { busyTimeoutMs: 60_000, run: { work: 'transfers', everyMs: 2 } });
     await new Promise((r) => setTimeout(r, 300));
 
     const res = await request(producer.server).post('/api/backups').set(auth);
     expect(res.status).toBe(201);
     expect(res.body.backup.status).toBe('completed');
 
-    await writer.stop();
-    const stats = JSON.parse(writer.output().trim().split('\n').at(-1)!) as { commits: number; errors: number };
+    const stats = await writer.stop();
     expect(stats.commits).toBeGreaterThan(20);
     expect(stats.errors).toBe(0);
 

@@ -14,6 +14,7 @@ import { killAll, spawnTs, startWorkerProcess, type Proc } from '../helpers/proc
 import { auth, openCatalog, startTestProducer } from '../helpers/producer.js';
 import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query } from '../helpers/workstation-db.js';
 import { withCatalogDb } from '../helpers/catalog-db.js';
+import { startApp } from '../helpers/fake-app.js';
 import { safetyJobId } from '../../src/shared/jobs/job-ids.js';
 
 let box: Sandbox;
@@ -137,22 +138,22 @@ describe('restore', () => {
   it('restores under a process that keeps reading and writing, which sees the restored rows without errors', async () => {
     const backup = await backupNow();
     addWorkflow('written-after-the-backup');
-    const writer = spawnTs('test/helpers/writer.ts', {}, [box.config.databasePath, '3']);
-    await writer.waitFor(/"ready":true/);
+    const writer = await startApp(box.config.databasePath, { busyTimeoutMs: 60_000, run: { work: 'transfers', everyMs: 3 } });
     await new Promise((r) => setTimeout(r, 300));
 
     const res = await restore(backup.id);
     expect(res.status).toBe(200);
     expect(res.body.restore).toMatchObject({ backupId: backup.id, status: 'completed', errorMessage: null });
     await new Promise((r) => setTimeout(r, 300));
-    await writer.stop();
-    const seen = JSON.parse(writer.output().trim().split('\n').at(-1)!) as { commits: number; errors: number; workflows: number };
+    // What this long-lived connection sees now, after the restore underneath it.
+    const workflows = (await writer.send({ op: 'count', table: 'workflows' })).n;
+    const seen = await writer.stop();
     expect(seen.errors).toBe(0);
     expect(seen.commits).toBeGreaterThan(10);
 
     // The writer's own connection, open all along, sees the restored table.
     const restoredCount = query<{ n: number }>(backup.filePath, 'SELECT count(*) AS n FROM workflows').n;
-    expect(seen.workflows).toBe(restoredCount);
+    expect(workflows).toBe(restoredCount);
     expect(hasWorkflow('written-after-the-backup')).toBe(false);
     expect(integrity(box.config.databasePath)).toBe('ok');
     expect(balanceSum(box.config.databasePath)).toBe(ACCOUNTS * INITIAL_BALANCE);

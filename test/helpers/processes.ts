@@ -23,16 +23,15 @@ export function spawnTs(entry: string, env: Record<string, string>, args: string
   return spawnCommand(entry, process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], env);
 }
 
-/** Starts a Python script of this repository (an application built on another SQLite) as a real process. */
-export function spawnPython(entry: string, args: string[] = []): Proc {
-  return spawnCommand(entry, 'python3', [path.join(ROOT, entry), ...args], {});
-}
-
-function spawnCommand(entry: string, command: string, argv: string[], env: Record<string, string>): Proc {
+/**
+ * Starts `command` (a program of this repository, named `entry` in reports) as a real process;
+ * with `stdin`, its standard input is a pipe the caller writes to (`child.stdin`).
+ */
+export function spawnCommand(entry: string, command: string, argv: string[], env: Record<string, string>, { stdin = false } = {}): Proc {
   const child = spawn(command, argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   let out = '';
   const listeners = new Set<() => void>();

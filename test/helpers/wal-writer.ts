@@ -1,5 +1,5 @@
 /**
- * The WAL archive's tests: the application's writer (a process of its own, wal-writer.mjs), what a
+ * The WAL archive's tests: the application writing while archived (the fake application), what a
  * database holds afterwards, and checks of what the archive recorded (the chain, the segment
  * files, the gaps announced).
  */
@@ -10,39 +10,9 @@ import type { WalGenerationRow, WalSegmentRow } from '../../src/shared/catalog/c
 import type { Config } from '../../src/shared/runtime/config.js';
 import { readSegment } from '../../src/shared/wal/pack-reader.js';
 import { waitUntil } from './env.js';
-import { spawnPython, spawnTs, type Proc } from './processes.js';
+import { lastFileFor, startApp, type AppOptions, type FakeApp, type RunOptions } from './fake-app.js';
 import type { WebhookReceiver } from './webhook.js';
 import { ACCOUNTS, INITIAL_BALANCE } from './workstation-db.js';
-
-export interface WalWriterOptions {
-  /** Milliseconds between commits (5 by default). */
-  everyMs?: number;
-  busyTimeoutMs?: number;
-  /** The application's `wal_autocheckpoint` in pages; 0 turns it off; absent leaves SQLite's default (1,000). */
-  autocheckpoint?: number;
-  /** Runs `PRAGMA wal_checkpoint(TRUNCATE)` after every that many commits. */
-  truncateEvery?: number;
-}
-
-/** What the writer printed when stopped with SIGTERM. */
-export interface WalWriterSummary {
-  lastN: number;
-  commits: number;
-  errors: number;
-  lastError: string;
-  maxStallMs: number;
-  checkpoints: { truncated: number; busy: number; failed: number };
-}
-
-export interface WalWriter {
-  proc: Proc;
-  /** The last n the writer reported committed (read from its file: true after a SIGKILL too). */
-  lastN(): number;
-  /** SIGKILL: the application crashes mid-write. */
-  kill(): Promise<void>;
-  /** SIGTERM, and its counts. */
-  stop(): Promise<WalWriterSummary>;
-}
 
 /** Adds the `events` table the writer fills (before archiving starts, so the snapshot has it). */
 export function addEventsTable(file: string): void {
@@ -54,27 +24,20 @@ export function addEventsTable(file: string): void {
   }
 }
 
-/** Starts the application's writer (test/helpers/wal-writer.mjs) as a separate process; resolves once it writes. */
-export async function startWalWriter(file: string, options: WalWriterOptions = {}): Promise<WalWriter> {
-  const lastFile = `${file}.writer-${Date.now()}-${Math.random().toString(16).slice(2)}.last`;
-  const proc = spawnTs('test/helpers/wal-writer.mjs', {}, [file, JSON.stringify({ ...options, lastFile })]);
-  await proc.waitFor(/"ready":true/);
-  const lastN = () => Number(fs.readFileSync(lastFile, 'utf8').trim());
-  return {
-    proc,
-    lastN,
-    kill: () => proc.kill(),
-    async stop() {
-      await proc.stop();
-      const line = proc
-        .output()
-        .split('\n')
-        .find((l) => l.includes('"done":true'));
-      if (!line) throw new Error(`the writer did not report its counts:\n${proc.output().slice(-2000)}`);
-      return JSON.parse(line) as WalWriterSummary;
-    },
-  };
+/**
+ * The application writing events while the archive reads its WAL: the fake application (fake-app.ts,
+ * `node` unless `build` says otherwise) committing `events` every `everyMs` (5 by default), its last
+ * committed n in a file of its own; resolves once it writes.
+ */
+export function startWalWriter(
+  file: string,
+  options: Pick<AppOptions, 'build' | 'busyTimeoutMs' | 'autocheckpoint'> & Omit<RunOptions, 'work'> = {},
+): Promise<WalWriter> {
+  const { build, busyTimeoutMs, autocheckpoint, ...run } = options;
+  return startApp(file, { build, busyTimeoutMs, autocheckpoint, lastFile: lastFileFor(file), run: { work: 'events', everyMs: 5, ...run } });
 }
+
+export type WalWriter = FakeApp;
 
 /** The events in a database file: how many, the largest n, and whether they are exactly 1..max. */
 export function eventsOf(file: string): { count: number; max: number; contiguous: boolean } {
@@ -193,41 +156,3 @@ export async function unreadableSegments(config: Config, catalog: Catalog): Prom
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export interface PyWriterOptions {
-  everyMs?: number;
-  /** Writes this long, then closes its connection and exits 0 (0: until stopped). */
-  seconds?: number;
-  /** Every `holdEvery` commits, the transaction stays open `holdMs` before COMMIT… */
-  holdMs?: number;
-  holdEvery?: number;
-  /** …and is followed by the application's own `PRAGMA wal_checkpoint(TRUNCATE)`. */
-  truncateAfterHold?: boolean;
-  autocheckpoint?: number;
-}
-
-/** The application on Python's sqlite3 (another SQLite build: test/helpers/py-writer.py), in its own process. */
-export async function startPyWriter(file: string, options: PyWriterOptions = {}): Promise<WalWriter & { done: Promise<string> }> {
-  const lastFile = `${file}.py-writer-${Date.now()}-${Math.random().toString(16).slice(2)}.last`;
-  const proc = spawnPython('test/helpers/py-writer.py', [file, JSON.stringify({ ...options, lastFile })]);
-  await proc.waitFor(/"ready": true/);
-  const lastN = () => Number(fs.readFileSync(lastFile, 'utf8').trim());
-  const summary = async () => {
-    const line = proc
-      .output()
-      .split('\n')
-      .find((l) => l.includes('"done": true'));
-    if (!line) throw new Error(`the writer did not report its counts:\n${proc.output().slice(-2000)}`);
-    return line;
-  };
-  return {
-    proc,
-    lastN,
-    done: proc.exited.then(summary),
-    kill: () => proc.kill(),
-    async stop() {
-      await proc.stop();
-      return JSON.parse(await summary()) as WalWriterSummary;
-    },
-  };
-}

@@ -492,7 +492,7 @@ describe('the application truncating its own WAL while it is archived', () => {
 
   it('wal_checkpoint(TRUNCATE) run by the application shows as a gap in the API and the CLI, with the reason', async () => {
     const before = await archivingUnderWay(stack.catalog, { after: stack.catalog.wal.generations().at(-1)!.id - 1, segments: 0 });
-    const writer = await startWalWriter(db(), { truncateEvery: 100 });
+    const writer = await startWalWriter(db(), { checkpoint: { mode: 'TRUNCATE', every: 100 } });
     const truncated = await waitUntil(
       'a new generation after the application truncated the WAL',
       () => stack.catalog.wal.generations().find((g) => g.id > before.id),

@@ -1,28 +1,6 @@
 /** What the application does next, drawn from the run's PRNG. */
+import type { AppOp } from '../helpers/fake-app.js';
 import type { Rng } from './prng.js';
-
-/** What one transaction writes: rows inserted, updated and deleted (from a point of the id range), their size, a big blob, a hold before COMMIT. */
-export interface TxShape {
-  ins: number;
-  upd: number;
-  del: number;
-  updAt: number;
-  delAt: number;
-  len: number;
-  big?: number;
-  holdMs?: number;
-}
-
-export type AppOp =
-  | ({ op: 'tx' } & TxShape)
-  | { op: 'autockpt'; pages: number }
-  | { op: 'ckpt'; mode: 'PASSIVE' | 'FULL' | 'RESTART' | 'TRUNCATE' }
-  | { op: 'reopen' }
-  | { op: 'exit' }
-  | ({ op: 'journal'; txs: number } & TxShape)
-  | { op: 'vacuum' }
-  | { op: 'replace' }
-  | { op: 'pagesize'; size: number };
 
 export type Step = AppOp | { op: 'pause'; ms: number };
 

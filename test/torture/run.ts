@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { killAll } from '../helpers/processes.js';
-import { AppProcess, BUILDS, type Answer, type Build } from './app.js';
+import { BUILDS, type Answer, type Build } from '../helpers/fake-app.js';
 import {
   announcements,
   apiRestore,
@@ -25,7 +25,7 @@ import { Monitor } from './monitor.js';
 import { nextStep, type Kind } from './plan.js';
 import { Rng } from './prng.js';
 import { Service } from './service.js';
-import { inspect, prepareDatabase, readTruth, type TruthLog } from './truth.js';
+import { inspect, prepareDatabase, readTruth, tortureApp, type TruthLog } from './truth.js';
 import type { Announcement, JudgeOptions, Target } from './verdict.js';
 
 export interface TortureOptions {
@@ -127,7 +127,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       const build = scenarioRng.pick(BUILDS);
       const length = Math.min(scenarioRng.int(10_000, 25_000), runEnd - Date.now());
       const deadline = Date.now() + length;
-      const app = new AppProcess(build, service.databasePath, logFile, n);
+      const app = tortureApp(build, service.databasePath, logFile, n);
       const report: ScenarioReport = {
         n,
         build,
@@ -170,7 +170,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
         }
       }
       await faulting;
-      await app.stop();
+      if (app.running) await app.stop();
       report.appStarts = app.starts;
       report.faults = injector.faults.slice(faultsBefore).map((f) => `${iso(f.start)} ${f.detail}`);
       for (const f of report.faults) say(`  fault: ${f}`);

@@ -10,10 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AppProcess } from './app.js';
 import { formatReport } from './report.js';
 import { runTorture } from './run.js';
-import { inspect, prepareDatabase, readTruth } from './truth.js';
+import { inspect, prepareDatabase, readTruth, tortureApp } from './truth.js';
 import { judge, type Announcement } from './verdict.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-torture-verdict-'));
@@ -26,7 +25,7 @@ describe('the verdicts', () => {
       const file = path.join(dir, `${build}.db`);
       const log = path.join(dir, `${build}.log`);
       prepareDatabase(file, log);
-      const app = new AppProcess(build, file, log, 1);
+      const app = tortureApp(build, file, log, 1);
       await app.start();
       const tx = { op: 'tx' as const, ins: 5, upd: 2, del: 1, updAt: 0.3, delAt: 0.6, len: 200 };
       for (let i = 0; i < 6; i++) expect((await app.send(tx)).ok).toBe(true);

@@ -1,10 +1,11 @@
 /**
  * The truth: the application's log of every commit, and what a database file holds, computed
- * the way the application computes it (app-node.mjs, app-python.py).
+ * the way the application computes it (test/helpers/fake-app-node/work.mjs, fake-app-python/work.py).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
+import { FakeApp, type Build } from '../helpers/fake-app.js';
 import { createWorkstationDb } from '../helpers/workstation-db.js';
 
 /** One committed transaction as the application logged it. */
@@ -110,4 +111,13 @@ export function inspect(file: string): FileState {
   } finally {
     db?.close();
   }
+}
+
+/**
+ * The fake application as the harness runs it: every commit in the truth log, labelled with its
+ * build and scenario; a 2 s busy timeout, and commits not fsynced one by one (synchronous=NORMAL, as
+ * many WAL applications run: more commits a second to archive).
+ */
+export function tortureApp(build: Build, file: string, log: string, scenario: number): FakeApp {
+  return new FakeApp(file, { build, busyTimeoutMs: 2_000, synchronous: 'NORMAL', truth: { log, label: build, scenario } });
 }

@@ -6,7 +6,7 @@
  */
 import { expect, it } from 'vitest';
 import { REDIS_DOWN, runCli } from '../helpers/cli.js';
-import { archivingUnderWay, BALANCE_TOTAL, chainProblems, deleteDatabase, sleep, startPyWriter, stateOf } from '../helpers/wal-writer.js';
+import { archivingUnderWay, BALANCE_TOTAL, chainProblems, deleteDatabase, sleep, startWalWriter, stateOf } from '../helpers/wal-writer.js';
 import { useWalStack } from '../helpers/wal-stack.js';
 
 const INTERVAL = 500;
@@ -15,8 +15,8 @@ const stack = useWalStack('wal-app-exit', INTERVAL);
 it('keeps every commit of an application that exited two intervals before the service stopped', async () => {
   const db = stack.box.config.databasePath;
   await archivingUnderWay(stack.catalog, { segments: 0 });
-  const writer = await startPyWriter(db, { everyMs: 5, seconds: 6 });
-  await writer.done;
+  const writer = await startWalWriter(db, { build: 'python', everyMs: 5, seconds: 6 });
+  await writer.finished;
   const last = writer.lastN();
   expect(last).toBeGreaterThan(300);
   await sleep(3 * INTERVAL);

@@ -23,7 +23,7 @@ import {
   BALANCE_TOTAL,
   chainProblems,
   sleep,
-  startPyWriter,
+  startWalWriter,
   stateOf,
   unannouncedGenerations,
 } from '../helpers/wal-writer.js';
@@ -84,9 +84,16 @@ async function settled(after: number): Promise<number> {
 describe('the WAL archive proves continuity or says it cannot', () => {
   it("the application's own wal_checkpoint(TRUNCATE) after transactions held longer than the interval: every commit archived, every new generation announced, every generation's first moment a committed state", async () => {
     const first = await settled(0);
-    const writer = await startPyWriter(db(), { everyMs: 5, seconds: 6, holdMs: 3 * INTERVAL, holdEvery: 60, truncateAfterHold: true });
-    const summary = JSON.parse(await writer.done) as { truncated: number; busy: number; lastN: number };
-    expect(summary.truncated + summary.busy).toBeGreaterThanOrEqual(2);
+    const writer = await startWalWriter(db(), {
+      build: 'python',
+      everyMs: 5,
+      seconds: 6,
+      holdMs: 3 * INTERVAL,
+      holdEvery: 60,
+      checkpoint: { mode: 'TRUNCATE', afterHold: true },
+    });
+    const summary = await writer.finished;
+    expect(summary.checkpoints.done + summary.checkpoints.busy).toBeGreaterThanOrEqual(2);
     const newest = await settled(stack.catalog.wal.generations().at(-1)!.id - 1);
     expect(newest).toBeGreaterThanOrEqual(first);
     await sleep(4 * INTERVAL);
@@ -100,8 +107,8 @@ describe('the WAL archive proves continuity or says it cannot', () => {
 
   it('the database file replaced under the archiver: a new generation from the new file, announced', async () => {
     const before = stack.catalog.wal.generations().at(-1)!.id;
-    const writer = await startPyWriter(db(), { everyMs: 5, seconds: 2 });
-    await writer.done;
+    const writer = await startWalWriter(db(), { build: 'python', everyMs: 5, seconds: 2 });
+    await writer.finished;
     // The application writes its database anew and swaps it in, as a migration tool would.
     const fresh = `${db()}.new`;
     execFileSync('python3', [
@@ -111,8 +118,8 @@ describe('the WAL archive proves continuity or says it cannot', () => {
     fs.renameSync(fresh, db());
     fs.rmSync(`${db()}-wal`, { force: true });
     fs.rmSync(`${db()}-shm`, { force: true });
-    const again = await startPyWriter(db(), { everyMs: 5, seconds: 2 });
-    const { lastN } = JSON.parse(await again.done) as { lastN: number };
+    const again = await startWalWriter(db(), { build: 'python', everyMs: 5, seconds: 2 });
+    const { lastN } = await again.finished;
     const next = await settled(before);
     expect(stack.catalog.wal.generation(next)!.reason).toMatch(/replaced|deleted|salts/);
     await expectWholeArchive(lastN, before);
@@ -122,8 +129,8 @@ describe('the WAL archive proves continuity or says it cannot', () => {
     const before = stack.catalog.wal.generations().at(-1)!.id;
     await sleep(3 * INTERVAL);
     await stack.worker.stop();
-    const down = await startPyWriter(db(), { everyMs: 5, seconds: 1.5 });
-    await down.done;
+    const down = await startWalWriter(db(), { build: 'python', everyMs: 5, seconds: 1.5 });
+    await down.finished;
     execFileSync('python3', [
       '-c',
       [
@@ -141,8 +148,8 @@ describe('the WAL archive proves continuity or says it cannot', () => {
     stack.worker = await startWorkerProcess(stack.box.env);
     const next = await settled(before);
     expect(next).toBeGreaterThan(before);
-    const after = await startPyWriter(db(), { everyMs: 5, seconds: 2 });
-    const { lastN } = JSON.parse(await after.done) as { lastN: number };
+    const after = await startWalWriter(db(), { build: 'python', everyMs: 5, seconds: 2 });
+    const { lastN } = await after.finished;
     await sleep(4 * INTERVAL);
     await expectWholeArchive(lastN, before);
     expect((await window()).gaps.length).toBeGreaterThan(0);
