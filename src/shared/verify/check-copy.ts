@@ -85,16 +85,29 @@ export async function checkCopy(
   const plainFile = isPlain(encodingOf(backup)) ? local : undefined;
   const early = plainFile ? sqliteChecks(plainFile, mode) : undefined;
 
-  const actual = await source.store.sha256(source.name);
+  // A packed backup is hashed as it is decoded, in one read of the file instead of two; the
+  // checksum is still reported first, and a file that does not decode is hashed on its own.
+  let decoded: ReadableCopy | undefined;
+  let undecodable: { err: unknown } | undefined;
+  if (!plainFile) {
+    try {
+      decoded = await decodedCopy(config, backup, source, purpose);
+    } catch (err) {
+      undecodable = { err };
+    }
+  }
+  const actual = decoded?.sha256 ?? (await source.store.sha256(source.name));
   if (actual !== backup.checksum) {
     await early; // the file is being read; let that finish before anyone changes it
+    await decoded?.release();
     return fail('checksum', `expected ${backup.checksum}, found ${actual}`, 'checksum mismatch');
   }
   checks.push({ name: 'checksum', ok: true, detail: actual });
 
   let copy: ReadableCopy;
   try {
-    copy = await decodedCopy(config, backup, source, purpose);
+    if (undecodable) throw undecodable.err;
+    copy = decoded ?? (await decodedCopy(config, backup, source, purpose));
   } catch (err) {
     if (err instanceof KeyError)
       return fail('opens_as_sqlite', `cannot decrypt: ${err.message}`, `not a readable backup (cannot decrypt: ${err.message})`);

@@ -18,6 +18,8 @@ import { nameOf, type BackupStorage } from '../storage/storage.js';
 export interface ReadableCopy {
   path: string;
   release(): Promise<void>;
+  /** For a copy decoded from a backup file: the SHA-256 of the file's bytes as they were read for it. */
+  sha256?: string;
 }
 
 /** Where one copy of a backup is read from. */
@@ -74,13 +76,14 @@ export async function decodedCopy(
   }
   await ensurePrivateDir(config.backupDir);
   const temp = tempPath(config.backupDir, purpose, backup.id);
+  let sha256: string;
   try {
-    await decodeStream(await source.store.read(source.name), temp, encodingOf(backup), keyringOf(config));
+    sha256 = await decodeStream(await source.store.read(source.name), temp, encodingOf(backup), keyringOf(config));
   } catch (err) {
     await removeQuietly(temp);
     throw err;
   }
-  return { path: temp, release: () => removeQuietly(temp) };
+  return { path: temp, release: () => removeQuietly(temp), sha256 };
 }
 
 /**
