@@ -4,12 +4,16 @@ import { codeOf, messageOf, permanentFailure } from '../domain/errors.js';
 import { cancelledError, throwIfCancelled, type CancelGate } from '../jobs/cancel.js';
 import { LockLostError } from '../domain/errors.js';
 import type { LockGuard } from '../locking/lock.js';
-import { copyIntoLive } from '../sqlite/sqlite-ops.js';
+import { copyIntoLive, type CopyTimes } from '../sqlite/sqlite-ops.js';
 import type { RestoreRecord } from './restore-record.js';
 import type { LiveState } from './safety.js';
 
-/** What the copy into the live database came to: checked (with what quick_check found), or failed after it may have written. */
-export type CopyOutcome = { copied: true; problems: string[]; copiedMs: number } | { copied: false; reason: string };
+/**
+ * What the copy into the live database came to: checked (with what quick_check found and where its
+ * time went), failed after it may have written, or, for a held copy, stopped before it committed
+ * (`untouched`: the live database is as it was).
+ */
+export type CopyOutcome = ({ copied: true; problems: string[] } & CopyTimes) | { copied: false; reason: string; untouched?: true };
 
 /**
  * Step 3's first half: a damaged live database that could not be copied is moved aside, as it is
@@ -58,21 +62,26 @@ export async function copyIn(
   sourcePath: string,
   gate: CancelGate,
   cancel: AbortSignal | undefined,
+  /** Makes it a held copy (see `EarlyCopy`): committed once this resolves, rolled back if it rejects. */
+  hold?: Promise<unknown>,
 ): Promise<CopyOutcome> {
   const { config } = ctx;
   throwIfCancelled(cancel);
   await lock.assertHeld();
-  let copied: { problems: string[]; copiedMs: number };
+  let copied: { problems: string[] } & CopyTimes;
   try {
     copied = await copyIntoLive(sourcePath, config.databasePath, config.restoreBusyTimeout, 'quick', {
       ...copyGuard(ctx, lock, cancel, gate),
       onCopied: () => record.copied(),
+      ...(hold ? { hold } : {}),
     });
   } catch (err) {
     // Stopped before its first write (a lost lock, a cancel): the live database is as it was.
     if (!gate.committed) {
       if (err instanceof LockLostError) throw err;
       if (cancel?.aborted) throw cancelledError(cancel);
+      // A held copy rolls back whatever it wrote when it stops before committing.
+      if (hold) return { copied: false, reason: messageOf(err), untouched: true };
     }
     const code = codeOf(err);
     if (code === 'PAGE_SIZE_MISMATCH') throw record.failed(permanentFailure('page_size_mismatch', messageOf(err), err));

@@ -6,9 +6,10 @@ import { BACKUP_LEASE_MS } from '../locking/lease.js';
 import { LockLostError } from '../domain/errors.js';
 import type { LockGuard } from '../locking/lock.js';
 import { copyIn, keepDamaged } from './copy-in.js';
+import { EarlyCopy } from './early-copy.js';
 import { RestoreRecord } from './restore-record.js';
 import { rollBack } from './roll-back.js';
-import { prepareBesideSafety } from './safety.js';
+import { prepareBesideSafety, type Checked } from './safety.js';
 import { backupSource, type Prepared, type RestoreSource } from './source.js';
 
 export type { Prepared, RestoreSource } from './source.js';
@@ -75,22 +76,55 @@ export async function restoreFrom<P extends Prepared>(
   const holder = `restore:${req.jobId}`;
   const startedAt = Date.now();
   catalog.lease(backup.id, holder, BACKUP_LEASE_MS);
+  // Where the source's bytes are final before its checks end, the copy begins as soon as the
+  // safety backup has its snapshot, and commits once both are done (see EarlyCopy).
+  const copyable = source.copyable?.(backup);
+  let early: EarlyCopy | undefined;
+  const beginEarly = copyable
+    ? () => {
+        early = new EarlyCopy(ctx, req.lock, record, copyable, gate, req.signal);
+        log.info({ restoreId: record.id }, 'copy into the live database begun beside the checks');
+      }
+    : undefined;
   try {
     throwIfCancelled(req.signal);
-    const { prepared, live } = await prepareBesideSafety(ctx, req, record, source, backup);
+    let checked: Checked<P>;
+    try {
+      checked = await prepareBesideSafety(ctx, req, record, source, backup, beginEarly);
+    } catch (err) {
+      await early?.drop();
+      throw err;
+    }
+    const { prepared, live, safetyMs } = checked;
     const checkedAt = Date.now();
     try {
+      if (early && (live.unreadable || prepared.copy.path !== early.path)) {
+        // The source that passed is another copy (the mirror's): this one goes.
+        await early.drop();
+        early = undefined;
+      }
       throwIfCancelled(req.signal);
       await req.onProgress?.(25);
       // A live database already moved aside is no longer there to leave untouched: the restore
       // goes on, so the application finds a database again (its gate is committed: a cancel is refused).
       const cancel = await keepDamaged(ctx, req.lock, record, live, gate, req.signal);
       await req.onProgress?.(60);
-      const copy = await copyIn(ctx, req.lock, record, prepared.copy.path, gate, cancel);
+      let copy = early ? await early.commit() : undefined;
+      if (!copy || (!copy.copied && copy.untouched)) copy = await copyIn(ctx, req.lock, record, prepared.copy.path, gate, cancel);
       if (!copy.copied) return await rollBack(ctx, req.lock, record, copy.reason);
-      // Where a restore's time goes: the checks (with the safety backup beside them), then the copy.
+      // Where a restore's time goes: the source's checks beside the safety backup (and the early
+      // copy, when there was one), then the rest of the copy, its checkpoint and the check beside it.
       log.info(
-        { restoreId: record.id, checksMs: checkedAt - startedAt, copyMs: Date.now() - checkedAt, copiedMs: copy.copiedMs },
+        {
+          restoreId: record.id,
+          checksMs: checkedAt - startedAt,
+          safetyMs,
+          early: Boolean(early),
+          copyMs: Date.now() - checkedAt,
+          copiedMs: copy.copiedMs,
+          checkpointMs: copy.checkpointMs,
+          checkMs: copy.checkMs,
+        },
         'backup copied in and checked',
       );
       await req.onProgress?.(90);

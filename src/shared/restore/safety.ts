@@ -25,6 +25,8 @@ export interface LiveState {
 export interface Checked<P extends Prepared> {
   prepared: P;
   live: LiveState;
+  /** How long the safety backup took, from the restore's start to its row. */
+  safetyMs: number;
 }
 
 /**
@@ -42,13 +44,17 @@ export async function prepareBesideSafety<P extends Prepared>(
   record: RestoreRecord,
   source: RestoreSource<P>,
   backup: BackupRow,
+  /** Called once the safety backup has its snapshot: the live database is no longer read for it. */
+  onSnapshot?: () => void,
 ): Promise<Checked<P>> {
+  const started = Date.now();
   const ready = source.prepare(backup, (err) => record.failed(err));
   ready.catch(() => undefined);
   let live: LiveState = { unreadable: false };
   try {
-    live = await safetyBackup(ctx, req, record, ready);
-    return { prepared: await ready, live };
+    live = await safetyBackup(ctx, req, record, ready, onSnapshot);
+    const safetyMs = Date.now() - started;
+    return { prepared: await ready, live, safetyMs };
   } catch (err) {
     const outcome = await ready.then(
       (prepared) => ({ prepared }),
@@ -70,6 +76,7 @@ async function safetyBackup(
   req: { jobId: string; lock: LockGuard; signal?: AbortSignal },
   record: RestoreRecord,
   gate: Promise<unknown>,
+  onSnapshot?: () => void,
 ): Promise<LiveState> {
   const livePath = ctx.config.databasePath;
   const exists = await fs.access(livePath).then(
@@ -90,7 +97,15 @@ async function safetyBackup(
     safety =
       earlier?.status === 'completed'
         ? earlier
-        : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob, keepDamaged: true, lock: req.lock, signal: req.signal, gate });
+        : await createBackup(ctx, {
+            type: 'pre-migration',
+            jobId: safetyJob,
+            keepDamaged: true,
+            lock: req.lock,
+            signal: req.signal,
+            gate,
+            ...(onSnapshot ? { onSnapshot } : {}),
+          });
   } catch (err) {
     // The database this restore replaces is damaged (the usual reason to restore): its snapshot is
     // no backup to list as good, but its pages are kept, as they were.

@@ -1,6 +1,9 @@
+import { existsSync } from 'node:fs';
 import type { BackupContext } from '../backup/backup.js';
 import type { BackupRow } from '../catalog/catalog.js';
 import { permanentFailure } from '../domain/errors.js';
+import { isPlain } from '../codec/codec.js';
+import { encodingOf, primarySource } from '../verify/readable-copy.js';
 import { restoreCheckMode, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
 
 /** What a source made ready to copy in: a checked copy of the database, and whatever else it tells. */
@@ -16,6 +19,12 @@ export interface Prepared {
  */
 export interface RestoreSource<P extends Prepared> {
   prepare(backup: BackupRow, refuse: (err: Error) => Error): Promise<P>;
+  /**
+   * A file holding the very bytes `prepare` will hand out when they pass, readable now and whose
+   * checks end before a copy of it would: the copy into the live database may begin from it before
+   * they end, committed only once they pass (see EarlyCopy). Undefined when there is none.
+   */
+  copyable?(backup: BackupRow): string | undefined;
 }
 
 /**
@@ -36,6 +45,14 @@ export function backupSource(ctx: BackupContext): RestoreSource<Prepared> {
         throw refuse(permanentFailure('backup_invalid', `backup ${backup.id} failed verification: ${verification.message}`));
       }
       return { copy: verification.copy };
+    },
+    copyable(backup) {
+      // A checksum of bytes that passed integrity_check before is shorter than the copy; a full
+      // integrity_check may be longer, and the application's writes would wait for it.
+      if (restoreCheckMode(catalog, backup) !== 'quick' || !isPlain(encodingOf(backup))) return undefined;
+      const primary = primarySource(config, backup);
+      const file = primary.store.localPath(primary.name);
+      return file && existsSync(file) ? file : undefined;
     },
   };
 }

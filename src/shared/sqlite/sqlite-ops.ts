@@ -28,7 +28,15 @@ export type ThreadRequest =
       fence?: { catalogPath: string; value: number };
       /** A `CancelGate`'s cell and states: the thread commits it right before its first write, unless stopped. */
       gate: { cell: Int32Array } & typeof GATE;
+      /**
+       * A held copy: written in steps while the cell says wait, committed once it says go, rolled
+       * back if it says abandon (see `HOLD`). The gate is then committed right before the last step.
+       */
+      hold?: { cell: Int32Array } & typeof HOLD;
     };
+
+/** A held copy's states (`thread-restore.js` reads them). */
+export const HOLD = { wait: 0, go: 1, abandon: 2 } as const;
 
 export interface SqliteInfo {
   pageSize: number;
@@ -46,7 +54,7 @@ export type ThreadResult =
     } & SqliteInfo)
   | ({ op: 'describe' } & SqliteInfo)
   | { op: 'integrity'; problems: string[] }
-  | { op: 'restore' };
+  | { op: 'restore'; checkpointMs: number };
 
 /** An error raised inside the thread, with SQLite's or Node's code kept. */
 export class SqliteOpError extends Error {
@@ -97,9 +105,11 @@ function runInThread<R extends ThreadResult>(request: ThreadRequest, signal?: Ab
     const onAbort = () => {
       if (copied || !stoppable()) return;
       if (gate) {
-        // Settled on the thread's exit: whatever it answers meanwhile, it has written nothing.
+        // Settled on the thread's exit: whatever it answers meanwhile, it has committed nothing. A
+        // held copy may have an open transaction on the live database: it sees the gate stopped
+        // between two steps and rolls it back itself, and its thread then ends.
         stopped = true;
-        void worker.terminate();
+        if (request.op !== 'restore' || !request.hold) void worker.terminate();
         return;
       }
       settle(() => reject(signal!.reason as Error));
@@ -169,6 +179,33 @@ export interface CopyGuard {
   gate?: CancelGate;
   /** Called once the copy has committed, before its check: the live database holds the backup from then on. */
   onCopied?: () => void;
+  /**
+   * Lets the copy write its pages before the source has passed its checks: it commits once this
+   * resolves and is rolled back, leaving the live database as it was, if it rejects (then the
+   * copy rejects with code ABANDONED). The gate is committed right before the last step.
+   */
+  hold?: Promise<unknown>;
+}
+
+/** What a copy into the live database took: until it committed, its checkpoint, the check beside it. */
+export interface CopyTimes {
+  copiedMs: number;
+  checkpointMs: number;
+  checkMs: number;
+}
+
+/** A shared cell the thread waits on, set to go or abandon when `hold` settles. */
+function holdCell(hold: Promise<unknown>): { cell: Int32Array } & typeof HOLD {
+  const cell = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+  const say = (state: number) => {
+    Atomics.compareExchange(cell, 0, HOLD.wait, state);
+    Atomics.notify(cell, 0);
+  };
+  hold.then(
+    () => say(HOLD.go),
+    () => say(HOLD.abandon),
+  );
+  return { cell, ...HOLD };
 }
 
 /**
@@ -188,9 +225,10 @@ export async function copyIntoLive(
   timeoutMs: number,
   check: 'full' | 'quick',
   guard?: CopyGuard,
-): Promise<{ problems: string[]; copiedMs: number }> {
+): Promise<{ problems: string[] } & CopyTimes> {
   const started = Date.now();
   let copiedMs = 0;
+  let checkMs = 0;
   let checked: Promise<string[]> | undefined;
   const startCheck = () => {
     copiedMs = Date.now() - started;
@@ -200,11 +238,12 @@ export async function copyIntoLive(
       // Called from the thread's message: a throw here would end the process. The caller records
       // the copy again once this returns.
     }
-    return (checked = integrityProblems(destination, check, timeoutMs));
+    return (checked = integrityProblems(destination, check, timeoutMs).finally(() => (checkMs = Date.now() - started - copiedMs)));
   };
   const gate = guard?.gate ?? new CancelGate();
+  let checkpointMs: number;
   try {
-    await runInThread<Extract<ThreadResult, { op: 'restore' }>>(
+    ({ checkpointMs } = await runInThread<Extract<ThreadResult, { op: 'restore' }>>(
       {
         op: 'restore',
         source,
@@ -212,14 +251,15 @@ export async function copyIntoLive(
         timeoutMs,
         ...(guard?.fence !== undefined ? { fence: { catalogPath: guard.catalogPath, value: guard.fence } } : {}),
         gate: { cell: gate.cell, ...GATE },
+        ...(guard?.hold ? { hold: holdCell(guard.hold) } : {}),
       },
       guard?.signal,
       startCheck,
-    );
+    ));
   } catch (err) {
     // The check reads the live database: let it end before the caller acts on the failure.
     await checked?.catch(() => undefined);
     throw err;
   }
-  return { problems: await (checked ?? startCheck()), copiedMs };
+  return { problems: await (checked ?? startCheck()), copiedMs, checkpointMs, checkMs };
 }

@@ -1,12 +1,13 @@
 /**
  * The restore side of the SQLite thread: a backup copied into the live database through the backup
  * API, behind the holder's fence and the run's gate, in rollback mode for a new page size, and the
- * WAL checkpointed afterwards.
+ * WAL checkpointed afterwards. A held copy writes its pages while the restore's checks finish and
+ * commits only once the main thread says go.
  */
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { copy } from './thread-backup-api.js';
+import { copy, copyInSteps } from './thread-backup-api.js';
 import { describe } from './thread-inspect.js';
 
 /**
@@ -85,6 +86,33 @@ function fenceCheck({ catalogPath, value }) {
 }
 
 /**
+ * Waits for the main thread's word on a held copy: go, or abandon (the source failed its checks,
+ * or the safety backup could not be published). A run stopped meanwhile, or a word that never
+ * comes within `timeoutMs`, abandons it too: the application's writes are never held longer.
+ * @param {{ cell: Int32Array; go: number; abandon: number }} hold @param {{ cell: Int32Array; stopped: number }} gate @param {number} timeoutMs
+ */
+function awaitGo(hold, gate, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = Atomics.load(hold.cell, 0);
+    if (state === hold.go) return;
+    if (state === hold.abandon) throw Object.assign(new Error('the copy was abandoned before it committed'), { code: 'ABANDONED' });
+    stopIfStopped(gate);
+    if (Date.now() > deadline) {
+      throw Object.assign(new Error(`no go for the copy within ${timeoutMs} ms; abandoned before it committed`), { code: 'ABANDONED' });
+    }
+    Atomics.wait(hold.cell, 0, state, 50);
+  }
+}
+
+/** @param {{ cell: Int32Array; stopped: number }} gate */
+function stopIfStopped(gate) {
+  if (Atomics.load(gate.cell, 0) === gate.stopped) {
+    throw Object.assign(new Error('stopped before the copy committed'), { code: 'STOPPED' });
+  }
+}
+
+/**
  * The thread's `restore` request.
  * @param {Extract<import('./sqlite-ops.js').ThreadRequest, { op: 'restore' }>} req
  * @returns {Promise<Extract<import('./sqlite-ops.js').ThreadResult, { op: 'restore' }>>}
@@ -97,20 +125,35 @@ export async function restore(req) {
     // The point of no return, decided atomically against a cancel or a lost lock on the main
     // thread: from here the copy runs to its end and they are refused.
     if (Atomics.compareExchange(gate.cell, 0, gate.open, gate.committed) === gate.stopped) {
-      throw Object.assign(new Error('stopped before the copy wrote its first page'), { code: 'STOPPED' });
+      throw Object.assign(new Error('stopped before the copy changed the live database'), { code: 'STOPPED' });
     }
   };
+  const { hold } = req;
   let switched = false;
   let copied = false;
   try {
     fence?.check();
     if (needsRollbackMode(req.source, req.destination)) {
       // Switching modes writes the live file's header: past the point of no return, so the
-      // thread is never stopped halfway and the switch back below always runs.
+      // thread is never stopped halfway and the switch back below always runs. A held copy
+      // waits for its go before that.
+      if (hold) awaitGo(hold, gate, req.timeoutMs);
       beforeWrite();
       switched = toRollbackMode(req.destination, describe(req.source).pageSize);
+      await copy(req.source, req.destination, Date.now() + req.timeoutMs, beforeWrite);
+    } else if (hold) {
+      // Pages written before the go stay in the copy's open transaction, which readers never see
+      // and which is rolled back if it does not come; the point of no return is the last step.
+      await copyInSteps(req.source, req.destination, Date.now() + req.timeoutMs, {
+        beforeEach: () => stopIfStopped(gate),
+        beforeLast: () => {
+          awaitGo(hold, gate, req.timeoutMs);
+          beforeWrite();
+        },
+      });
+    } else {
+      await copy(req.source, req.destination, Date.now() + req.timeoutMs, beforeWrite);
     }
-    await copy(req.source, req.destination, Date.now() + req.timeoutMs, beforeWrite);
     copied = true;
   } finally {
     fence?.close();
@@ -120,6 +163,7 @@ export async function restore(req) {
   // From here the live database holds the backup: stopping the thread would only hide that.
   // The caller's check of it starts now, beside the checkpoint.
   parentPort?.postMessage({ copied: true });
+  const checkpointStarted = Date.now();
   const live = new Database(req.destination, { fileMustExist: true });
   try {
     live.pragma(`busy_timeout = ${req.timeoutMs}`);
@@ -130,5 +174,5 @@ export async function restore(req) {
   } finally {
     live.close();
   }
-  return { op: 'restore' };
+  return { op: 'restore', checkpointMs: Date.now() - checkpointStarted };
 }

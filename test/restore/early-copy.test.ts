@@ -1,0 +1,133 @@
+/**
+ * A restore of bytes that passed integrity_check before copies them into the live database while
+ * their checksum and the safety backup run, in one transaction the application never sees, and
+ * commits only once both have passed; when the checksum fails, what it wrote is rolled back.
+ */
+import fs from 'node:fs';
+import Database from 'better-sqlite3';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningProducer } from '../../src/producer/server.js';
+import type { Catalog } from '../../src/shared/catalog/catalog.js';
+import { sandbox, type Sandbox } from '../helpers/env.js';
+import { startApp } from '../helpers/fake-app.js';
+import { killAll, startWorkerProcess, type Proc } from '../helpers/processes.js';
+import { auth, openCatalog, startTestProducer } from '../helpers/producer.js';
+import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query } from '../helpers/workstation-db.js';
+
+let box: Sandbox;
+let producer: RunningProducer;
+let worker: Proc;
+let catalog: Catalog;
+
+beforeAll(async () => {
+  // Info logs: the worker says where each restore's time went, and whether its copy began early.
+  box = sandbox('early-copy', { JOB_ATTEMPTS: '1', RESTORE_BUSY_TIMEOUT: '30000', LOG_LEVEL: 'info' });
+  // Larger than one step of the copy (16 MiB), so that it writes several before it may commit.
+  createWorkstationDb(box.config.databasePath, { sizeMb: 40 });
+  worker = await startWorkerProcess(box.env);
+  producer = await startTestProducer(box.config);
+  catalog = openCatalog(box.config);
+});
+
+afterAll(async () => {
+  catalog?.close();
+  await producer?.close();
+  await worker?.stop();
+  await killAll();
+  await box?.cleanup();
+});
+
+const live = () => box.config.databasePath;
+const workflows = (file: string) => query<{ n: number }>(file, 'SELECT count(*) AS n FROM workflows').n;
+/** Commits a row through a connection of its own, waiting at most 2 s for the write lock. */
+function addWorkflow(name: string): void {
+  const db = new Database(live());
+  try {
+    db.pragma('busy_timeout = 2000');
+    db.prepare('INSERT INTO workflows (name, definition, created_at) VALUES (?, ?, ?)').run(name, '{}', new Date().toISOString());
+  } finally {
+    db.close();
+  }
+}
+
+const restore = (id: number) => request(producer.server).post(`/api/backups/${id}/restore`).set(auth);
+
+/** A backup whose bytes passed a full verification: its restore checks only their checksum. */
+async function verifiedBackup(): Promise<{ id: number; filePath: string }> {
+  const res = await request(producer.server).post('/api/backups').set(auth);
+  expect(res.status).toBe(201);
+  const verified = await request(producer.server).post(`/api/backups/${res.body.backup.id}/verify`).set(auth).send({ mode: 'full' });
+  expect(verified.body).toMatchObject({ valid: true });
+  return res.body.backup;
+}
+
+/** The worker's log lines with `msg` since `from`. */
+function logged(msg: string, from: number): Record<string, unknown>[] {
+  return worker
+    .output()
+    .slice(from)
+    .split('\n')
+    .filter((line) => line.includes(msg))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+const BEGUN = 'copy into the live database begun beside the checks';
+const SPLIT = 'backup copied in and checked';
+
+describe('a copy begun before the checks end', () => {
+  it('commits once the checksum and the safety backup pass: the application, writing all along, sees the backup', async () => {
+    const backup = await verifiedBackup();
+    const atBackup = workflows(backup.filePath);
+    const app = await startApp(live(), { busyTimeoutMs: 60_000, run: { work: 'transfers', everyMs: 3 } });
+    addWorkflow('after-the-backup');
+    const logFrom = worker.output().length;
+
+    const res = await restore(backup.id);
+    expect(res.status).toBe(200);
+    expect(res.body.restore).toMatchObject({ backupId: backup.id, status: 'completed', errorMessage: null });
+    expect(logged(BEGUN, logFrom)).toHaveLength(1);
+    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: true })]);
+    const seen = (await app.send({ op: 'count', table: 'workflows' })).n;
+    const counts = await app.stop();
+    expect(counts.errors).toBe(0);
+    expect(seen).toBe(atBackup);
+    expect(integrity(live())).toBe('ok');
+    expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
+    // The safety backup was taken before the copy committed: it holds the row written after the backup.
+    const safety = catalog.getBackup(res.body.restore.safetyBackupId)!;
+    expect(safety).toMatchObject({ backup_type: 'pre-migration', status: 'completed' });
+    expect(query<{ n: number }>(safety.file_path, "SELECT count(*) AS n FROM workflows WHERE name = 'after-the-backup'").n).toBe(1);
+  });
+
+  it('rolls back what it wrote when the bytes fail their checksum: the live database and the application are as they were', async () => {
+    const backup = await verifiedBackup();
+    const app = await startApp(live(), { busyTimeoutMs: 60_000, run: { work: 'transfers', everyMs: 3 } });
+    addWorkflow('must-survive');
+    const before = workflows(live());
+    // Changed after they passed, the catalog's checksum left as it was: the restore still takes
+    // them for the verified bytes (checksum only) and begins the copy, which the checksum then stops.
+    const fd = fs.openSync(backup.filePath, 'r+');
+    fs.writeSync(fd, Buffer.alloc(64, 0xee), 0, 64, 4096 * 3);
+    fs.closeSync(fd);
+    const backupsBefore = catalog.countBackups();
+    const logFrom = worker.output().length;
+
+    const res = await restore(backup.id);
+    expect(res.status).toBe(422);
+    expect(res.body.error.message).toMatch(/failed verification: checksum mismatch/);
+    expect(res.body.restore).toMatchObject({ status: 'failed' });
+    // The copy had begun, and never committed.
+    expect(logged(BEGUN, logFrom)).toHaveLength(1);
+    expect(logged(SPLIT, logFrom)).toEqual([]);
+    // The application's connection, open all along, still sees its rows; the write lock is free.
+    expect((await app.send({ op: 'count', table: 'workflows' })).n).toBe(before);
+    addWorkflow('after-the-refusal');
+    const counts = await app.stop();
+    expect(counts.errors).toBe(0);
+    expect(workflows(live())).toBe(before + 1);
+    expect(integrity(live())).toBe('ok');
+    expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
+    // The safety backup of a restore refused is not kept.
+    expect(catalog.countBackups()).toBe(backupsBefore);
+  });
+});
