@@ -1,12 +1,14 @@
 import fs from 'node:fs/promises';
 import Database from 'better-sqlite3';
-import type { Catalog } from '../catalog/catalog.js';
+import type { BackupRow, Catalog } from '../catalog/catalog.js';
 import type { WalGenerationRow, WalSegmentRow } from '../catalog/catalog-schema.js';
 import { AppError, messageOf, permanentFailure } from '../domain/errors.js';
 import type { Config } from '../runtime/config.js';
 import path from 'node:path';
 import { isTempName, removeQuietly, tempPath } from '../runtime/files.js';
 import { integrityProblems } from '../sqlite/sqlite-ops.js';
+import { isPlain } from '../codec/codec.js';
+import { encodingOf, primarySource } from '../verify/readable-copy.js';
 import { restoreCheckMode, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
 import { SegmentReader } from './pack-reader.js';
 import { framesOf } from './wal-format.js';
@@ -64,14 +66,17 @@ export async function replayGeneration(
   }
   // The snapshot gets integrity_check unless these very bytes passed it before (restoreCheckMode);
   // the database rebuilt from it gets the full check below in any case.
+  const beside = copyBeside(config, snapshot, purpose);
   const verification = await verifyAndRecord(config, catalog, snapshot, restoreCheckMode(catalog, snapshot), true, purpose);
+  const copied = await beside;
   if (!verification.valid || !verification.copy) {
+    await copied?.release();
     throw permanentFailure(
       'backup_invalid',
       `the snapshot of WAL generation ${generation.id} (backup ${snapshot.id}) failed verification: ${verification.message}`,
     );
   }
-  const written = await writableCopy(config, verification.copy, snapshot.id, purpose);
+  const written = await writableCopy(config, verification.copy, snapshot.id, purpose, copied);
   // Once in WAL mode, the read-only connections that check it leave -wal and -shm beside it: they go with it.
   const copy: ReadableCopy = {
     path: written.path,
@@ -130,8 +135,9 @@ export async function applySegments(config: Config, catalog: Catalog, file: stri
         if (frame.commitSize > 0) dbSizePages = frame.commitSize;
       }
     }
+    // Not flushed: the file is a scratch copy, made durable where it lands (the copy into the live
+    // database commits through SQLite; a file written for `--output` is flushed as it is written).
     if (dbSizePages > 0) await handle.truncate(dbSizePages * pageSize);
-    await handle.sync();
     return segments.length;
   } finally {
     reader.close();
@@ -139,11 +145,47 @@ export async function applySegments(config: Config, catalog: Catalog, file: stri
   }
 }
 
+/** A temp copy of a backup file, and the file it was copied from. */
+type CopiedFrom = ReadableCopy & { from: string };
+
+/**
+ * A plain snapshot in BACKUP_DIR copied into a temp file for the replay to write into, while it is
+ * verified: the two read the same bytes, and the copy is used only when they pass (`writableCopy`).
+ * None for an encoded snapshot (its verification decodes it into a temp file of its own) or when
+ * the copy fails (the replay then copies after the verification, as it would anyway).
+ */
+async function copyBeside(config: Config, snapshot: BackupRow, purpose: 'read' | 'restore'): Promise<CopiedFrom | undefined> {
+  if (!isPlain(encodingOf(snapshot))) return undefined;
+  const primary = primarySource(config, snapshot);
+  const from = primary.store.localPath(primary.name);
+  if (!from) return undefined;
+  const temp = tempPath(config.backupDir, purpose, snapshot.id);
+  try {
+    await fs.copyFile(from, temp);
+    await fs.chmod(temp, 0o600);
+    return { path: temp, from, release: () => removeQuietly(temp) };
+  } catch {
+    await removeQuietly(temp);
+    return undefined;
+  }
+}
+
 /**
  * A copy the replay may write into: a decoded temp file as it is; a plain backup file (handed out
- * as itself) is copied first, so the backup is never touched.
+ * as itself) is copied first, so the backup is never touched, unless `copied` already holds it.
  */
-async function writableCopy(config: Config, copy: ReadableCopy, backupId: number, purpose: 'read' | 'restore'): Promise<ReadableCopy> {
+async function writableCopy(
+  config: Config,
+  copy: ReadableCopy,
+  backupId: number,
+  purpose: 'read' | 'restore',
+  copied?: CopiedFrom,
+): Promise<ReadableCopy> {
+  if (copied?.from === copy.path) {
+    await copy.release();
+    return copied;
+  }
+  await copied?.release();
   if (isTempName(path.basename(copy.path))) return copy;
   const temp = tempPath(config.backupDir, purpose, backupId);
   try {
