@@ -28,8 +28,8 @@ export interface RestoreSource<P extends Prepared> {
 }
 
 /**
- * A backup as it is: verified (checksum and integrity_check, or checksum and quick_check for bytes
- * that passed integrity_check before: see restoreCheckMode) and handed out as a readable copy.
+ * A backup as it is: verified (checksum and integrity_check, or the checksum alone for bytes that
+ * passed integrity_check before: see restoreCheckMode) and handed out as a readable copy.
  */
 export function backupSource(ctx: BackupContext): RestoreSource<Prepared> {
   const { config, catalog, log } = ctx;
@@ -38,7 +38,7 @@ export function backupSource(ctx: BackupContext): RestoreSource<Prepared> {
       const mode = restoreCheckMode(catalog, backup);
       log.info(
         { backupId: backup.id, mode },
-        mode === 'full' ? 'verifying the backup in full' : 'checksum and quick_check: these bytes passed integrity_check before',
+        mode === 'full' ? 'verifying the backup in full' : 'checksum only: these bytes passed integrity_check before',
       );
       const verification = await verifyAndRecord(config, catalog, backup, mode, true);
       if (!verification.valid || !verification.copy) {
@@ -49,7 +49,7 @@ export function backupSource(ctx: BackupContext): RestoreSource<Prepared> {
     copyable(backup) {
       // A checksum of bytes that passed integrity_check before is shorter than the copy; a full
       // integrity_check may be longer, and the application's writes would wait for it.
-      if (restoreCheckMode(catalog, backup) !== 'quick' || !isPlain(encodingOf(backup))) return undefined;
+      if (restoreCheckMode(catalog, backup) !== 'checksum' || !isPlain(encodingOf(backup))) return undefined;
       const primary = primarySource(config, backup);
       const file = primary.store.localPath(primary.name);
       return file && existsSync(file) ? file : undefined;

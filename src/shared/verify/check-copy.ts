@@ -9,12 +9,12 @@ import { KeyError, codeOf, messageOf } from '../domain/errors.js';
 import { removeQuietly } from '../runtime/files.js';
 import { describeDatabase, integrityProblems } from '../sqlite/sqlite-ops.js';
 import { decodedCopy, download, encodingOf, localSource, type ReadableCopy, type Source } from './readable-copy.js';
-import type { CheckName, CheckResult, Verification, VerifyMode, VerifyResult } from './verify-types.js';
+import type { CheckName, CheckResult, Verification, CheckMode, VerifyResult } from './verify-types.js';
 
 type SqliteOutcome = { ok: true; detail: string } | { ok: false; name: CheckName; detail: string; message: string };
 
 /** Checks 3 and 4 on a readable SQLite file; never rejects. */
-async function sqliteChecks(file: string, mode: VerifyMode): Promise<{ opens: SqliteOutcome; integrity?: SqliteOutcome }> {
+async function sqliteChecks(file: string, mode: CheckMode): Promise<{ opens: SqliteOutcome; integrity?: SqliteOutcome }> {
   let opens: SqliteOutcome;
   try {
     const info = await describeDatabase(file);
@@ -23,6 +23,12 @@ async function sqliteChecks(file: string, mode: VerifyMode): Promise<{ opens: Sq
     const notADatabase = codeOf(err) === 'SQLITE_NOTADB';
     const message = notADatabase ? 'not a SQLite database' : `cannot open the database: ${messageOf(err)}`;
     return { opens: { ok: false, name: 'opens_as_sqlite', detail: messageOf(err), message } };
+  }
+  if (mode === 'checksum') {
+    return {
+      opens,
+      integrity: { ok: true, detail: 'integrity_check passed before for these very bytes (the same SHA-256): not run again' },
+    };
   }
   let problems: string[];
   try {
@@ -41,7 +47,7 @@ export async function checkCopy(
   config: Config,
   backup: BackupRow,
   source: Source,
-  mode: VerifyMode,
+  mode: CheckMode,
   keep: boolean,
   purpose: 'read' | 'restore' = keep ? 'restore' : 'read',
 ): Promise<VerifyResult> {

@@ -3,6 +3,14 @@ import type { ReadableCopy } from './readable-copy.js';
 
 export type VerifyMode = 'full' | 'quick';
 
+/**
+ * How one verification checks a copy: a `VerifyMode`, or `checksum`, which only a restore asks for,
+ * of bytes that passed integrity_check before (see `restoreCheckMode`): the file exists, its SHA-256
+ * is the one that passed, and it opens as SQLite; the integrity check is not run again (its answer
+ * is a function of those bytes). Recorded as `quick`, its integrity entry saying so.
+ */
+export type CheckMode = VerifyMode | 'checksum';
+
 export const CHECK_NAMES = ['file_exists', 'checksum', 'opens_as_sqlite', 'integrity'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 

@@ -34,7 +34,7 @@ export function latestReplayable(catalog: Catalog): WalGenerationRow | undefined
 /**
  * Rebuilds the database as of the last of `segments` (the generation's, in order: every one of them
  * without it; a restore's plan picks them, `restore-plan.ts`): a verification of the snapshot backup gives a readable copy (full, or checksum
- * and quick_check for bytes that passed integrity_check before); each segment
+ * alone for bytes that passed integrity_check before); each segment
  * is read (primary, else mirror), its SHA-256 and WAL checksum chain checked, and its frames'
  * pages written at their places in order; the file is cut to the size of the last commit and
  * must pass `integrity_check`. The snapshot was taken after the generation's first frame, so
