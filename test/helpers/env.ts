@@ -19,8 +19,12 @@ export interface Sandbox {
   cleanup(): Promise<void>;
 }
 
-export function sandbox(name: string, extra: Record<string, string> = {}): Sandbox {
+/** Variables a sandbox adds or changes; a function of its directory for those naming a place in it. */
+export type SandboxEnv = Record<string, string> | ((dir: string) => Record<string, string>);
+
+export function sandbox(name: string, extraEnv: SandboxEnv = {}): Sandbox {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `wb-${name}-`));
+  const extra = typeof extraEnv === 'function' ? extraEnv(dir) : extraEnv;
   const prefix = `wbtest-${name}-${randomBytes(4).toString('hex')}`;
   const env: Record<string, string> = {
     BACKUP_DIR: path.join(dir, 'backups'),

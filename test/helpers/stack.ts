@@ -1,6 +1,7 @@
 import type { RunningProducer } from '../../src/producer/server.js';
 import type { Catalog } from '../../src/shared/catalog/catalog.js';
-import type { Sandbox } from './env.js';
+import { afterAll, beforeAll } from 'vitest';
+import { sandbox, type Sandbox, type SandboxEnv } from './env.js';
 import { killAll, startWorkerProcess, type Proc } from './processes.js';
 import { openCatalog, startTestProducer } from './producer.js';
 import { createWorkstationDb } from './workstation-db.js';
@@ -30,4 +31,39 @@ export async function stopStack({ catalog, producer, worker }: Partial<Stack>): 
   await producer?.close();
   await worker?.stop();
   await killAll();
+}
+
+/** A stack with the sandbox it runs on. */
+export interface SandboxStack extends Stack {
+  box: Sandbox;
+}
+
+export interface StackOptions {
+  /** What the sandbox adds or changes (a function of its directory for a path in it). */
+  env?: SandboxEnv;
+  /** The workstation database's size (1 MB by default). */
+  sizeMb?: number;
+  /** Changes the database after it is made and before the worker opens it. */
+  prepare?: (databasePath: string) => void;
+}
+
+/**
+ * The stack of one test file on a sandbox of its own (a temp directory, a BullMQ prefix): started
+ * before its tests, stopped and the sandbox removed after them. The object is filled in once
+ * `beforeAll` has run (an `env` function may read what an earlier `beforeAll` started, such as a
+ * webhook receiver's URL); a test that restarts the worker or producer assigns `stack.worker` or
+ * `stack.producer`, and that one is stopped at the end.
+ */
+export function useStack(name: string, { env, sizeMb = 1, prepare }: StackOptions = {}): SandboxStack {
+  const stack = {} as SandboxStack;
+  beforeAll(async () => {
+    stack.box = sandbox(name, env);
+    Object.assign(stack, await startStack(stack.box, sizeMb, prepare));
+  });
+  afterAll(async () => {
+    const { box, ...parts } = stack;
+    await stopStack(parts);
+    await box?.cleanup();
+  });
+  return stack;
 }

@@ -3,43 +3,33 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import type { Proc } from '../helpers/processes.js';
 import { auth, startTestProducer } from '../helpers/producer.js';
-import { startStack, stopStack } from '../helpers/stack.js';
 import { createWorkstationDb } from '../helpers/workstation-db.js';
 import { WebhookReceiver } from '../helpers/webhook.js';
 import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
+import { useStack } from '../helpers/stack.js';
 
 let hook: WebhookReceiver;
-let box: Sandbox;
-let producer: RunningProducer;
-let worker: Proc;
-let catalog: Catalog;
 
 beforeAll(async () => {
   hook = await WebhookReceiver.start();
-  box = sandbox('alerts', { JOB_ATTEMPTS: '2' });
-  // The catalog lives outside BACKUP_DIR here, so a test can put a file where the directory was.
-  Object.assign(box, box.with({ ALERT_WEBHOOK_URL: hook.url, CATALOG_PATH: path.join(box.dir, 'catalog.db') }));
-  ({ worker, producer, catalog } = await startStack(box));
 });
+afterAll(() => hook?.close());
 
-afterAll(async () => {
-  await stopStack({ catalog, producer, worker });
-  await hook?.close();
-  await box?.cleanup();
+// The catalog lives outside BACKUP_DIR here, so a test can put a file where the directory was.
+const stack = useStack('alerts', {
+  env: (dir) => ({ JOB_ATTEMPTS: '2', ALERT_WEBHOOK_URL: hook.url, CATALOG_PATH: path.join(dir, 'catalog.db') }),
 });
 
 describe('alerts to ALERT_WEBHOOK_URL', () => {
   it('report a backup that fails for good, with the reason, without holding up the job, and are retried', async () => {
     hook.plan('hold', 503);
-    fs.renameSync(box.config.databasePath, `${box.config.databasePath}.away`);
+    fs.renameSync(stack.box.config.databasePath, `${stack.box.config.databasePath}.away`);
     let res;
     try {
-      res = await request(producer.server).post('/api/backups').set(auth);
+      res = await request(stack.producer.server).post('/api/backups').set(auth);
     } finally {
-      fs.renameSync(`${box.config.databasePath}.away`, box.config.databasePath);
+      fs.renameSync(`${stack.box.config.databasePath}.away`, stack.box.config.databasePath);
     }
     // The job's failure reached the API while the webhook still had not answered.
     expect(res.status).toBe(500);
@@ -50,7 +40,7 @@ describe('alerts to ALERT_WEBHOOK_URL', () => {
     await waitUntil('the alert to be delivered', () => hook.deliveries.some((d) => d.status === 200), 20_000);
     expect(hook.deliveries.map((d) => d.status)).toEqual([503, 503, 200]);
 
-    const row = catalog.getBackup(res.body.backup.id)!;
+    const row = stack.catalog.getBackup(res.body.backup.id)!;
     const alert = hook.deliveries.at(-1)!.body;
     expect(alert).toMatchObject({
       event: 'backup.failed',
@@ -60,7 +50,7 @@ describe('alerts to ALERT_WEBHOOK_URL', () => {
       // A missing database is permanent: one attempt, no retries wasted.
       attemptsMade: 1,
       data: { type: 'manual' },
-      queuePrefix: box.prefix,
+      queuePrefix: stack.box.prefix,
     });
     expect(alert.reason).toMatch(/database file .*workstation\.db does not exist/);
     expect(alert.reason).toBe(row.error_message);
@@ -73,15 +63,15 @@ describe('alerts to ALERT_WEBHOOK_URL', () => {
     const before = hook.deliveries.length;
     // A file where BACKUP_DIR should be: creating the directory fails with EEXIST, which is not
     // known to be permanent, so the job is retried (JOB_ATTEMPTS=2) before it fails for good.
-    const moved = `${box.config.backupDir}.moved`;
-    fs.renameSync(box.config.backupDir, moved);
-    fs.writeFileSync(box.config.backupDir, 'not a directory');
+    const moved = `${stack.box.config.backupDir}.moved`;
+    fs.renameSync(stack.box.config.backupDir, moved);
+    fs.writeFileSync(stack.box.config.backupDir, 'not a directory');
     let res;
     try {
-      res = await request(producer.server).post('/api/backups').set(auth);
+      res = await request(stack.producer.server).post('/api/backups').set(auth);
     } finally {
-      fs.rmSync(box.config.backupDir);
-      fs.renameSync(moved, box.config.backupDir);
+      fs.rmSync(stack.box.config.backupDir);
+      fs.renameSync(moved, stack.box.config.backupDir);
     }
     expect(res.status).toBe(500);
     const alerts = await waitUntil('the alert', () => {
@@ -92,21 +82,21 @@ describe('alerts to ALERT_WEBHOOK_URL', () => {
     expect(alerts[0]!.body).toMatchObject({
       event: 'backup.failed',
       attemptsMade: 2,
-      jobId: catalog.getBackup(res.body.backup.id)!.job_id,
+      jobId: stack.catalog.getBackup(res.body.backup.id)!.job_id,
     });
     expect(alerts[0]!.body.reason).toMatch(/EEXIST/);
-    const job = await request(producer.server).get(`/api/jobs/${alerts[0]!.body.jobId}`).set(auth);
+    const job = await request(stack.producer.server).get(`/api/jobs/${alerts[0]!.body.jobId}`).set(auth);
     expect(job.body.job).toMatchObject({ state: 'failed', attemptsMade: 2 });
   });
 });
 
 describe('alerts for verification', () => {
   it('report a backup that verification finds damaged, with what failed', async () => {
-    const made = await request(producer.server).post('/api/backups').set(auth);
+    const made = await request(stack.producer.server).post('/api/backups').set(auth);
     expect(made.status).toBe(201);
     fs.appendFileSync(made.body.backup.filePath, 'tampered');
     const before = hook.deliveries.length;
-    const res = await request(producer.server).post(`/api/backups/${made.body.backup.id}/verify`).set(auth);
+    const res = await request(stack.producer.server).post(`/api/backups/${made.body.backup.id}/verify`).set(auth);
     expect(res.body).toMatchObject({ success: true, valid: false });
     const [alert] = await waitUntil('the alert', () => (hook.deliveries.length > before ? hook.deliveries.slice(before) : null));
     expect(alert!.body).toMatchObject({

@@ -1,46 +1,32 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN, sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { startWorkerProcess, type Proc } from '../helpers/processes.js';
+import { TEST_TOKEN, waitUntil } from '../helpers/env.js';
+import { startWorkerProcess } from '../helpers/processes.js';
 import { auth } from '../helpers/producer.js';
-import { startStack, stopStack } from '../helpers/stack.js';
 import { PrivateRedis } from '../helpers/redis-server.js';
-import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { withCatalogDb } from '../helpers/catalog-db.js';
+import { useStack } from '../helpers/stack.js';
 
 // This file stops Redis, so it brings its own: the shared one on 6379 stays up for other tests.
 let redis: PrivateRedis;
-let box: Sandbox;
-let producer: RunningProducer;
-let worker: Proc;
-let catalog: Catalog;
 
 const HOUR = 3_600_000;
 
 beforeAll(async () => {
   redis = await PrivateRedis.start();
-  box = sandbox('health', {
-    REDIS_URL: redis.url,
-    AUTO_BACKUP_ENABLED: 'true',
-    AUTO_BACKUP_INTERVAL: String(HOUR),
-    HEARTBEAT_INTERVAL: '300',
-  });
-  ({ worker, producer, catalog } = await startStack(box));
 });
+afterAll(() => redis?.stop());
 
-afterAll(async () => {
-  await stopStack({ catalog, producer, worker });
-  await redis?.stop();
-  await box?.cleanup();
+const stack = useStack('health', {
+  env: () => ({ REDIS_URL: redis.url, AUTO_BACKUP_ENABLED: 'true', AUTO_BACKUP_INTERVAL: String(HOUR), HEARTBEAT_INTERVAL: '300' }),
 });
 
 // The details (problems, sizes, workers, backups) are for the token holder; anyone gets states only.
-const health = () => request(producer.server).get('/health').set(auth);
+const health = () => request(stack.producer.server).get('/health').set(auth);
 
 describe('GET /health', () => {
   it('is ok with Redis, the database, a live worker and a recent backup, and says so without a token or secrets', async () => {
-    const backup = await request(producer.server).post('/api/backups').set(auth);
+    const backup = await request(stack.producer.server).post('/api/backups').set(auth);
     expect(backup.status).toBe(201);
 
     const res = await health();
@@ -53,20 +39,20 @@ describe('GET /health', () => {
       workers: { alive: 1 },
       backups: { autoBackupEnabled: true, autoBackupInterval: HOUR, overdue: false, failedBackups: 0 },
     });
-    const last = catalog.lastSuccessfulBackup()!;
+    const last = stack.catalog.lastSuccessfulBackup()!;
     expect(res.body.backups.lastSuccessfulBackup).toBe(last.completed_at);
     expect(res.body.backups.lastSuccessfulBackupAgeSeconds).toBeGreaterThanOrEqual(0);
     expect(res.body.backups.lastSuccessfulBackupAgeSeconds).toBeLessThan(3_600);
     expect(res.body.backups.lastBackupSize).toBe(last.file_size_bytes);
-    expect(res.body.backups.statistics).toEqual(catalog.statistics());
+    expect(res.body.backups.statistics).toEqual(stack.catalog.statistics());
     expect(res.body.disk.freeBytes).toBeGreaterThan(0);
     expect(res.body.disk.neededForNextBackup).toBeGreaterThan(0);
     const text = JSON.stringify(res.body);
     expect(text).not.toContain(TEST_TOKEN);
-    expect(text).not.toContain(box.dir);
+    expect(text).not.toContain(stack.box.dir);
     expect(text).not.toContain(redis.url);
 
-    const open = await request(producer.server).get('/health');
+    const open = await request(stack.producer.server).get('/health');
     expect(open.status).toBe(200);
     expect(open.body).toMatchObject({
       status: 'ok',
@@ -76,15 +62,15 @@ describe('GET /health', () => {
     });
     const openText = JSON.stringify(open.body);
     expect(openText).not.toContain(TEST_TOKEN);
-    expect(openText).not.toContain(box.dir);
+    expect(openText).not.toContain(stack.box.dir);
     expect(openText).not.toContain(redis.url);
   });
 
   it('is degraded (still 200) when the last successful backup is older than twice the interval', async () => {
-    const last = catalog.lastSuccessfulBackup()!;
+    const last = stack.catalog.lastSuccessfulBackup()!;
     const old = new Date(Date.now() - 3 * HOUR).toISOString();
     const setDates = (started: string, completed: string | null) =>
-      withCatalogDb(catalog.file, (db) =>
+      withCatalogDb(stack.catalog.file, (db) =>
         db.prepare('UPDATE backup_log SET started_at = ?, completed_at = ? WHERE id = ?').run(started, completed, last.id),
       );
     setDates(old, old);
@@ -102,7 +88,7 @@ describe('GET /health', () => {
   });
 
   it("is degraded when no worker is alive, once a killed worker's heartbeat has expired", async () => {
-    await worker.kill(); // SIGKILL: no clean goodbye, only the heartbeat's expiry tells
+    await stack.worker.kill(); // SIGKILL: no clean goodbye, only the heartbeat's expiry tells
     const res = await waitUntil('the dead worker to drop out', async () => {
       const r = await health();
       return r.body.workers?.alive === 0 ? r : null;
@@ -111,7 +97,7 @@ describe('GET /health', () => {
     expect(res.body.status).toBe('degraded');
     expect(res.body.problems).toEqual(['no worker process is alive: queued jobs will wait']);
 
-    worker = await startWorkerProcess(box.env);
+    stack.worker = await startWorkerProcess(stack.box.env);
     const back = await waitUntil('the new worker to count', async () => {
       const r = await health();
       return r.body.status === 'ok' ? r : null;
@@ -128,7 +114,7 @@ describe('GET /health', () => {
     expect(res.body.workers.alive).toBeNull();
     expect(res.body.problems).toContain('Redis is unreachable: no backup, verify or restore can be queued');
     // The catalog still answers: the statistics come from it, not from Redis.
-    expect(res.body.backups.statistics.totalBackups).toBe(catalog.statistics().totalBackups);
+    expect(res.body.backups.statistics.totalBackups).toBe(stack.catalog.statistics().totalBackups);
 
     await redis.start();
     const back = await waitUntil(

@@ -1,35 +1,19 @@
 import fs from 'node:fs';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import type { Proc } from '../helpers/processes.js';
+import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../helpers/env.js';
 import { auth } from '../helpers/producer.js';
-import { startStack, stopStack } from '../helpers/stack.js';
 import { parseExposition, type Exposition } from '../helpers/prometheus.js';
-import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { DatabaseLock } from '../../src/shared/locking/lock.js';
 import { producerRedis, waitForRedis } from '../../src/shared/runtime/redis.js';
+import { useStack } from '../helpers/stack.js';
 
 const METRICS_TOKEN = 'metrics-only-token-0123456789';
 
-let box: Sandbox;
-let producer: RunningProducer;
-let worker: Proc;
-let catalog: Catalog;
-
-beforeAll(async () => {
-  box = sandbox('metrics', { METRICS_TOKEN, HEARTBEAT_INTERVAL: '200' });
-  ({ worker, producer, catalog } = await startStack(box));
-});
-
-afterAll(async () => {
-  await stopStack({ catalog, producer, worker });
-  await box?.cleanup();
-});
+const stack = useStack('metrics', { env: { METRICS_TOKEN, HEARTBEAT_INTERVAL: '200' } });
 
 async function scrape(): Promise<Exposition> {
-  const res = await request(producer.server).get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`);
+  const res = await request(stack.producer.server).get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`);
   expect(res.status).toBe(200);
   expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
   return parseExposition(res.text);
@@ -39,14 +23,14 @@ const P = 'workstation_backup_';
 
 describe('GET /metrics', () => {
   it('needs the metrics token or the API token', async () => {
-    const none = await request(producer.server).get('/metrics');
+    const none = await request(stack.producer.server).get('/metrics');
     expect(none.status).toBe(401);
     expect(none.body).toEqual({ success: false, error: { code: 'unauthorized', message: 'missing bearer token' } });
-    const wrong = await request(producer.server).get('/metrics').set('Authorization', 'Bearer not-the-token-at-all-0000');
+    const wrong = await request(stack.producer.server).get('/metrics').set('Authorization', 'Bearer not-the-token-at-all-0000');
     expect(wrong.status).toBe(401);
-    expect((await request(producer.server).get('/metrics').set(auth)).status).toBe(200);
+    expect((await request(stack.producer.server).get('/metrics').set(auth)).status).toBe(200);
     // The metrics token opens /metrics only, not the API.
-    expect((await request(producer.server).get('/api/backups').set('Authorization', `Bearer ${METRICS_TOKEN}`)).status).toBe(401);
+    expect((await request(stack.producer.server).get('/api/backups').set('Authorization', `Bearer ${METRICS_TOKEN}`)).status).toBe(401);
   });
 
   it('parses as Prometheus text and its counters move after a backup', async () => {
@@ -57,9 +41,9 @@ describe('GET /metrics', () => {
     expect(before.value(`${P}backups_total`, { type: 'manual', status: 'completed' })).toBe(0);
     expect(before.value(`${P}last_success_timestamp_seconds`)).toBe(0);
 
-    const res = await request(producer.server).post('/api/backups').set(auth);
+    const res = await request(stack.producer.server).post('/api/backups').set(auth);
     expect(res.status).toBe(201);
-    const row = catalog.getBackup(res.body.backup.id)!;
+    const row = stack.catalog.getBackup(res.body.backup.id)!;
 
     // Worker counters arrive with its next heartbeat.
     const after = await waitUntil('the backup to be counted', async () => {
@@ -77,11 +61,11 @@ describe('GET /metrics', () => {
   });
 
   it('counts failed backups, jobs that failed for good, and waits for the database lock', async () => {
-    fs.renameSync(box.config.databasePath, `${box.config.databasePath}.away`);
+    fs.renameSync(stack.box.config.databasePath, `${stack.box.config.databasePath}.away`);
     try {
-      expect((await request(producer.server).post('/api/backups').set(auth)).status).toBe(500);
+      expect((await request(stack.producer.server).post('/api/backups').set(auth)).status).toBe(500);
     } finally {
-      fs.renameSync(`${box.config.databasePath}.away`, box.config.databasePath);
+      fs.renameSync(`${stack.box.config.databasePath}.away`, stack.box.config.databasePath);
     }
     const failed = await waitUntil('the failure to be counted', async () => {
       const f = await scrape();
@@ -92,13 +76,13 @@ describe('GET /metrics', () => {
     expect(failed.value(`${P}lock_waits_total`, { queue: 'backup' })).toBe(0);
 
     // Hold the database lock from here: the next backup must wait, and the wait is counted.
-    const redis = producerRedis(box.config.redisUrl);
-    await waitForRedis(redis, box.config.redisUrl, 5_000);
-    const held = await new DatabaseLock(redis, box.config.queuePrefix, catalog, 30_000).tryAcquire('metrics-test');
+    const redis = producerRedis(stack.box.config.redisUrl);
+    await waitForRedis(redis, stack.box.config.redisUrl, 5_000);
+    const held = await new DatabaseLock(redis, stack.box.config.queuePrefix, stack.catalog, 30_000).tryAcquire('metrics-test');
     expect(held).not.toBeNull();
     let released = false;
     try {
-      const queued = await request(producer.server).post('/api/backups').set(auth).set('Prefer', 'respond-async');
+      const queued = await request(stack.producer.server).post('/api/backups').set(auth).set('Prefer', 'respond-async');
       expect(queued.status).toBe(202);
       await waitUntil('a lock wait to be counted', async () => (await scrape()).value(`${P}lock_waits_total`, { queue: 'backup' }) >= 1);
       await held!.release();

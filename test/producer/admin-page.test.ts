@@ -14,24 +14,18 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../helpers/browser.js';
 import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { recoveryWindow } from '../../src/shared/wal/window.js';
-import { TEST_TOKEN, sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import type { Proc } from '../helpers/processes.js';
+import { TEST_TOKEN, waitUntil } from '../helpers/env.js';
 import { auth, startTestProducer } from '../helpers/producer.js';
-import { startStack, stopStack } from '../helpers/stack.js';
 import { addEventsTable, archivingUnderWay, BALANCE_TOTAL, sleep, startWalWriter, stateOf } from '../helpers/wal-writer.js';
 import { query } from '../helpers/workstation-db.js';
+import { useStack } from '../helpers/stack.js';
 
 const INTERVAL = 200;
 /** The README's screenshots are rewritten only on request (UPDATE_SCREENSHOTS=1); otherwise they go to the sandbox. */
-const shotsDir = () => (process.env.UPDATE_SCREENSHOTS === '1' ? path.resolve('docs') : box.dir);
+const shotsDir = () => (process.env.UPDATE_SCREENSHOTS === '1' ? path.resolve('docs') : stack.box.dir);
 
-let box: Sandbox;
-let worker: Proc;
-let producer: RunningProducer;
 let readOnly: RunningProducer;
-let catalog: Catalog;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
@@ -40,16 +34,19 @@ const pageErrors: string[] = [];
 
 const basic = (password: string) => `Basic ${Buffer.from(`operator:${password}`).toString('base64')}`;
 
-beforeAll(async () => {
-  box = sandbox('admin-page', {
+const stack = useStack('admin-page', {
+  env: {
     WAL_ARCHIVE_ENABLED: 'true',
     WAL_ARCHIVE_INTERVAL: String(INTERVAL),
     REQUEST_TIMEOUT: '60000',
     MAX_BACKUPS: '50',
     LOCK_RETRY_DELAY: '50',
-  });
-  ({ worker, producer, catalog } = await startStack(box, 1, addEventsTable));
-  readOnly = await startTestProducer(box.with({ BOARD_READ_ONLY: 'true' }).config);
+  },
+  prepare: addEventsTable,
+});
+
+beforeAll(async () => {
+  readOnly = await startTestProducer(stack.box.with({ BOARD_READ_ONLY: 'true' }).config);
   browser = await launchChromium();
   context = await browser.newContext({
     httpCredentials: { username: 'operator', password: TEST_TOKEN },
@@ -69,8 +66,6 @@ afterAll(async () => {
   await context?.close();
   await browser?.close();
   await readOnly?.close();
-  await stopStack({ catalog, producer, worker });
-  await box?.cleanup();
 });
 
 /** The rows of the page's backups table, as shown. */
@@ -90,11 +85,11 @@ function tableRows(p: Page) {
 /** What the catalog says a backup's last verification was, in the page's words. */
 function verificationWord(id: number, status: string): string {
   if (status === 'failed') return 'failed';
-  const v = catalog.lastVerification(id);
+  const v = stack.catalog.lastVerification(id);
   return v ? (v.valid === 1 ? 'valid' : 'invalid') : 'never';
 }
 
-const restoreCount = () => query<{ c: number }>(box.config.catalogPath, 'SELECT count(*) AS c FROM restore_log').c;
+const restoreCount = () => query<{ c: number }>(stack.box.config.catalogPath, 'SELECT count(*) AS c FROM restore_log').c;
 
 const eventRows = (file: string) => {
   const conn = new Database(file, { readonly: true });
@@ -111,7 +106,7 @@ describe('the operator page at /admin', () => {
     try {
       const p = await stranger.newPage();
       const challenged = p.waitForResponse((r) => r.url().endsWith('/admin'));
-      await p.goto(`${producer.url}/admin`).catch(() => undefined);
+      await p.goto(`${stack.producer.url}/admin`).catch(() => undefined);
       const res = await challenged;
       expect(res.status()).toBe(401);
       expect(res.headers()['www-authenticate']).toMatch(/^Basic realm="workstation-backup admin"/);
@@ -119,39 +114,39 @@ describe('the operator page at /admin', () => {
       await stranger.close();
     }
     for (const url of ['/admin', '/admin/admin.js', '/admin/api/backups', '/admin/api/health']) {
-      const none = await request(producer.server).get(url);
+      const none = await request(stack.producer.server).get(url);
       expect(none.status, url).toBe(401);
       expect(none.body).toEqual({ success: false, error: { code: 'unauthorized', message: 'credentials required' } });
-      expect((await request(producer.server).get(url).set('Authorization', basic('not-the-token-0123456789'))).status, url).toBe(401);
+      expect((await request(stack.producer.server).get(url).set('Authorization', basic('not-the-token-0123456789'))).status, url).toBe(401);
       // The API's bearer form is not a way into the page: it takes Basic only, as the board does.
-      expect((await request(producer.server).get(url).set(auth)).status, url).toBe(401);
+      expect((await request(stack.producer.server).get(url).set(auth)).status, url).toBe(401);
     }
     // The board below it keeps its own login and answers as before.
-    const board = await request(producer.server).get('/admin/queues/api/queues').set('Authorization', basic(TEST_TOKEN));
+    const board = await request(stack.producer.server).get('/admin/queues/api/queues').set('Authorization', basic(TEST_TOKEN));
     expect(board.status).toBe(200);
-    expect((await request(producer.server).get('/admin/queues/api/queues')).headers['www-authenticate']).toMatch(
+    expect((await request(stack.producer.server).get('/admin/queues/api/queues')).headers['www-authenticate']).toMatch(
       /workstation-backup queues/,
     );
-    const ok = await request(producer.server).get('/admin').set('Authorization', basic(TEST_TOKEN));
+    const ok = await request(stack.producer.server).get('/admin').set('Authorization', basic(TEST_TOKEN));
     expect(ok.status).toBe(200);
     expect(ok.text).toContain('<h1>Workstation backups</h1>');
     // The board links to the page.
-    const boardPage = await request(producer.server).get('/admin/queues').set('Authorization', basic(TEST_TOKEN));
+    const boardPage = await request(stack.producer.server).get('/admin/queues').set('Authorization', basic(TEST_TOKEN));
     expect(boardPage.text).toContain('"miscLinks":[{"text":"Operator page","url":"/admin"}]');
   });
 
   it('shows the catalog: the health verdict, the last backup, the table and the timeline', async () => {
     for (const type of ['manual', 'pre-migration', 'manual']) {
-      const res = await request(producer.server).post('/api/backups').set(auth).send({ type });
+      const res = await request(stack.producer.server).post('/api/backups').set(auth).send({ type });
       expect(res.status, JSON.stringify(res.body)).toBe(201);
     }
-    const verified = catalog.listBackups({ limit: 1, offset: 0, status: 'completed' })[0]!.id;
-    const v = await request(producer.server).post(`/api/backups/${verified}/verify`).set(auth).send({ mode: 'full' });
+    const verified = stack.catalog.listBackups({ limit: 1, offset: 0, status: 'completed' })[0]!.id;
+    const v = await request(stack.producer.server).post(`/api/backups/${verified}/verify`).set(auth).send({ mode: 'full' });
     expect(v.status, JSON.stringify(v.body)).toBe(200);
-    await archivingUnderWay(catalog, { segments: 0 });
+    await archivingUnderWay(stack.catalog, { segments: 0 });
 
-    await page.goto(`${producer.url}/admin`);
-    const all = catalog.listBackups({ limit: 100, offset: 0 });
+    await page.goto(`${stack.producer.url}/admin`);
+    const all = stack.catalog.listBackups({ limit: 100, offset: 0 });
     await waitUntil('the table to list every backup of the catalog', async () => (await tableRows(page)).length === all.length, 15_000);
     const rows = await tableRows(page);
     expect(rows).toEqual(
@@ -166,7 +161,7 @@ describe('the operator page at /admin', () => {
     );
     expect(rows.find((r) => r.id === verified)?.verification).toBe('valid');
 
-    const health = (await request(producer.server).get('/health').set(auth)).body;
+    const health = (await request(stack.producer.server).get('/health').set(auth)).body;
     await page.waitForSelector(`#verdict[data-status="${health.status}"]`);
     const lastBackup = await page.getAttribute('#s-last-backup time', 'datetime');
     expect(lastBackup).toBe(health.backups.lastSuccessfulBackup);
@@ -177,12 +172,12 @@ describe('the operator page at /admin', () => {
     expect(shown.text).toContain(berlin);
     expect(await page.textContent('#s-archive')).toMatch(/lag \d+(\.\d)? s/);
 
-    const window = recoveryWindow(catalog);
+    const window = recoveryWindow(stack.catalog);
     await waitUntil(
       'the timeline to show every generation and a mark per backup',
       async () =>
         (await page.$$('[data-generation-id]')).length === window.generations.length &&
-        (await page.$$('[data-mark-id]')).length === catalog.countBackups(),
+        (await page.$$('[data-mark-id]')).length === stack.catalog.countBackups(),
       15_000,
     );
     const bars = await page.$$eval('[data-generation-id]', (els) =>
@@ -197,7 +192,7 @@ describe('the operator page at /admin', () => {
       })),
     );
     expect(marks.sort((a, b) => a.id - b.id)).toEqual(
-      catalog
+      stack.catalog
         .listBackups({ limit: 100, offset: 0 })
         .map((b) => ({ id: b.id, verification: verificationWord(b.id, b.status), safety: b.backup_type === 'pre-migration' }))
         .sort((a, b) => a.id - b.id),
@@ -213,34 +208,34 @@ describe('the operator page at /admin', () => {
 
   it('starts a backup that completes and appears in the table and on the timeline without a reload', async () => {
     await page.evaluate(() => ((window as unknown as { stillHere: boolean }).stillHere = true));
-    const before = catalog.countBackups();
+    const before = stack.catalog.countBackups();
     await page.click('#backup-now');
     const item = page.locator('#job-list li[data-job-id]').first();
     await item.waitFor();
     const jobId = await item.getAttribute('data-job-id');
     await page.waitForSelector(`#job-list li[data-job-id="${jobId}"][data-job-state="completed"]`, { timeout: 30_000 });
-    const row = catalog.getBackupByJob(jobId!);
+    const row = stack.catalog.getBackupByJob(jobId!);
     expect(row?.status).toBe('completed');
-    expect(catalog.countBackups()).toBe(before + 1);
+    expect(stack.catalog.countBackups()).toBe(before + 1);
     await page.waitForSelector(`#backups-body tr[data-backup-id="${row!.id}"]`, { timeout: 10_000 });
     await page.waitForSelector(`[data-mark-id="${row!.id}"]`, { timeout: 10_000 });
     expect(await page.evaluate(() => (window as unknown as { stillHere?: boolean }).stillHere)).toBe(true);
 
     // Verify it from its row: the row and its mark turn valid, still without a reload.
-    expect(catalog.lastVerification(row!.id)).toBeUndefined();
+    expect(stack.catalog.lastVerification(row!.id)).toBeUndefined();
     await page.click(`#backups-body tr[data-backup-id="${row!.id}"] button[data-action="verify"]`);
     await page.waitForFunction(() => document.querySelectorAll('#job-list li[data-job-id]').length === 2);
     const verifyJob = await page.locator('#job-list li[data-job-id]').first().getAttribute('data-job-id');
     await page.waitForSelector(`#job-list li[data-job-id="${verifyJob}"][data-job-state="completed"]`, { timeout: 30_000 });
-    expect(catalog.lastVerification(row!.id)).toMatchObject({ valid: 1, mode: 'full' });
+    expect(stack.catalog.lastVerification(row!.id)).toMatchObject({ valid: 1, mode: 'full' });
     await page.waitForSelector(`#backups-body tr[data-backup-id="${row!.id}"] td[data-verification="valid"]`, { timeout: 10_000 });
     await page.waitForSelector(`[data-mark-id="${row!.id}"][data-verification="valid"]`, { timeout: 10_000 });
     expect(await page.evaluate(() => (window as unknown as { stillHere?: boolean }).stillHere)).toBe(true);
   });
 
   it('pages through the backups with the API cursor, filtered by type and status', async () => {
-    for (let i = 0; catalog.countBackups() < 32; i++) {
-      const res = await request(producer.server)
+    for (let i = 0; stack.catalog.countBackups() < 32; i++) {
+      const res = await request(stack.producer.server)
         .post('/api/backups')
         .set(auth)
         .send({ type: i % 3 === 0 ? 'pre-migration' : 'manual' });
@@ -252,7 +247,7 @@ describe('the operator page at /admin', () => {
       expect(await ids(), what).toEqual(expected());
     };
     const catalogIds = (filter: { type?: string; status?: 'completed' }, skip = 0) =>
-      catalog
+      stack.catalog
         .listBackups({ limit: 1000, offset: 0, status: filter.status })
         .filter((b) => !filter.type || b.backup_type === filter.type)
         .slice(skip, skip + 25)
@@ -281,17 +276,17 @@ describe('the operator page at /admin', () => {
   });
 
   it('restores to a moment picked on the timeline, after asking, and the database holds the rows of that moment', async () => {
-    const writer = await startWalWriter(box.config.databasePath);
+    const writer = await startWalWriter(stack.box.config.databasePath);
     await sleep(4_000);
     const { lastN, errors } = await writer.stop();
     expect(errors).toBe(0);
-    const generation = catalog.wal.openGeneration()!;
+    const generation = stack.catalog.wal.openGeneration()!;
     await waitUntil(
       `the archive to hold the writer's ${lastN} commits`,
-      () => catalog.wal.segments(generation.id).reduce((n, s) => n + s.commits, 0) >= lastN,
+      () => stack.catalog.wal.segments(generation.id).reduce((n, s) => n + s.commits, 0) >= lastN,
       20_000,
     );
-    const timeline = eventRows(box.config.databasePath);
+    const timeline = eventRows(stack.box.config.databasePath);
     const T = (Date.parse(timeline[0]!.at) + Date.parse(timeline.at(-1)!.at)) / 2;
 
     // The page updates itself: the running generation's bar grows past T.
@@ -340,7 +335,7 @@ describe('the operator page at /admin', () => {
         .replace('T', ' ')
         .replace(/\.\d+Z$/, '')} UTC`,
     );
-    expect(question).toContain(`replaces the live database ${box.config.databasePath}`);
+    expect(question).toContain(`replaces the live database ${stack.box.config.databasePath}`);
     // Cancel first: nothing is queued.
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
@@ -355,13 +350,13 @@ describe('the operator page at /admin', () => {
     const jobId = await item.getAttribute('data-job-id');
     await page.waitForSelector(`#job-list li[data-job-id="${jobId}"][data-job-state="completed"]`, { timeout: 45_000 });
 
-    const restored = catalog.getRestoreByJob(jobId!);
+    const restored = stack.catalog.getRestoreByJob(jobId!);
     expect(restored?.status).toBe('completed');
-    const state = stateOf(box.config.databasePath);
+    const state = stateOf(stack.box.config.databasePath);
     expect(state.integrity).toBe('ok');
     expect(state.balanceSum).toBe(BALANCE_TOTAL);
     expect(state.events.contiguous).toBe(true);
-    const rows = eventRows(box.config.databasePath);
+    const rows = eventRows(stack.box.config.databasePath);
     expect(rows).toEqual(timeline.slice(0, rows.length));
     const newest = rows.at(-1)!.at;
     expect(Date.parse(newest) <= pickedAt, `the newest row restored is stamped ${newest}, after the moment picked ${picked}`).toBe(true);
@@ -397,10 +392,10 @@ describe('the operator page at /admin', () => {
       await p.close();
     }
 
-    const backups = catalog.countBackups();
+    const backups = stack.catalog.countBackups();
     const post = (app: RunningProducer, url: string, body: object) =>
       request(app.server).post(url).set('Authorization', basic(TEST_TOKEN)).set('Sec-Fetch-Site', 'same-origin').send(body);
-    const id = catalog.listBackups({ limit: 1, offset: 0, status: 'completed' })[0]!.id;
+    const id = stack.catalog.listBackups({ limit: 1, offset: 0, status: 'completed' })[0]!.id;
     for (const [url, body] of [
       ['/admin/api/backups', {}],
       [`/admin/api/backups/${id}/verify`, { mode: 'full' }],
@@ -411,20 +406,20 @@ describe('the operator page at /admin', () => {
       expect(res.status, url).toBe(403);
       expect(res.body.error.code, url).toBe('read_only');
     }
-    expect(catalog.countBackups()).toBe(backups);
+    expect(stack.catalog.countBackups()).toBe(backups);
     // Reading still works in read-only mode.
     expect((await request(readOnly.server).get('/admin/api/backups?limit=1').set('Authorization', basic(TEST_TOKEN))).status).toBe(200);
 
     // Changes come only from the page's own origin, as on the board.
-    const cross = await post(producer, '/admin/api/backups', {}).set('Sec-Fetch-Site', 'cross-site');
+    const cross = await post(stack.producer, '/admin/api/backups', {}).set('Sec-Fetch-Site', 'cross-site');
     expect(cross.status).toBe(403);
     expect(cross.body.error.code).toBe('cross_site_request');
-    const elsewhere = await request(producer.server)
+    const elsewhere = await request(stack.producer.server)
       .post('/admin/api/backups')
       .set('Authorization', basic(TEST_TOKEN))
       .set('Origin', 'http://elsewhere.example')
       .send({});
     expect(elsewhere.status).toBe(403);
-    expect(catalog.countBackups()).toBe(backups);
+    expect(stack.catalog.countBackups()).toBe(backups);
   });
 });

@@ -1,54 +1,46 @@
 import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TOKEN, sandbox, type Sandbox } from '../helpers/env.js';
-import type { Proc } from '../helpers/processes.js';
+import { TEST_TOKEN } from '../helpers/env.js';
 import { auth, startTestProducer } from '../helpers/producer.js';
-import { startStack, stopStack } from '../helpers/stack.js';
 import { launchChromium } from '../helpers/browser.js';
 import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
+import { useStack } from '../helpers/stack.js';
 
-let box: Sandbox;
-let producer: RunningProducer;
 let readOnly: RunningProducer;
-let worker: Proc;
-let catalog: Catalog;
 let browser: Browser;
 
 const basic = (password: string) => `Basic ${Buffer.from(`operator:${password}`).toString('base64')}`;
 
+const stack = useStack('board');
+
 beforeAll(async () => {
-  box = sandbox('board');
-  ({ worker, producer, catalog } = await startStack(box));
-  readOnly = await startTestProducer(box.with({ BOARD_READ_ONLY: 'true' }).config);
+  readOnly = await startTestProducer(stack.box.with({ BOARD_READ_ONLY: 'true' }).config);
   browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
   await readOnly?.close();
-  await stopStack({ catalog, producer, worker });
-  await box?.cleanup();
 });
 
 describe('Bull Board at /admin/queues', () => {
   it('shows a person with the token the three queues and a completed backup job', async () => {
-    const res = await request(producer.server).post('/api/backups').set(auth);
+    const res = await request(stack.producer.server).post('/api/backups').set(auth);
     expect(res.status).toBe(201);
-    const jobId = catalog.getBackup(res.body.backup.id)!.job_id!;
+    const jobId = stack.catalog.getBackup(res.body.backup.id)!.job_id!;
 
     const context = await browser.newContext({ httpCredentials: { username: 'operator', password: TEST_TOKEN } });
     try {
       const page = await context.newPage();
-      const overview = await page.goto(`${producer.url}/admin/queues`);
+      const overview = await page.goto(`${stack.producer.url}/admin/queues`);
       expect(overview?.status()).toBe(200);
       for (const name of ['backup', 'verify', 'restore']) {
         await page.getByRole('link', { name, exact: true }).first().waitFor({ timeout: 20_000 });
       }
       expect(await page.title()).toContain('Workstation backups');
 
-      await page.goto(`${producer.url}/admin/queues/queue/backup?status=completed`);
+      await page.goto(`${stack.producer.url}/admin/queues/queue/backup?status=completed`);
       await page.getByText(jobId, { exact: false }).first().waitFor({ timeout: 20_000 });
     } finally {
       await context.close();
@@ -56,7 +48,7 @@ describe('Bull Board at /admin/queues', () => {
   });
 
   it('serves its page under a CSP that does not send its scripts to https:// (the board works over plain HTTP)', async () => {
-    const res = await request(producer.server).get('/admin/queues').set('Authorization', basic(TEST_TOKEN));
+    const res = await request(stack.producer.server).get('/admin/queues').set('Authorization', basic(TEST_TOKEN));
     expect(res.status).toBe(200);
     const csp = String(res.headers['content-security-policy']);
     expect(csp).toMatch(/default-src 'self'/);
@@ -67,7 +59,7 @@ describe('Bull Board at /admin/queues', () => {
     // Found by test/producer/fuzz.test.ts: PATCH /admin/queues with the body "[" got the board's
     // {"error":{"key":…},"message":…} instead.
     for (const path of ['/admin/queues', '/admin/queues/api/queues/backup/retry/failed']) {
-      const res = await request(producer.server)
+      const res = await request(stack.producer.server)
         .patch(path)
         .set('Authorization', basic(TEST_TOKEN))
         .set('Content-Type', 'application/json')
@@ -83,21 +75,23 @@ describe('Bull Board at /admin/queues', () => {
       const page = await context.newPage();
       // The browser gets the 401 challenge; with no credentials to give, navigation stops there.
       const challenged = page.waitForResponse((r) => r.url().endsWith('/admin/queues'));
-      await page.goto(`${producer.url}/admin/queues`).catch(() => undefined);
+      await page.goto(`${stack.producer.url}/admin/queues`).catch(() => undefined);
       const res = await challenged;
       expect(res.status()).toBe(401);
       expect(res.headers()['www-authenticate']).toMatch(/^Basic /);
     } finally {
       await context.close();
     }
-    const none = await request(producer.server).get('/admin/queues/api/queues');
+    const none = await request(stack.producer.server).get('/admin/queues/api/queues');
     expect(none.status).toBe(401);
     expect(none.headers['www-authenticate']).toMatch(/^Basic realm="workstation-backup queues"/);
     expect(none.body).toEqual({ success: false, error: { code: 'unauthorized', message: 'credentials required' } });
-    const wrong = await request(producer.server).get('/admin/queues/api/queues').set('Authorization', basic('not-the-token-0123456789'));
+    const wrong = await request(stack.producer.server)
+      .get('/admin/queues/api/queues')
+      .set('Authorization', basic('not-the-token-0123456789'));
     expect(wrong.status).toBe(401);
     // The bearer form of the API is not a way in either: the board takes Basic only.
-    expect((await request(producer.server).get('/admin/queues/api/queues').set(auth)).status).toBe(401);
+    expect((await request(stack.producer.server).get('/admin/queues/api/queues').set(auth)).status).toBe(401);
   });
 
   it('changes nothing in read-only mode, and takes changes only from its own pages otherwise', async () => {
@@ -114,8 +108,8 @@ describe('Bull Board at /admin/queues', () => {
     ]);
     expect((await retry(readOnly)).status).toBe(405);
 
-    expect((await retry(producer).set('Sec-Fetch-Site', 'cross-site')).status).toBe(403);
-    expect((await retry(producer).set('Origin', 'http://elsewhere.example')).status).toBe(403);
-    expect((await retry(producer).set('Sec-Fetch-Site', 'same-origin')).status).toBe(200);
+    expect((await retry(stack.producer).set('Sec-Fetch-Site', 'cross-site')).status).toBe(403);
+    expect((await retry(stack.producer).set('Origin', 'http://elsewhere.example')).status).toBe(403);
+    expect((await retry(stack.producer).set('Sec-Fetch-Site', 'same-origin')).status).toBe(200);
   });
 });

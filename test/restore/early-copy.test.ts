@@ -6,39 +6,17 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
-import { sandbox, type Sandbox } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
 import { startApp } from '../helpers/fake-app.js';
-import { killAll, startWorkerProcess, type Proc } from '../helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from '../helpers/producer.js';
-import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query } from '../helpers/workstation-db.js';
+import { auth } from '../helpers/producer.js';
+import { ACCOUNTS, INITIAL_BALANCE, balanceSum, integrity, query } from '../helpers/workstation-db.js';
+import { useStack } from '../helpers/stack.js';
 
-let box: Sandbox;
-let producer: RunningProducer;
-let worker: Proc;
-let catalog: Catalog;
+// Info logs: the worker says where each restore's time went, and whether its copy began early.
+// Larger than one step of the copy (16 MiB), so that it writes several before it may commit.
+const stack = useStack('early-copy', { env: { JOB_ATTEMPTS: '1', RESTORE_BUSY_TIMEOUT: '30000', LOG_LEVEL: 'info' }, sizeMb: 40 });
 
-beforeAll(async () => {
-  // Info logs: the worker says where each restore's time went, and whether its copy began early.
-  box = sandbox('early-copy', { JOB_ATTEMPTS: '1', RESTORE_BUSY_TIMEOUT: '30000', LOG_LEVEL: 'info' });
-  // Larger than one step of the copy (16 MiB), so that it writes several before it may commit.
-  createWorkstationDb(box.config.databasePath, { sizeMb: 40 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
-});
-
-afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await worker?.stop();
-  await killAll();
-  await box?.cleanup();
-});
-
-const live = () => box.config.databasePath;
+const live = () => stack.box.config.databasePath;
 const workflows = (file: string) => query<{ n: number }>(file, 'SELECT count(*) AS n FROM workflows').n;
 /** Commits a row through a connection of its own, waiting at most 2 s for the write lock. */
 function addWorkflow(name: string): void {
@@ -51,20 +29,20 @@ function addWorkflow(name: string): void {
   }
 }
 
-const restore = (id: number) => request(producer.server).post(`/api/backups/${id}/restore`).set(auth);
+const restore = (id: number) => request(stack.producer.server).post(`/api/backups/${id}/restore`).set(auth);
 
 /** A backup whose bytes passed a full verification: its restore checks only their checksum. */
 async function verifiedBackup(): Promise<{ id: number; filePath: string }> {
-  const res = await request(producer.server).post('/api/backups').set(auth);
+  const res = await request(stack.producer.server).post('/api/backups').set(auth);
   expect(res.status).toBe(201);
-  const verified = await request(producer.server).post(`/api/backups/${res.body.backup.id}/verify`).set(auth).send({ mode: 'full' });
+  const verified = await request(stack.producer.server).post(`/api/backups/${res.body.backup.id}/verify`).set(auth).send({ mode: 'full' });
   expect(verified.body).toMatchObject({ valid: true });
   return res.body.backup;
 }
 
 /** The worker's log lines with `msg` since `from`. */
 function logged(msg: string, from: number): Record<string, unknown>[] {
-  return worker
+  return stack.worker
     .output()
     .slice(from)
     .split('\n')
@@ -80,7 +58,7 @@ describe('a copy begun before the checks end', () => {
     const atBackup = workflows(backup.filePath);
     const app = await startApp(live(), { busyTimeoutMs: 60_000, run: { work: 'transfers', everyMs: 3 } });
     addWorkflow('after-the-backup');
-    const logFrom = worker.output().length;
+    const logFrom = stack.worker.output().length;
 
     const res = await restore(backup.id);
     expect(res.status).toBe(200);
@@ -94,7 +72,7 @@ describe('a copy begun before the checks end', () => {
     expect(integrity(live())).toBe('ok');
     expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
     // The safety backup was taken before the copy committed: it holds the row written after the backup.
-    const safety = catalog.getBackup(res.body.restore.safetyBackupId)!;
+    const safety = stack.catalog.getBackup(res.body.restore.safetyBackupId)!;
     expect(safety).toMatchObject({ backup_type: 'pre-migration', status: 'completed' });
     expect(query<{ n: number }>(safety.file_path, "SELECT count(*) AS n FROM workflows WHERE name = 'after-the-backup'").n).toBe(1);
   });
@@ -109,8 +87,8 @@ describe('a copy begun before the checks end', () => {
     const fd = fs.openSync(backup.filePath, 'r+');
     fs.writeSync(fd, Buffer.alloc(64, 0xee), 0, 64, 4096 * 3);
     fs.closeSync(fd);
-    const backupsBefore = catalog.countBackups();
-    const logFrom = worker.output().length;
+    const backupsBefore = stack.catalog.countBackups();
+    const logFrom = stack.worker.output().length;
 
     const res = await restore(backup.id);
     expect(res.status).toBe(422);
@@ -128,6 +106,6 @@ describe('a copy begun before the checks end', () => {
     expect(integrity(live())).toBe('ok');
     expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
     // The safety backup of a restore refused is not kept.
-    expect(catalog.countBackups()).toBe(backupsBefore);
+    expect(stack.catalog.countBackups()).toBe(backupsBefore);
   });
 });

@@ -1,28 +1,17 @@
 import fs from 'node:fs';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../helpers/env.js';
 import { auth } from '../helpers/producer.js';
-import { startStack, stopStack, type Stack } from '../helpers/stack.js';
 import { query, writeMarker } from '../helpers/workstation-db.js';
+import { useStack } from '../helpers/stack.js';
 
-let box: Sandbox;
-let stack: Stack;
+const stack = useStack('restores', { env: { JOB_ATTEMPTS: '1', MAX_BACKUPS: '50' } });
 
-beforeAll(async () => {
-  box = sandbox('restores', { JOB_ATTEMPTS: '1', MAX_BACKUPS: '50' });
-  stack = await startStack(box);
-});
-
-afterAll(async () => {
-  await stopStack(stack ?? {});
-  await box?.cleanup();
-});
-
-const marker = () => query<{ v: string }>(box.config.databasePath, 'SELECT v FROM marker').v;
+const marker = () => query<{ v: string }>(stack.box.config.databasePath, 'SELECT v FROM marker').v;
 
 async function backupWithMarker(value: string): Promise<{ id: number; filePath: string }> {
-  writeMarker(box.config.databasePath, value);
+  writeMarker(stack.box.config.databasePath, value);
   const res = await request(stack.producer.server).post('/api/backups').set(auth);
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.backup;
@@ -62,7 +51,7 @@ describe('POST /api/restores {"to": "latest-valid"}', () => {
     const second = await backupWithMarker('second');
     const third = await backupWithMarker('third');
     flipBytes(third.filePath);
-    writeMarker(box.config.databasePath, 'live');
+    writeMarker(stack.box.config.databasePath, 'live');
 
     const res = await restoreLatest({ to: 'latest-valid' });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -83,7 +72,7 @@ describe('POST /api/restores {"to": "latest-valid"}', () => {
   });
 
   it('answers 202 with a statusUrl under Prefer: respond-async, and the job ends with the restore', async () => {
-    writeMarker(box.config.databasePath, 'live again');
+    writeMarker(stack.box.config.databasePath, 'live again');
     const res = await restoreLatest({ to: 'latest-valid' }, { Prefer: 'respond-async' });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ success: true, jobId: expect.any(String), statusUrl: `/api/jobs/${res.body.jobId}` });
@@ -98,7 +87,7 @@ describe('POST /api/restores {"to": "latest-valid"}', () => {
 
   it('fails with 422 and a clear reason when no backup passes verification, leaving the database as it is', async () => {
     for (const b of stack.catalog.completedBackups()) flipBytes(b.file_path);
-    writeMarker(box.config.databasePath, 'untouched');
+    writeMarker(stack.box.config.databasePath, 'untouched');
 
     const res = await restoreLatest({ to: 'latest-valid' });
     expect(res.status).toBe(422);

@@ -3,36 +3,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { snapshot } from '../../src/shared/sqlite/sqlite-ops.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import type { Proc } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/env.js';
 import { auth } from '../helpers/producer.js';
-import { startStack, stopStack } from '../helpers/stack.js';
 import { WebhookReceiver } from '../helpers/webhook.js';
 import { createWorkstationDb, integrity, query } from '../helpers/workstation-db.js';
+import { useStack } from '../helpers/stack.js';
 
-let box: Sandbox;
-let producer: RunningProducer;
-let worker: Proc;
-let catalog: Catalog;
 let hook: WebhookReceiver;
 
 beforeAll(async () => {
   hook = await WebhookReceiver.start();
-  box = sandbox('damage', { MAX_BACKUPS: '1', VERIFY_AFTER_BACKUP: 'true', ALERT_WEBHOOK_URL: hook.url });
-  ({ worker, producer, catalog } = await startStack(box, 2));
 });
+afterAll(() => hook?.close());
 
-afterAll(async () => {
-  await stopStack({ catalog, producer, worker });
-  await hook?.close();
-  await box?.cleanup();
+const stack = useStack('damage', {
+  env: () => ({ MAX_BACKUPS: '1', VERIFY_AFTER_BACKUP: 'true', ALERT_WEBHOOK_URL: hook.url }),
+  sizeMb: 2,
 });
 
 const sha256 = (file: string) => execFileSync('sha256sum', [file]).toString().split(' ')[0]!;
-const live = () => box.config.databasePath;
+const live = () => stack.box.config.databasePath;
 
 /**
  * Overwrites the header of one b-tree page (the `accounts` table's root, a leaf) with a page type
@@ -52,11 +43,11 @@ function damageOnePage(file: string): void {
 }
 
 async function backupNow() {
-  return request(producer.server).post('/api/backups').set(auth);
+  return request(stack.producer.server).post('/api/backups').set(auth);
 }
 
 async function fullyVerified(id: number) {
-  await waitUntil(`full verification of backup ${id}`, () => catalog.lastFullVerification(id)?.valid === 1);
+  await waitUntil(`full verification of backup ${id}`, () => stack.catalog.lastFullVerification(id)?.valid === 1);
 }
 
 describe('a damaged live database', () => {
@@ -69,7 +60,7 @@ describe('a damaged live database', () => {
     await fullyVerified(good.id);
 
     damageOnePage(live());
-    const before = new Set(fs.readdirSync(box.config.backupDir));
+    const before = new Set(fs.readdirSync(stack.box.config.backupDir));
     const res = await backupNow();
 
     expect(res.status).toBe(500);
@@ -77,78 +68,78 @@ describe('a damaged live database', () => {
     expect(res.body.error.message).toMatch(
       /^the live database is damaged: quick_check of .* reports .*btreeInitPage\(\) returns error code 11/,
     );
-    const failed = catalog.getBackup(res.body.backup.id)!;
+    const failed = stack.catalog.getBackup(res.body.backup.id)!;
     expect(failed.status).toBe('failed');
     expect(failed.error_message).toBe(res.body.error.message);
     // The permanent failure is not retried, and nothing of it is left in BACKUP_DIR.
-    const after = fs.readdirSync(box.config.backupDir).filter((n) => !before.has(n) && !n.startsWith('backup-catalog.db'));
+    const after = fs.readdirSync(stack.box.config.backupDir).filter((n) => !before.has(n) && !n.startsWith('backup-catalog.db'));
     expect(after).toEqual([]);
 
     // MAX_BACKUPS=1, yet the last good backup is still there, byte for byte.
-    expect(catalog.getBackup(good.id)?.status).toBe('completed');
+    expect(stack.catalog.getBackup(good.id)?.status).toBe('completed');
     expect(sha256(good.file)).toBe(good.sha);
-    expect(catalog.completedBackups().map((b) => b.id)).toEqual([good.id]);
+    expect(stack.catalog.completedBackups().map((b) => b.id)).toEqual([good.id]);
 
     const alert = await waitUntil('the database.damaged alert', () => hook.of('database.damaged')[0]);
     expect(alert.body.reason).toBe(res.body.error.message);
     expect(alert.body.summary).toContain(live());
 
-    const health = await request(producer.server).get('/health').set(auth);
+    const health = await request(stack.producer.server).get('/health').set(auth);
     expect(health.body.status).toBe('degraded');
     expect(health.body.problems[0]).toBe(res.body.error.message);
   });
 
   it('is replaced by a restore that keeps its pages, and /health clears once a backup passes again', async () => {
-    const res = await request(producer.server).post(`/api/backups/${good.id}/restore`).set(auth);
+    const res = await request(stack.producer.server).post(`/api/backups/${good.id}/restore`).set(auth);
     expect(res.status).toBe(200);
     expect(res.body.restore.status).toBe('completed');
     expect(integrity(live())).toBe('ok');
     // No safety backup of a damaged database is listed as good; its pages are kept as they were.
-    const restore = catalog.getRestore(res.body.restore.id)!;
+    const restore = stack.catalog.getRestore(res.body.restore.id)!;
     expect(restore.safety_backup_id).toBeNull();
     const kept = /the damaged database was copied to (\S+)$/.exec(restore.error_message ?? '')?.[1];
     expect(kept).toBeDefined();
-    expect(path.dirname(kept!)).toBe(box.config.backupDir);
+    expect(path.dirname(kept!)).toBe(stack.box.config.backupDir);
     expect(integrity(kept!)).toMatch(/btreeInitPage\(\) returns error code 11/);
 
     // The restored database is sound: the damage no longer shows.
-    let health = await request(producer.server).get('/health').set(auth);
+    let health = await request(stack.producer.server).get('/health').set(auth);
     expect(JSON.stringify(health.body.problems ?? [])).not.toContain('damaged');
 
     const next = await backupNow();
     expect(next.status).toBe(201);
     // Retention keeps the last fully verified backup until the new one is verified too.
     expect(
-      catalog
+      stack.catalog
         .completedBackups()
         .map((b) => b.id)
         .sort(),
     ).toEqual([good.id, next.body.backup.id].sort());
     await fullyVerified(next.body.backup.id);
-    health = await request(producer.server).get('/health').set(auth);
+    health = await request(stack.producer.server).get('/health').set(auth);
     expect(JSON.stringify(health.body.problems ?? [])).not.toContain('damaged');
   });
 });
 
 describe('safety backups', () => {
   it('never push regular backups out: two restores and a backup keep the backup just restored', async () => {
-    const put = await request(producer.server).put('/api/backups/config').set(auth).send({ maxBackups: 2 });
+    const put = await request(stack.producer.server).put('/api/backups/config').set(auth).send({ maxBackups: 2 });
     expect(put.status).toBe(200);
     const a = (await backupNow()).body.backup.id as number;
     const b = (await backupNow()).body.backup.id as number;
     for (const id of [a, b]) {
-      const r = await request(producer.server).post(`/api/backups/${id}/restore`).set(auth);
+      const r = await request(stack.producer.server).post(`/api/backups/${id}/restore`).set(auth);
       expect(r.status).toBe(200);
       expect(r.body.restore.status).toBe('completed');
     }
     const c = (await backupNow()).body.backup.id as number;
 
-    const completed = catalog.completedBackups();
+    const completed = stack.catalog.completedBackups();
     const regular = completed.filter((r) => r.backup_type !== 'pre-migration').map((r) => r.id);
     const safety = completed.filter((r) => r.backup_type === 'pre-migration');
     // The two newest, and b: the one just restored, whose full verification passed in the restore.
     expect(regular).toEqual([c, b]);
-    expect(fs.existsSync(catalog.getBackup(b)!.file_path)).toBe(true);
+    expect(fs.existsSync(stack.catalog.getBackup(b)!.file_path)).toBe(true);
     expect(safety).toHaveLength(2);
     for (const s of safety) expect(fs.existsSync(s.file_path)).toBe(true);
   });
@@ -156,7 +147,7 @@ describe('safety backups', () => {
 
 describe('a snapshot', () => {
   it('whose file is removed while it is written is never taken as good', async () => {
-    const dir = path.join(box.dir, 'short');
+    const dir = path.join(stack.box.dir, 'short');
     fs.mkdirSync(dir);
     const source = path.join(dir, 'big.db');
     createWorkstationDb(source, { sizeMb: 48 });

@@ -3,51 +3,40 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { spawnTs, startWorkerProcess, type Proc } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/env.js';
+import { spawnTs, startWorkerProcess } from '../helpers/processes.js';
 import { auth } from '../helpers/producer.js';
-import { startStack, stopStack } from '../helpers/stack.js';
-import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { ConfigError } from '../../src/shared/domain/errors.js';
 import { parseConfig } from '../../src/shared/runtime/config.js';
 import { verifyDedupId } from '../../src/shared/jobs/queues.js';
 import type Database from 'better-sqlite3';
 import { catalogDb } from '../helpers/catalog-db.js';
+import { useStack } from '../helpers/stack.js';
 
-let box: Sandbox;
-let producer: RunningProducer;
-let worker: Proc;
-let catalog: Catalog;
 /** The test's own connection to the catalog, for rows the service never writes (old history). */
 let db: Database.Database;
 /** Two completed backups, oldest first. */
 let backupIds: number[];
 
+const stack = useStack('trust-limits', { env: { JOB_ATTEMPTS: '2' } });
+
 beforeAll(async () => {
-  box = sandbox('trust-limits', { JOB_ATTEMPTS: '2' });
-  ({ worker, producer, catalog } = await startStack(box));
-  db = catalogDb(catalog.file);
+  db = catalogDb(stack.catalog.file);
   backupIds = [];
   for (let i = 0; i < 2; i++) {
-    const res = await request(producer.server).post('/api/backups').set(auth);
+    const res = await request(stack.producer.server).post('/api/backups').set(auth);
     expect(res.status).toBe(201);
     backupIds.push(res.body.backup.id as number);
   }
 });
-
-afterAll(async () => {
-  db?.close();
-  await stopStack({ catalog, producer, worker });
-  await box?.cleanup();
-});
+afterAll(() => db?.close());
 
 const put = (body: unknown) =>
-  request(producer.server)
+  request(stack.producer.server)
     .put('/api/backups/config')
     .set(auth)
     .send(body as object);
-const schedulers = () => producer.deps.queues.verify.getJobSchedulers();
+const schedulers = () => stack.producer.deps.queues.verify.getJobSchedulers();
 const DAY = 86_400_000;
 
 describe('schedules that never fire, or fire too often (defect 8)', () => {
@@ -68,7 +57,7 @@ describe('schedules that never fire, or fire too often (defect 8)', () => {
     expect(res.body.error.message).toMatch(/never runs/);
 
     expect(await schedulers()).toEqual(before);
-    const config = await request(producer.server).get('/api/backups/config').set(auth);
+    const config = await request(stack.producer.server).get('/api/backups/config').set(auth);
     expect(config.body.config).toMatchObject({
       verifySchedule: '0 3 * * 0',
       nextScheduledVerification: new Date(before[0]!.next!).toISOString(),
@@ -105,7 +94,7 @@ describe('schedules that never fire, or fire too often (defect 8)', () => {
     );
     expect(() => parseConfig({ VERIFY_SCHEDULE: '30000' })).toThrow(/^Invalid VERIFY_SCHEDULE="30000": expected at least 60000 ms/);
 
-    const proc = spawnTs('src/producer/server.ts', { ...box.env, VERIFY_SCHEDULE: '0 0 31 2,4,6,9,11 *' });
+    const proc = spawnTs('src/producer/server.ts', { ...stack.box.env, VERIFY_SCHEDULE: '0 0 31 2,4,6,9,11 *' });
     const { code } = await proc.exited;
     expect(code).not.toBe(0);
     expect(proc.output()).toMatch(/Invalid VERIFY_SCHEDULE="0 0 31 2,4,6,9,11 \*"/);
@@ -114,9 +103,9 @@ describe('schedules that never fire, or fire too often (defect 8)', () => {
   it('drops a stored schedule that today is refused, and keeps the other stored settings', async () => {
     expect((await put({ maxBackups: 25 })).status).toBe(200);
     // As an older version stored it, before schedules were checked for their next run.
-    const stored = catalog.getSetting<Record<string, unknown>>('runtime-config')!;
-    catalog.setSetting('runtime-config', { ...stored, verifySchedule: '0 0 31 2,4,6,9,11 *' });
-    const config = await request(producer.server).get('/api/backups/config').set(auth);
+    const stored = stack.catalog.getSetting<Record<string, unknown>>('runtime-config')!;
+    stack.catalog.setSetting('runtime-config', { ...stored, verifySchedule: '0 0 31 2,4,6,9,11 *' });
+    const config = await request(stack.producer.server).get('/api/backups/config').set(auth);
     expect(config.body.config).toMatchObject({ maxBackups: 25, verifySchedule: 'off' });
     expect((await put({ maxBackups: 10 })).status).toBe(200);
   });
@@ -124,18 +113,19 @@ describe('schedules that never fire, or fire too often (defect 8)', () => {
 
 describe('bounded queues, history and temp files (defect 9)', () => {
   const jobsOf = async (queue: 'verify' | 'restore', backupId: number) =>
-    (await producer.deps.queues[queue].getJobs(['waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'])).filter(
+    (await stack.producer.deps.queues[queue].getJobs(['waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'])).filter(
       (j) => (j.data as { backupId?: number }).backupId === backupId,
     );
 
   it('joins a second verify or restore of the same backup to the one already waiting', async () => {
     const [older, newer] = backupIds as [number, number];
-    const { verify, restore } = producer.deps.queues;
+    const { verify, restore } = stack.producer.deps.queues;
     // Paused queues keep the jobs waiting, as behind a busy worker.
     await verify.pause();
     await restore.pause();
     try {
-      const post = (url: string, body?: object) => request(producer.server).post(url).set(auth).set('Prefer', 'respond-async').send(body);
+      const post = (url: string, body?: object) =>
+        request(stack.producer.server).post(url).set(auth).set('Prefer', 'respond-async').send(body);
       const v1 = await post(`/api/backups/${newer}/verify`);
       const v2 = await post(`/api/backups/${newer}/verify`);
       const v3 = await post(`/api/backups/${newer}/verify`, { mode: 'full' });
@@ -164,14 +154,14 @@ describe('bounded queues, history and temp files (defect 9)', () => {
     });
     expect(db.prepare('SELECT count(*) AS n FROM restore_log WHERE backup_id = ?').get(older)).toEqual({ n: 1 });
     // Once finished, the same request queues new work again.
-    const again = await request(producer.server).post(`/api/backups/${newer}/verify`).set(auth);
+    const again = await request(stack.producer.server).post(`/api/backups/${newer}/verify`).set(auth);
     expect(again.status).toBe(200);
     expect(again.body.valid).toBe(true);
   });
 
   it('keeps the verification sweep from queueing a second verify for a backup that has one pending', async () => {
     const [older, newer] = backupIds as [number, number];
-    const { verify } = producer.deps.queues;
+    const { verify } = stack.producer.deps.queues;
     const since = new Date().toISOString();
     // A full verify of `older` pending, as one waiting out the backoff before its retry.
     const pending = await verify.add(
@@ -201,22 +191,22 @@ describe('bounded queues, history and temp files (defect 9)', () => {
   });
 
   it('caps offset in GET /api/backups and points to the cursor', async () => {
-    const deep = await request(producer.server).get('/api/backups?offset=10001').set(auth);
+    const deep = await request(stack.producer.server).get('/api/backups?offset=10001').set(auth);
     expect(deep.status).toBe(400);
     expect(deep.body).toEqual({
       success: false,
       error: { code: 'invalid_query', message: expect.stringMatching(/^offset: at most 10000; page further with cursor/) },
     });
-    const edge = await request(producer.server).get('/api/backups?offset=10000').set(auth);
+    const edge = await request(stack.producer.server).get('/api/backups?offset=10000').set(auth);
     expect(edge.status).toBe(200);
     expect(edge.body.backups).toEqual([]);
-    const first = await request(producer.server).get('/api/backups?limit=1').set(auth);
-    const next = await request(producer.server).get(`/api/backups?limit=1&cursor=${first.body.nextCursor}`).set(auth);
+    const first = await request(stack.producer.server).get('/api/backups?limit=1').set(auth);
+    const next = await request(stack.producer.server).get(`/api/backups?limit=1&cursor=${first.body.nextCursor}`).set(auth);
     expect(next.body.backups[0].id).toBeLessThan(first.body.backups[0].id);
   });
 
   it('prunes history older than HISTORY_RETENTION_DAYS from the worker, keeping what retention relies on', async () => {
-    await worker.stop();
+    await stack.worker.stop();
     const ago = (days: number, plusMs = 0) => new Date(Date.now() - days * DAY + plusMs).toISOString();
     const insertBackup = (status: string, at: string) =>
       Number(
@@ -225,7 +215,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
             `INSERT INTO backup_log (backup_type, file_path, started_at, completed_at, status, error_message)
              VALUES ('manual', ?, ?, ?, ?, ?)`,
           )
-          .run(path.join(box.config.backupDir, `gone-${status}-${at}.db`), at, at, status, status === 'failed' ? 'disk full' : null)
+          .run(path.join(stack.box.config.backupDir, `gone-${status}-${at}.db`), at, at, status, status === 'failed' ? 'disk full' : null)
           .lastInsertRowid,
       );
     const oldFailed = insertBackup('failed', ago(200));
@@ -252,7 +242,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
       n: number;
     };
 
-    worker = await startWorkerProcess(box.env);
+    stack.worker = await startWorkerProcess(stack.box.env);
     const exists = (table: string, id: number) => Boolean(db.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(id));
     await waitUntil('the first reaper pass to prune', () => !exists('backup_log', oldFailed));
 
@@ -264,7 +254,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
     expect(exists('verification', quicks[0]!)).toBe(false);
     for (const id of quicks.slice(1)) expect(exists('verification', id)).toBe(true);
     expect(db.prepare('SELECT count(*) AS n FROM verification WHERE backup_id != ?').get(kept)).toEqual(recentVerifications);
-    const detail = await request(producer.server).get(`/api/backups/${kept}`).set(auth);
+    const detail = await request(stack.producer.server).get(`/api/backups/${kept}`).set(auth);
     expect(detail.body.backup.lastVerification).toMatchObject({ mode: 'quick' });
     // Recent restores stay; of the old ones, those among the ten newest rows (with 'recent') stay too.
     for (const id of recentRestores) expect(exists('restore_log', id)).toBe(true);
@@ -272,9 +262,9 @@ describe('bounded queues, history and temp files (defect 9)', () => {
   });
 
   it("removes .tmp-put- and .tmp-text- leftovers of dead or long-gone writers, keeping a live writer's", async () => {
-    await worker.stop();
+    await stack.worker.stop();
     const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid!;
-    const dir = box.config.backupDir;
+    const dir = stack.box.config.backupDir;
     const make = (name: string, ageMs: number) => {
       const file = path.join(dir, name);
       fs.writeFileSync(file, 'partial');
@@ -289,7 +279,7 @@ describe('bounded queues, history and temp files (defect 9)', () => {
     const deadFresh = make(`.tmp-text-${dead}-abcdefabcdef`, 0);
     const unrelated = make('notes.txt', 20 * 60_000);
 
-    worker = await startWorkerProcess(box.env);
+    stack.worker = await startWorkerProcess(stack.box.env);
     await waitUntil('the worker to remove the leftovers', () => !fs.existsSync(deadWriter) && !fs.existsSync(longIdle));
     for (const kept of [liveFresh, deadFresh, unrelated]) expect(fs.existsSync(kept), kept).toBe(true);
   });
