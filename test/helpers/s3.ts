@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
+  CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -18,6 +17,7 @@ import { S3Storage } from '../../src/shared/storage/s3.js';
 import { waitUntil } from './env.js';
 import { freePort } from './redis-server.js';
 import { ROOT } from './root.js';
+import { RecordingProxy } from './s3-proxy.js';
 
 const S3RVER_BIN = path.join(ROOT, 'node_modules/s3rver/bin/s3rver.js');
 
@@ -27,88 +27,38 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 /** s3rver's one account. */
 export const S3_KEY_ID = 'S3RVER';
 export const S3_SECRET = 'S3RVER';
+/** fauxqs checks no signature: any key pair is accepted; these are what its `env()` hands out. */
+const FAUXQS_KEY = 'FAUXQS';
+/** fauxqs's program: its app (S3, and SQS/SNS unused) on 127.0.0.1 and the given port. */
+const FAUXQS_SERVER = `
+const { buildApp } = await import('fauxqs');
+const app = buildApp({ logger: false });
+await app.listen({ port: Number(process.argv[1]), host: '127.0.0.1' });
+`;
+
+/**
+ * The S3-protocol servers the tests run, written apart from each other so that behaviour differing
+ * between servers can be tested on both: s3rver 3.x (the one most tests use) keeps its objects in
+ * a data directory of its own, so `stop()` then `start()` brings them back; fauxqs 1.x (Fastify)
+ * keeps them in its memory, so a restart empties the bucket. Known differences are listed in
+ * test/s3/s3-second-server.test.ts.
+ */
+export type S3ServerKind = 's3rver' | 'fauxqs';
 /** s3rver's account as the SDK's default chain reads it from the environment (setProcessEnv, env.ts). */
 export const S3_CREDENTIALS_ENV = { AWS_ACCESS_KEY_ID: S3_KEY_ID, AWS_SECRET_ACCESS_KEY: S3_SECRET };
 
-/**
- * Records `method url` of every request and forwards it, bytes untouched (the signature covers
- * the Host header, which is kept), to the S3 server behind it. It listens only while that server
- * runs, so that a stopped server is refused on the port the service knows, as a real outage is.
- */
-class RecordingProxy {
-  readonly requests: string[] = [];
-  private server: http.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
-  /** Called with each request line once it is recorded (a test waits for the first UploadPart). */
-  onRequest: ((line: string) => void) | undefined;
-  /** Flips one byte of the body of PUT requests whose line matches: damage in transit. */
-  corruptPuts: RegExp | undefined;
-
-  constructor(
-    readonly port: number,
-    private readonly upstreamPort: number,
-  ) {}
-
-  async listen(): Promise<void> {
-    const server = http.createServer((req, res) => {
-      const line = `${req.method} ${req.url}`;
-      this.requests.push(line);
-      this.onRequest?.(line);
-      const upstream = http.request(
-        { host: '127.0.0.1', port: this.upstreamPort, method: req.method, path: req.url, headers: req.headers },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
-          answer.pipe(res);
-          answer.on('error', () => res.destroy());
-        },
-      );
-      // The server went away: the client sees its connection dropped, not an answer.
-      upstream.on('error', () => req.socket.destroy());
-      const corrupt = req.method === 'PUT' && this.corruptPuts?.test(line);
-      let flipped = false;
-      const damage = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          if (corrupt && !flipped && chunk.length) {
-            chunk = Buffer.from(chunk);
-            chunk[0]! ^= 0xff;
-            flipped = true;
-          }
-          done(null, chunk);
-        },
-      });
-      req.pipe(damage).pipe(upstream);
-      req.on('error', () => upstream.destroy());
-    });
-    server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
-  }
-
-  async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-
 export interface S3ServerOptions {
+  /** Which server (s3rver by default). */
+  kind?: S3ServerKind;
   bucket?: string;
   /** Put a recording proxy in front: services then talk to the proxy's port. */
   record?: boolean;
 }
 
 /**
- * An S3-protocol server (s3rver) as a child process with a data directory of its own, on a fixed
- * port: `stop()` kills it (an outage, mid-upload too) and `start()` brings it back on the same port
- * and directory, objects included. The test inspects the bucket through the real protocol.
+ * An S3-protocol server (`kind`: s3rver, or fauxqs) as a child process on a fixed port: `stop()`
+ * kills it (an outage, mid-upload too) and `start()` brings it back on the same port (s3rver: and
+ * directory, objects included). The test inspects the bucket through the real protocol.
  */
 export class S3Server {
   readonly client: S3Client;
@@ -117,7 +67,9 @@ export class S3Server {
   private readonly proxy: RecordingProxy | undefined;
 
   private constructor(
+    readonly kind: S3ServerKind,
     readonly bucket: string,
+    /** s3rver's data directory. */
     readonly dir: string,
     /** Where s3rver itself listens. */
     readonly serverPort: number,
@@ -128,19 +80,25 @@ export class S3Server {
       endpoint: `http://127.0.0.1:${serverPort}`,
       region: 'us-east-1',
       forcePathStyle: true,
-      credentials: { accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET },
-      // s3rver knows neither the newer checksum headers nor aws-chunked trailers.
+      credentials: { accessKeyId: this.account.id, secretAccessKey: this.account.secret },
+      // s3rver knows neither the newer checksum headers nor aws-chunked trailers; on fauxqs too,
+      // the test's own requests carry only the checksums it gives them.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 1,
     });
   }
 
-  static async start({ bucket = 'acc-bucket', record = false }: S3ServerOptions = {}): Promise<S3Server> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-s3rver-'));
-    const server = new S3Server(bucket, dir, await freePort(), record ? await freePort() : undefined);
+  static async start({ kind = 's3rver', bucket = 'acc-bucket', record = false }: S3ServerOptions = {}): Promise<S3Server> {
+    const dir = kind === 's3rver' ? fs.mkdtempSync(path.join(os.tmpdir(), 'wb-s3rver-')) : '';
+    const server = new S3Server(kind, bucket, dir, await freePort(), record ? await freePort() : undefined);
     await server.start();
     return server;
+  }
+
+  /** The account the services are given (s3rver's one account; fauxqs accepts any). */
+  private get account(): { id: string; secret: string } {
+    return this.kind === 's3rver' ? { id: S3_KEY_ID, secret: S3_SECRET } : { id: FAUXQS_KEY, secret: FAUXQS_KEY };
   }
 
   /** The port services are given: the proxy's when there is one. */
@@ -177,33 +135,37 @@ export class S3Server {
       BACKUP_MIRROR_URL: `s3://${this.bucket}/${prefix}`,
       AWS_ENDPOINT_URL_S3: this.endpoint,
       AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: S3_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: S3_SECRET,
+      AWS_ACCESS_KEY_ID: this.account.id,
+      AWS_SECRET_ACCESS_KEY: this.account.secret,
       S3_FORCE_PATH_STYLE: 'true',
     };
   }
 
+  /** Starts the server on its port: s3rver on its data directory, fauxqs with the bucket empty. */
   async start(): Promise<void> {
     if (this.running) return;
     this.output = '';
-    const child = spawn(
-      process.execPath,
-      [S3RVER_BIN, '-d', this.dir, '-p', String(this.serverPort), '-a', '127.0.0.1', '--silent', '--configure-bucket', this.bucket],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const port = String(this.serverPort);
+    const argv =
+      this.kind === 's3rver'
+        ? [S3RVER_BIN, '-d', this.dir, '-p', port, '-a', '127.0.0.1', '--silent', '--configure-bucket', this.bucket]
+        : ['--input-type=module', '-e', FAUXQS_SERVER, port];
+    const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const collect = (chunk: Buffer) => (this.output += chunk.toString());
     child.stdout!.on('data', collect);
     child.stderr!.on('data', collect);
     await waitUntil(
-      'the S3 server to answer',
+      `the S3 server (${this.kind}) to answer`,
       async () => {
-        if (child.exitCode !== null) throw new Error(`s3rver exited ${child.exitCode}: ${this.output}`);
+        if (child.exitCode !== null) throw new Error(`${this.kind} exited ${child.exitCode}: ${this.output}`);
+        if (this.kind === 'fauxqs') return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
         await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
         return true;
       },
       20_000,
     );
+    if (this.kind === 'fauxqs') await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
     await this.proxy?.listen();
   }
 
@@ -233,7 +195,7 @@ export class S3Server {
   async cleanup(): Promise<void> {
     await this.stop();
     this.client.destroy();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
   // ---- what the proxy saw --------------------------------------------------------------------
@@ -318,7 +280,7 @@ export class S3Server {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
-  /** Replaces an object's bytes (to damage a copy). */
+  /** Replaces an object's bytes (to damage a copy). One request: on fauxqs at most 11 MiB (its body limit). */
   async overwrite(key: string, body: Buffer | string): Promise<void> {
     await this.client.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: typeof body === 'string' ? Buffer.from(body) : body }),

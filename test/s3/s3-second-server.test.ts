@@ -1,5 +1,5 @@
 /**
- * S3Storage against a second S3-protocol server, fauxqs 1.x (test/helpers/s3-alt.ts), written
+ * S3Storage against a second S3-protocol server, fauxqs 1.x (test/helpers/s3.ts, kind fauxqs), written
  * apart from s3rver, which the other S3 tests use. Where the two differ:
  * - Neither checks `x-amz-checksum-sha256` on PutObject or UploadPart, nor reports a checksum on
  *   HeadObject with ChecksumMode: put() always falls back to reading the object back.
@@ -26,12 +26,12 @@ import { parseConfig, type Config } from '../../src/shared/runtime/config.js';
 import { openStorage } from '../../src/shared/storage/registry.js';
 import { PART_SIZE, S3Storage } from '../../src/shared/storage/s3.js';
 import { setProcessEnv } from '../helpers/env.js';
-import { S3AltServer } from '../helpers/s3-alt.js';
+import { S3Server } from '../helpers/s3.js';
 
 const PREFIX = 'workstation';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-s3-second-'));
 let restoreEnv: (() => void) | undefined;
-let s3: S3AltServer;
+let s3: S3Server;
 let config: Config;
 let storage: S3Storage;
 
@@ -58,7 +58,7 @@ function open(url: string): S3Storage {
 }
 
 beforeAll(async () => {
-  s3 = await S3AltServer.start();
+  s3 = await S3Server.start({ kind: 'fauxqs' });
   const env = s3.env(PREFIX);
   // The SDK takes its credentials from the process's environment, as the services do.
   restoreEnv = setProcessEnv({

@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_DOWN, runCli } from '../helpers/cli.js';
 import { waitUntil } from '../helpers/env.js';
 import { S3Server } from '../helpers/s3.js';
-import { S3AltServer } from '../helpers/s3-alt.js';
 import { BALANCE_TOTAL, deleteDatabase, stateOf, startWalWriter } from '../helpers/wal-writer.js';
 import { startWalStack, stopWalStack, type WalStack } from '../helpers/wal-stack.js';
 
@@ -23,9 +22,9 @@ import { startWalStack, stopWalStack, type WalStack } from '../helpers/wal-stack
 const RPO_MS = 3_000;
 
 let s3: S3Server;
-let alt: S3AltServer;
+let alt: S3Server;
 beforeAll(async () => {
-  [s3, alt] = await Promise.all([S3Server.start(), S3AltServer.start()]);
+  [s3, alt] = await Promise.all([S3Server.start(), S3Server.start({ kind: 'fauxqs' })]);
 });
 afterAll(async () => {
   await s3?.cleanup();
