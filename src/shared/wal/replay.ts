@@ -1,4 +1,6 @@
+import { writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { BackupRow, Catalog } from '../catalog/catalog.js';
 import type { WalGenerationRow, WalSegmentRow } from '../catalog/catalog-schema.js';
@@ -130,9 +132,13 @@ export async function applySegments(config: Config, catalog: Catalog, file: stri
       }
       lastGood = segment.read_at;
       pageSize = segment.page_size;
+      // Written straight into the page cache, a thousand pages (4 MiB at 4 KiB) between yields to
+      // the event loop, rather than one round trip through libuv's pool per page.
+      let written = 0;
       for (const frame of framesOf(read.frames, pageSize)) {
-        await handle.write(frame.page, 0, frame.page.length, (frame.pageNumber - 1) * pageSize);
+        writeSync(handle.fd, frame.page, 0, frame.page.length, (frame.pageNumber - 1) * pageSize);
         if (frame.commitSize > 0) dbSizePages = frame.commitSize;
+        if (++written % 1024 === 0) await yieldToLoop();
       }
     }
     // Not flushed: the file is a scratch copy, made durable where it lands (the copy into the live
