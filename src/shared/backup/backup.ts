@@ -189,10 +189,12 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     let checksum: string;
     try {
       if (!plain) {
-        await encodeFile(rawTemp, packedTemp, config.compression, key, (n) => req.onBytes?.(n, databaseSize));
+        // The packed file's checksum is taken from the bytes as they are written, not by reading it again.
+        checksum = await encodeFile(rawTemp, packedTemp, config.compression, key, (n) => req.onBytes?.(n, databaseSize));
         finished = packedTemp;
+      } else {
+        checksum = info.sha256 ?? (await sha256File(finished));
       }
-      checksum = plain && info.sha256 ? info.sha256 : await sha256File(finished);
     } finally {
       // The snapshot is being read by the check: wait for it before anything is removed.
       await checked.catch(() => undefined);
