@@ -1,102 +1,124 @@
 /**
- * Encoding throughput of every backup mode: compression (none, gzip, zstd) with and without
- * encryption, on a database shaped like the application's. Prints one table.
+ * What compression costs a backup and a restore, on a database shaped like the application's
+ * (bench/lib/dbgen.ts): createBackup in each BACKUP_COMPRESSION mode while a writer process
+ * commits every 5 ms (its commit p99 against its idle p99), and what restoring each backup costs
+ * (decode + checksum, the restore's verification, restoreBackup), all as ratios to the
+ * uncompressed backup measured in the same run. Prints one markdown table with the targets.
  *
- *   npm run bench:compression -- [size in MB, default 64]
+ *   npm run bench:compression -- [size in MB, default 1024] [runs, default 3]
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { decodeStream, encodeFile } from '../src/shared/codec/codec.js';
-import { COMPRESSION_MODES } from '../src/shared/domain/backup-types.js';
-import { keyId } from '../src/shared/codec/encryption.js';
-import Database from 'better-sqlite3';
+import { Catalog } from '../src/shared/catalog/catalog.js';
+import { createLogger } from '../src/shared/runtime/logger.js';
+import { compressionRun, MODES, type Mode, type ModeRun, type Run } from './lib/compression-runs.js';
+import { serviceEnv } from './lib/context.js';
+import { generateDatabase } from './lib/dbgen.js';
+import { describeMachine } from './lib/machine.js';
+import { median } from './lib/stats.js';
+import { renderTable, type Row, type Unit } from './lib/table.js';
 
-export interface CompressionRow {
-  mode: string;
-  ratio: number;
-  encodeMBps: number;
-  decodeMBps: number;
-}
+const SECTION = '3 Compression';
+/** Issue 24's targets, as ratios to the uncompressed backup of the same run. */
+const BACKUP_TARGET: Partial<Record<Mode, number>> = { zstd: 1.5, gzip: 2.5 };
+const RESTORE_TARGET = 1.3;
+const COMMIT_P99_TARGET = 1.5;
 
-/**
- * Rows like an application's: JSON workflow definitions with ids, timestamps and free text, so
- * the ratio means something (a padded test database compresses to almost nothing).
- */
-function buildDatabase(file: string, sizeMb: number): void {
-  const db = new Database(file);
-  db.exec('CREATE TABLE workflows (id INTEGER PRIMARY KEY, name TEXT, definition TEXT, created_at TEXT)');
-  const insert = db.prepare('INSERT INTO workflows (name, definition, created_at) VALUES (?, ?, ?)');
-  const words = ['fetch', 'transform', 'notify', 'approve', 'archive', 'retry', 'branch', 'merge', 'schedule', 'report'];
-  let bytes = 0;
-  db.transaction(() => {
-    for (let i = 0; bytes < sizeMb * 1048576; i++) {
-      const steps = Array.from({ length: 6 }, (_, j) => ({
-        id: randomBytes(8).toString('hex'),
-        action: words[(i * 7 + j) % words.length],
-        timeoutMs: 1000 * ((i + j) % 60),
-        note: randomBytes(24).toString('base64'),
-      }));
-      const definition = JSON.stringify({ version: 1 + (i % 5), owner: `user-${i % 997}`, steps });
-      insert.run(`workflow-${i}`, definition, new Date(1_700_000_000_000 + i * 60_000).toISOString());
-      bytes += definition.length + 40;
+const target = (limit: number, ratio: number, of: string) => ({
+  met: ratio <= limit,
+  text: `≤ ${limit}× ${of} (is ${ratio.toFixed(2)}×)`,
+});
+
+function rows(runs: Run[]): Row[] {
+  const out: Row[] = [];
+  const values = (mode: Mode, key: keyof ModeRun) => runs.map((r) => r.modes[mode][key]);
+  const byMode = (
+    measure: string,
+    method: (m: Mode) => string,
+    key: keyof ModeRun,
+    unit: Unit,
+    limit?: (m: Mode) => number | undefined,
+  ) => {
+    const base = median(values('none', key));
+    for (const mode of MODES) {
+      const ratio = median(values(mode, key)) / base;
+      out.push({
+        section: SECTION,
+        measure,
+        method: method(mode),
+        unit,
+        values: values(mode, key),
+        ...(mode === 'none' ? {} : { ratio: { value: ratio, to: 'none' } }),
+        ...(limit?.(mode) ? { target: target(limit(mode)!, ratio, 'none') } : {}),
+      });
     }
-  })();
-  db.close();
+  };
+  const backupMethod = (m: Mode) => `createBackup, BACKUP_COMPRESSION=${m}`;
+  byMode('backup time, writer committing every 5 ms', backupMethod, 'backupMs', 'ms', (m) => BACKUP_TARGET[m]);
+  byMode('backup file size', (m) => m, 'bytes', 'MiB');
+  for (const row of out.slice(-3)) row.values = row.values.map((b) => b / 2 ** 20);
+
+  const idle = runs.map((r) => r.idleP99);
+  out.push({ section: SECTION, measure: 'writer commit p99', method: 'idle (no backup running)', unit: 'ms', values: idle });
+  for (const mode of MODES) {
+    const ratio = median(values(mode, 'commitP99')) / median(idle);
+    out.push({
+      section: SECTION,
+      measure: 'writer commit p99',
+      method: `during the ${mode} backup`,
+      unit: 'ms',
+      values: values(mode, 'commitP99'),
+      ratio: { value: ratio, to: 'idle' },
+      ...(mode === 'none' ? {} : { target: target(COMMIT_P99_TARGET, ratio, 'idle') }),
+    });
+  }
+  byMode(
+    'restore: decode + checksum',
+    (m) => (m === 'none' ? 'none: SHA-256 of the file' : `${m}: decodedCopy (decoded into a temp file, hashed as read)`),
+    'decodeMs',
+    'ms',
+  );
+  byMode('restore: verification', (m) => `${m}: checkCopy full (checksum, decode, opens, integrity_check)`, 'verifyMs', 'ms');
+  byMode(
+    'restore end to end',
+    (m) => `${m}: restoreBackup (verify ∥ safety backup, copy-in, quick_check)`,
+    'restoreMs',
+    'ms',
+    (m) => (m === 'none' ? undefined : RESTORE_TARGET),
+  );
+  return out;
 }
 
-export async function compressionBench(sizeMb = 64): Promise<CompressionRow[]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-bench-'));
+async function main(): Promise<void> {
+  const sizeMb = Number(process.argv[2] ?? 1024);
+  const runCount = Number(process.argv[3] ?? 3);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-bench-compression-'));
+  const env = serviceEnv(dir, `bench-compression-${process.pid}`);
+  const catalog = new Catalog(env.config.catalogPath);
   try {
-    const db = path.join(dir, 'workstation.db');
-    buildDatabase(db, sizeMb);
-    const size = fs.statSync(db).size;
-    const bytes = randomBytes(32);
-    const key = { id: keyId(bytes), bytes };
-    const ring = { write: key, read: new Map([[key.id, key]]) };
-    const rows: CompressionRow[] = [];
-    for (const compression of COMPRESSION_MODES) {
-      for (const encrypted of [false, true]) {
-        if (compression === 'none' && !encrypted) continue;
-        const packed = path.join(dir, `packed-${compression}-${encrypted}`);
-        const out = `${packed}.out`;
-        let t = performance.now();
-        await encodeFile(db, packed, compression, encrypted ? key : undefined);
-        const encodeMs = performance.now() - t;
-        t = performance.now();
-        await decodeStream(fs.createReadStream(packed), out, { compression, encryption: encrypted ? key.id : null }, ring);
-        const decodeMs = performance.now() - t;
-        rows.push({
-          mode: `${compression}${encrypted ? ' + aes-256-gcm' : ''}`,
-          ratio: fs.statSync(packed).size / size,
-          encodeMBps: size / 1048576 / (encodeMs / 1000),
-          decodeMBps: size / 1048576 / (decodeMs / 1000),
-        });
-        fs.rmSync(packed);
-        fs.rmSync(out);
-      }
+    const progress = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+    progress(`generating a ${sizeMb} MB database`);
+    const db = generateDatabase(env.config.databasePath, sizeMb * 2 ** 20);
+    const setup = {
+      ctx: { catalog, log: createLogger({ logLevel: 'silent' }, 'bench') },
+      configs: Object.fromEntries(MODES.map((m) => [m, env.with({ BACKUP_COMPRESSION: m })])) as Record<Mode, typeof env.config>,
+      writerEveryMs: 5,
+      idleWindowMs: 3_000,
+    };
+    const runs: Run[] = [];
+    for (let i = 0; i < runCount; i++) {
+      progress(`run ${i + 1} of ${runCount}`);
+      runs.push(await compressionRun(setup));
     }
-    return rows;
+    console.log(`## Compression: ${(db.bytes / 2 ** 20).toFixed(0)} MiB database, ${runCount} runs, medians\n`);
+    for (const line of describeMachine(dir)) console.log(`- ${line}`);
+    console.log(`- UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 'unset (4)'}, ${os.availableParallelism()} cores\n`);
+    console.log(renderTable(rows(runs)));
   } finally {
+    catalog.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const sizeMb = Number(process.argv[2] ?? 64);
-  const rows = await compressionBench(sizeMb);
-  console.log(`Backup encoding of a ${sizeMb} MB database (level 1 for gzip and zstd)\n`);
-  console.log(['mode'.padEnd(22), 'size'.padStart(7), 'encode MB/s'.padStart(12), 'decode MB/s'.padStart(12)].join(' '));
-  for (const r of rows) {
-    console.log(
-      [
-        r.mode.padEnd(22),
-        `${(r.ratio * 100).toFixed(1)}%`.padStart(7),
-        r.encodeMBps.toFixed(0).padStart(12),
-        r.decodeMBps.toFixed(0).padStart(12),
-      ].join(' '),
-    );
-  }
-}
+await main();
