@@ -63,9 +63,11 @@ export async function restoreToMoment(deps: OperationDeps, run: LockedRun & { ta
 /** The plan's replay as a restore's source: every failure of it refuses the restore (`backup_invalid` unless it says otherwise). */
 function replaySource(deps: Pick<OperationDeps, 'config' | 'catalog'>, plan: ArchivePlan): RestoreSource<Replayed> {
   return {
-    async prepare(_snapshot, refuse) {
+    async prepare(_snapshot, refuse, bytesFinal) {
       try {
-        return await replayGeneration(deps.config, deps.catalog, plan.generation, plan.segments);
+        // Its integrity_check is longer than a copy: the copy begins beside it only where no live database waits on it.
+        const final = bytesFinal ? (path: string) => bytesFinal(path, 'longer') : undefined;
+        return await replayGeneration(deps.config, deps.catalog, plan.generation, plan.segments, 'restore', final);
       } catch (err) {
         throw refuse(err instanceof AppError ? err : permanentFailure('backup_invalid', messageOf(err), err));
       }

@@ -55,3 +55,37 @@ export class EarlyCopy {
     await this.#outcome.catch(() => undefined);
   }
 }
+
+/** How a source's remaining checks compare with copying its bytes: a checksum is shorter, integrity_check is not. */
+export type ChecksLeft = 'shorter' | 'longer';
+
+/**
+ * Decides when a restore's copy may begin before the checks end, and begins it: once the source's
+ * bytes are final (`bytesFinal`) and the safety backup no longer reads the live database
+ * (`liveReleased`: its snapshot is copied, or there is no live database). Where the checks left
+ * are longer than the copy, only when there is no live database: no application is then waiting on
+ * its write lock, which the copy holds from its first step until it commits.
+ */
+export class EarlyStart {
+  #bytes?: { path: string; checks: ChecksLeft };
+  #live?: 'absent' | 'copied';
+  copy?: EarlyCopy;
+
+  constructor(private readonly begin: (path: string) => EarlyCopy) {}
+
+  readonly bytesFinal = (path: string, checks: ChecksLeft): void => {
+    this.#bytes = { path, checks };
+    this.#consider();
+  };
+
+  readonly liveReleased = (live: 'absent' | 'copied'): void => {
+    this.#live = live;
+    this.#consider();
+  };
+
+  #consider(): void {
+    if (this.copy || !this.#bytes || !this.#live) return;
+    if (this.#bytes.checks === 'longer' && this.#live !== 'absent') return;
+    this.copy = this.begin(this.#bytes.path);
+  }
+}

@@ -6,7 +6,7 @@ import { BACKUP_LEASE_MS } from '../locking/lease.js';
 import { LockLostError } from '../domain/errors.js';
 import type { LockGuard } from '../locking/lock.js';
 import { copyIn, keepDamaged } from './copy-in.js';
-import { EarlyCopy } from './early-copy.js';
+import { EarlyCopy, EarlyStart } from './early-copy.js';
 import { RestoreRecord } from './restore-record.js';
 import { rollBack } from './roll-back.js';
 import { prepareBesideSafety, type Checked } from './safety.js';
@@ -76,25 +76,22 @@ export async function restoreFrom<P extends Prepared>(
   const holder = `restore:${req.jobId}`;
   const startedAt = Date.now();
   catalog.lease(backup.id, holder, BACKUP_LEASE_MS);
-  // Where the source's bytes are final before its checks end, the copy begins as soon as the
-  // safety backup has its snapshot, and commits once both are done (see EarlyCopy).
-  const copyable = source.copyable?.(backup);
-  let early: EarlyCopy | undefined;
-  const beginEarly = copyable
-    ? () => {
-        early = new EarlyCopy(ctx, req.lock, record, copyable, gate, req.signal);
-        log.info({ restoreId: record.id }, 'copy into the live database begun beside the checks');
-      }
-    : undefined;
+  // Where the source's bytes are final before its checks end, the copy may begin beside them, and
+  // commits once they and the safety backup are done (see EarlyStart, EarlyCopy).
+  const start = new EarlyStart((path) => {
+    log.info({ restoreId: record.id }, 'copy into the live database begun beside the checks');
+    return new EarlyCopy(ctx, req.lock, record, path, gate, req.signal);
+  });
   try {
     throwIfCancelled(req.signal);
     let checked: Checked<P>;
     try {
-      checked = await prepareBesideSafety(ctx, req, record, source, backup, beginEarly);
+      checked = await prepareBesideSafety(ctx, req, record, source, backup, start);
     } catch (err) {
-      await early?.drop();
+      await start.copy?.drop();
       throw err;
     }
+    let early = start.copy;
     const { prepared, live, safetyMs } = checked;
     const checkedAt = Date.now();
     try {

@@ -8,6 +8,7 @@ import type { LockGuard } from '../locking/lock.js';
 import { removeQuietly } from '../runtime/files.js';
 import { describeDatabase } from '../sqlite/sqlite-ops.js';
 import type { RestoreRecord } from './restore-record.js';
+import type { EarlyStart } from './early-copy.js';
 import type { Prepared, RestoreSource } from './source.js';
 
 /** What the safety backup found of the live database. */
@@ -44,15 +45,14 @@ export async function prepareBesideSafety<P extends Prepared>(
   record: RestoreRecord,
   source: RestoreSource<P>,
   backup: BackupRow,
-  /** Called once the safety backup has its snapshot: the live database is no longer read for it. */
-  onSnapshot?: () => void,
+  early?: EarlyStart,
 ): Promise<Checked<P>> {
   const started = Date.now();
-  const ready = source.prepare(backup, (err) => record.failed(err));
+  const ready = source.prepare(backup, (err) => record.failed(err), early?.bytesFinal);
   ready.catch(() => undefined);
   let live: LiveState = { unreadable: false };
   try {
-    live = await safetyBackup(ctx, req, record, ready, onSnapshot);
+    live = await safetyBackup(ctx, req, record, ready, early?.liveReleased);
     const safetyMs = Date.now() - started;
     return { prepared: await ready, live, safetyMs };
   } catch (err) {
@@ -76,14 +76,18 @@ async function safetyBackup(
   req: { jobId: string; lock: LockGuard; signal?: AbortSignal },
   record: RestoreRecord,
   gate: Promise<unknown>,
-  onSnapshot?: () => void,
+  /** Told when the live database is no longer read for the safety backup: there is none, or its snapshot is copied. */
+  released?: (live: 'absent' | 'copied') => void,
 ): Promise<LiveState> {
   const livePath = ctx.config.databasePath;
   const exists = await fs.access(livePath).then(
     () => true,
     () => false,
   );
-  if (!exists) return { unreadable: false };
+  if (!exists) {
+    released?.('absent');
+    return { unreadable: false };
+  }
   // A backup with another page size than a WAL live database is copied in rollback mode, which
   // needs the application's connections closed; the copy's thread says so before it writes.
   const info = await describeDatabase(livePath).catch(unlessDamaged);
@@ -104,7 +108,7 @@ async function safetyBackup(
             lock: req.lock,
             signal: req.signal,
             gate,
-            ...(onSnapshot ? { onSnapshot } : {}),
+            ...(released ? { onSnapshot: () => released('copied') } : {}),
           });
   } catch (err) {
     // The database this restore replaces is damaged (the usual reason to restore): its snapshot is

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { BackupContext } from '../backup/backup.js';
 import type { BackupRow } from '../catalog/catalog.js';
 import { permanentFailure } from '../domain/errors.js';
+import type { ChecksLeft } from './early-copy.js';
 import { isPlain } from '../codec/codec.js';
 import { encodingOf, primarySource } from '../verify/readable-copy.js';
 import { restoreCheckMode, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
@@ -18,13 +19,13 @@ export interface Prepared {
  * goes through `refuse`, which records the restore as failed; other errors are thrown as they are.
  */
 export interface RestoreSource<P extends Prepared> {
-  prepare(backup: BackupRow, refuse: (err: Error) => Error): Promise<P>;
   /**
-   * A file holding the very bytes `prepare` will hand out when they pass, readable now and whose
-   * checks end before a copy of it would: the copy into the live database may begin from it before
-   * they end, committed only once they pass (see EarlyCopy). Undefined when there is none.
+   * `bytesFinal` is called, when it can be, with a file holding the very bytes `prepare` will hand
+   * out if they pass, final while their checks still run, and how those checks compare with a copy
+   * of them: the copy into the live database may begin from it then, committed only once they
+   * pass (see `EarlyStart`).
    */
-  copyable?(backup: BackupRow): string | undefined;
+  prepare(backup: BackupRow, refuse: (err: Error) => Error, bytesFinal?: (path: string, checks: ChecksLeft) => void): Promise<P>;
 }
 
 /**
@@ -34,8 +35,11 @@ export interface RestoreSource<P extends Prepared> {
 export function backupSource(ctx: BackupContext): RestoreSource<Prepared> {
   const { config, catalog, log } = ctx;
   return {
-    async prepare(backup, refuse) {
+    async prepare(backup, refuse, bytesFinal) {
       const mode = restoreCheckMode(catalog, backup);
+      // A plain backup in BACKUP_DIR is itself the copy handed out when it passes.
+      const file = isPlain(encodingOf(backup)) ? localFile(config, backup) : undefined;
+      if (file) bytesFinal?.(file, mode === 'checksum' ? 'shorter' : 'longer');
       log.info(
         { backupId: backup.id, mode },
         mode === 'full' ? 'verifying the backup in full' : 'checksum only: these bytes passed integrity_check before',
@@ -46,13 +50,12 @@ export function backupSource(ctx: BackupContext): RestoreSource<Prepared> {
       }
       return { copy: verification.copy };
     },
-    copyable(backup) {
-      // A checksum of bytes that passed integrity_check before is shorter than the copy; a full
-      // integrity_check may be longer, and the application's writes would wait for it.
-      if (restoreCheckMode(catalog, backup) !== 'checksum' || !isPlain(encodingOf(backup))) return undefined;
-      const primary = primarySource(config, backup);
-      const file = primary.store.localPath(primary.name);
-      return file && existsSync(file) ? file : undefined;
-    },
   };
+}
+
+/** The backup's file in BACKUP_DIR, when it is there. */
+function localFile(config: BackupContext['config'], backup: BackupRow): string | undefined {
+  const primary = primarySource(config, backup);
+  const file = primary.store.localPath(primary.name);
+  return file && existsSync(file) ? file : undefined;
 }

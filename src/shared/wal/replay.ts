@@ -55,6 +55,8 @@ export async function replayGeneration(
    * a backup running beside it in the same process leaves them alone.
    */
   purpose: 'read' | 'restore' = 'restore',
+  /** Told where the rebuilt database is once its bytes are final, before its integrity_check. */
+  bytesFinal?: (path: string) => void,
 ): Promise<Replayed> {
   if (generation.snapshot_backup_id === null) {
     throw permanentFailure('backup_not_restorable', `WAL generation ${generation.id} has no snapshot yet`);
@@ -93,6 +95,7 @@ export async function replayGeneration(
     // rollback journal, and only a replayed frame of page 1 would have said otherwise. Restored
     // over a database that is gone, the file must come back as the application had it.
     walMode(copy.path);
+    bytesFinal?.(copy.path);
     const problems = await integrityProblems(copy.path, 'full');
     if (problems.length) {
       throw permanentFailure(
