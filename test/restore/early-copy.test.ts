@@ -1,7 +1,8 @@
 /**
  * A restore of bytes that passed integrity_check before copies them into the live database while
  * their checksum and the safety backup run, in one transaction the application never sees, and
- * commits only once both have passed; when the checksum fails, what it wrote is rolled back.
+ * commits only once both have passed; when the checksum fails, what it wrote is rolled back. Bytes
+ * that need integrity_check are copied beside it only when there is no live database.
  */
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
@@ -107,5 +108,33 @@ describe('a copy begun before the checks end', () => {
     expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
     // The safety backup of a restore refused is not kept.
     expect(stack.catalog.countBackups()).toBe(backupsBefore);
+  });
+
+  it('waits for integrity_check of bytes never verified when there is a live database: writes to it never wait on a check', async () => {
+    const made = await request(stack.producer.server).post('/api/backups').set(auth);
+    expect(made.status).toBe(201);
+    const logFrom = stack.worker.output().length;
+    const res = await restore(made.body.backup.id);
+    expect(res.status).toBe(200);
+    expect(logged(BEGUN, logFrom)).toEqual([]);
+    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: false })]);
+    expect(integrity(live())).toBe('ok');
+  });
+
+  it('begins beside integrity_check when there is no live database to wait on, and commits once it passes', async () => {
+    const made = await request(stack.producer.server).post('/api/backups').set(auth);
+    expect(made.status).toBe(201);
+    const atBackup = workflows(made.body.backup.filePath);
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(live() + suffix, { force: true });
+    const logFrom = stack.worker.output().length;
+
+    const res = await restore(made.body.backup.id);
+    expect(res.status).toBe(200);
+    expect(res.body.restore).toMatchObject({ status: 'completed', safetyBackupId: null });
+    expect(logged(BEGUN, logFrom)).toHaveLength(1);
+    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: true })]);
+    expect(workflows(live())).toBe(atBackup);
+    expect(integrity(live())).toBe('ok');
+    expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
   });
 });
