@@ -31,8 +31,9 @@ export const GATE = { open: 0, stopped: 1, committed: 2 } as const;
  * One decision, taken once, between stopping a run and its point of no return: the copy into the
  * live database, which cannot be interrupted halfway (it is one SQLite step) and which stopping
  * its thread would only hide, not undo. Whichever comes first wins; the other is refused. The cell
- * is in shared memory so that the SQLite thread, right before it writes its first page, takes the
- * decision with the same atomic operation as a cancel request on the main thread.
+ * is in shared memory so that the SQLite thread, right before it writes its first page (or, for a
+ * copy held open beside the checks, the step that commits it), takes the decision with the same
+ * atomic operation as a cancel request on the main thread.
  */
 export class CancelGate {
   readonly cell = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));

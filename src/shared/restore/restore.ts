@@ -22,14 +22,15 @@ export interface RestoreRequest {
   lock: LockGuard;
   onProgress?: (percent: number) => Promise<void> | void;
   /**
-   * Aborted when the job is cancelled: honoured until the copy into the live database begins
-   * writing, which leaves the live database as it was; a copy that has begun runs to its end and
+   * Aborted when the job is cancelled: honoured until the copy into the live database passes its
+   * gate (see `gate`), which leaves the live database as it was; a copy past it runs to its end and
    * is checked and recorded as usual.
    */
   signal?: AbortSignal;
   /**
    * Where the run's cancel is decided (the worker's per-job gate): the copy commits it right before
-   * its first write, and from then on a cancel is refused. Without one, the restore has its own.
+   * its first write (a copy begun early: before the write that commits it), and from then on a
+   * cancel is refused. Without one, the restore has its own.
    */
   gate?: CancelGate;
 }

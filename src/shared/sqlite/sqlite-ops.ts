@@ -26,7 +26,7 @@ export type ThreadRequest =
       timeoutMs: number;
       /** The holder's fencing value, compared with the catalog's in the thread right before the copy writes. */
       fence?: { catalogPath: string; value: number };
-      /** A `CancelGate`'s cell and states: the thread commits it right before its first write, unless stopped. */
+      /** A `CancelGate`'s cell and states: the thread commits it right before its first write (a held copy's last step), unless stopped. */
       gate: { cell: Int32Array } & typeof GATE;
       /**
        * A held copy: written in steps while the cell says wait, committed once it says go, rolled
@@ -170,10 +170,11 @@ export interface CopyGuard {
   catalogPath: string;
   /** The holder's fencing value: the copy is refused when the catalog's has moved on. */
   fence?: number;
-  /** Aborted when the lock is lost or the run cancelled: a copy that has not begun writing is stopped. */
+  /** Aborted when the lock is lost or the run cancelled: a copy not yet past its gate is stopped (a held one rolled back). */
   signal?: AbortSignal;
   /**
-   * The run's gate (`CancelGate`): the copy commits it right before its first write, after which
+   * The run's gate (`CancelGate`): the copy commits it right before its first write (a held copy:
+   * right before the step that commits it), after which
    * a cancel is refused and an abort no longer stops the copy. Without one, the copy has its own.
    */
   gate?: CancelGate;
