@@ -2,42 +2,35 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { RunningProducer } from '../../src/producer/server.js';
 import type { Catalog } from '../../src/shared/catalog/catalog.js';
 import { testLogger } from '../helpers/log.js';
 import { DatabaseLock } from '../../src/shared/locking/lock.js';
 import { workerRedis } from '../../src/shared/runtime/redis.js';
 import { restoreBackup } from '../../src/shared/restore/restore.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { killAll, spawnTs, startWorkerProcess, type Proc } from '../helpers/processes.js';
-import { auth, openCatalog, startTestProducer } from '../helpers/producer.js';
-import { ACCOUNTS, INITIAL_BALANCE, balanceSum, createWorkstationDb, integrity, query } from '../helpers/workstation-db.js';
+import { waitUntil, type Sandbox } from '../helpers/env.js';
+import { spawnTs } from '../helpers/processes.js';
+import { useStack } from '../helpers/stack.js';
+import { auth } from '../helpers/producer.js';
+import { ACCOUNTS, INITIAL_BALANCE, balanceSum, integrity, query } from '../helpers/workstation-db.js';
 import { withCatalogDb } from '../helpers/catalog-db.js';
 import { startApp } from '../helpers/fake-app.js';
 import { safetyJobId } from '../../src/shared/jobs/job-ids.js';
 
+// One attempt per job: a job that waits for the lock must not be failed for it. Two workers.
+const stack = useStack('restore', {
+  env: { JOB_ATTEMPTS: '1', RESTORE_BUSY_TIMEOUT: '1000', LOCK_TTL: '2000', MAX_BACKUPS: '50' },
+  sizeMb: 6,
+  workers: 2,
+});
 let box: Sandbox;
 let producer: RunningProducer;
-let workers: Proc[] = [];
 let catalog: Catalog;
 const log = testLogger({ logLevel: 'warn' }, 'test');
 
-beforeAll(async () => {
-  // One attempt per job: a job that waits for the lock must not be failed for it.
-  box = sandbox('restore', { JOB_ATTEMPTS: '1', RESTORE_BUSY_TIMEOUT: '1000', LOCK_TTL: '2000', MAX_BACKUPS: '50' });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 6 });
-  workers = await Promise.all([startWorkerProcess(box.env), startWorkerProcess(box.env)]);
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
-});
-
-afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await Promise.all(workers.map((w) => w.stop()));
-  await killAll();
-  await box?.cleanup();
+beforeAll(() => {
+  ({ box, producer, catalog } = stack);
 });
 
 async function backupNow(): Promise<{ id: number; filePath: string; checksum: string }> {
