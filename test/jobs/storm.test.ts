@@ -2,38 +2,22 @@
  * A storm: 200 concurrent backup, verify and restore requests from several clients against a
  * producer process and three worker processes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../../src/shared/catalog/catalog.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { catalogMatchesFiles, inspectQueues, isWellFormed, startProducerProcess, startWorker, tempFiles } from '../helpers/faults.js';
-import { killAll, type Proc } from '../helpers/processes.js';
+import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../helpers/env.js';
+import { catalogMatchesFiles, inspectQueues, isWellFormed, tempFiles } from '../helpers/faults.js';
 import { auth } from '../helpers/producer.js';
-import { balanceSum, createWorkstationDb, integrity } from '../helpers/workstation-db.js';
+import { useStack } from '../helpers/stack.js';
+import { balanceSum, integrity } from '../helpers/workstation-db.js';
 import { withCatalogDb } from '../helpers/catalog-db.js';
 import { restoreJobOfSafety } from '../../src/shared/jobs/job-ids.js';
 
 const REQUESTS = 200;
 const CLIENTS = 5;
 
-let box: Sandbox;
-let producer: { proc: Proc; url: string };
-let workers: Proc[];
-let catalog: Catalog;
-
-beforeAll(async () => {
-  box = sandbox('storm', { REQUEST_TIMEOUT: '15000', MAX_BACKUPS: '1000', LOCK_RETRY_DELAY: '100', WORKER_CONCURRENCY: '2' });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  workers = await Promise.all([0, 1, 2].map(() => startWorker(box.env)));
-  producer = await startProducerProcess(box.env);
-  catalog = new Catalog(box.config.catalogPath);
-});
-
-afterAll(async () => {
-  catalog?.close();
-  await producer?.proc.stop();
-  await Promise.all((workers ?? []).map((w) => w.stop()));
-  await killAll();
-  await box?.cleanup();
+const stack = useStack('storm', {
+  env: { REQUEST_TIMEOUT: '15000', MAX_BACKUPS: '1000', LOCK_RETRY_DELAY: '100', WORKER_CONCURRENCY: '2' },
+  workers: 3,
+  producer: 'process',
 });
 
 interface Interval {
@@ -44,6 +28,7 @@ interface Interval {
 
 describe('a storm of concurrent requests', () => {
   it(`answers all ${REQUESTS} requests well, runs one backup or restore at a time, and leaves catalog and files in agreement`, async () => {
+    const { box, producer, workers, catalog } = stack;
     const post = (path: string, client: number, body?: unknown, async = false) =>
       fetch(`${producer.url}${path}`, {
         method: 'POST',
