@@ -5,40 +5,36 @@
 import type { Job, Queue } from 'bullmq';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../../src/shared/catalog/catalog.js';
 import { requestCancel } from '../../src/shared/jobs/cancel.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { backupFiles, contentOf, createBulkyDb, inspectQueues, setMarker, startWorker, tempFiles } from '../helpers/faults.js';
-import { killAll, type Proc } from '../helpers/processes.js';
-import { auth, startTestProducer } from '../helpers/producer.js';
+import { waitUntil } from '../helpers/env.js';
+import { backupFiles, contentOf, createBulkyDb, inspectQueues, setMarker, tempFiles } from '../helpers/faults.js';
+import { auth } from '../helpers/producer.js';
+import { useStack } from '../helpers/stack.js';
 import { WebhookReceiver } from '../helpers/webhook.js';
 
-let box: Sandbox;
-let catalog: Catalog;
-let q: ReturnType<typeof inspectQueues>;
-let worker: Proc;
 let webhook: WebhookReceiver;
+let q: ReturnType<typeof inspectQueues>;
 
 beforeAll(async () => {
-  // gzip of random pages is slow enough that a backup is still running when the cancel arrives;
-  // three attempts, so a retry would show.
   webhook = await WebhookReceiver.start();
-  box = sandbox('cancel', { BACKUP_COMPRESSION: 'gzip', JOB_ATTEMPTS: '3', MAX_BACKUPS: '50', ALERT_WEBHOOK_URL: webhook.url });
-  createBulkyDb(box.config.databasePath, 60);
-  catalog = new Catalog(box.config.catalogPath);
-  q = inspectQueues(box.config);
-  worker = await startWorker(box.env);
-}, 180_000);
+});
+afterAll(() => webhook?.close());
 
-afterAll(async () => {
-  catalog?.close();
-  await q?.close();
-  await killAll();
-  await webhook?.close();
-  await box?.cleanup();
+// gzip of random pages is slow enough that a backup is still running when the cancel arrives;
+// three attempts, so a retry would show.
+const stack = useStack('cancel', {
+  env: () => ({ BACKUP_COMPRESSION: 'gzip', JOB_ATTEMPTS: '3', MAX_BACKUPS: '50', ALERT_WEBHOOK_URL: webhook.url }),
+  database: (file) => createBulkyDb(file, 60),
+  timeoutMs: 180_000,
 });
 
-const dir = () => box.config.backupDir;
+beforeAll(() => {
+  q = inspectQueues(stack.box.config);
+});
+
+afterAll(() => q?.close());
+
+const dir = () => stack.box.config.backupDir;
 
 async function progressOf(queue: Queue, id: string): Promise<number> {
   const job = await queue.getJob(id);
@@ -48,7 +44,7 @@ async function progressOf(queue: Queue, id: string): Promise<number> {
 /** Cancels the job once it has reached `progress`, as soon as a worker process heard the request. */
 async function cancelAt(queue: Queue, job: Job, progress: number, reason: string): Promise<void> {
   await waitUntil(`job ${job.id} to reach ${progress}%`, async () => (await progressOf(queue, job.id!)) >= progress, 60_000, 10);
-  const heard = await requestCancel(q.redis, box.config.queuePrefix, { queue: queue.name, jobId: job.id!, reason });
+  const heard = await requestCancel(q.redis, stack.box.config.queuePrefix, { queue: queue.name, jobId: job.id!, reason });
   expect(heard).toBeGreaterThanOrEqual(1);
 }
 
@@ -59,6 +55,7 @@ async function settled(queue: Queue, id: string): Promise<Job> {
 
 describe('cancelling a job through the worker', () => {
   it('a backup cancelled before publishing fails at once with "cancelled", keeps no temp or final file, and is not retried', async () => {
+    const { catalog } = stack;
     const job = await q.backup.add('manual', { type: 'manual' });
     await cancelAt(q.backup, job, 5, 'operator asked');
     const done = await settled(q.backup, job.id!);
@@ -85,6 +82,7 @@ describe('cancelling a job through the worker', () => {
   }, 180_000);
 
   it('a restore cancelled before its copy fails with "cancelled" and leaves the live database untouched', async () => {
+    const { box, catalog } = stack;
     const [backup] = catalog.completedBackups();
     expect(backup).toBeDefined();
     setMarker(box.config.databasePath, 'written after the backup');
@@ -113,6 +111,7 @@ describe('cancelling a job through the worker', () => {
   }, 180_000);
 
   it('a cancel for a job that is not running changes nothing', async () => {
+    const { box, worker } = stack;
     expect(worker.child.exitCode).toBeNull();
     const heard = await requestCancel(q.redis, box.config.queuePrefix, { queue: 'backup', jobId: 'no-such-job' });
     expect(heard).toBeGreaterThanOrEqual(1);
@@ -123,43 +122,39 @@ describe('cancelling a job through the worker', () => {
 
 describe('cancelling a job through the API', () => {
   it('POST /api/jobs/:id/cancel stops a running backup, takes a waiting one off its queue, and refuses a finished one', async () => {
-    const producer = await startTestProducer(box.config);
-    try {
-      const api = () => request(producer.server);
-      const started = await api().post('/api/backups').set(auth).set('Prefer', 'respond-async');
-      expect(started.status).toBe(202);
-      const id = started.body.jobId as string;
-      await waitUntil(`job ${id} to run`, async () => (await progressOf(q.backup, id)) >= 5, 60_000, 10);
-      // A second backup while the first holds the lock: it has not started.
-      const queued = await q.backup.add('manual', { type: 'manual' });
+    const { catalog, producer } = stack;
+    const api = () => request(producer.server);
+    const started = await api().post('/api/backups').set(auth).set('Prefer', 'respond-async');
+    expect(started.status).toBe(202);
+    const id = started.body.jobId as string;
+    await waitUntil(`job ${id} to run`, async () => (await progressOf(q.backup, id)) >= 5, 60_000, 10);
+    // A second backup while the first holds the lock: it has not started.
+    const queued = await q.backup.add('manual', { type: 'manual' });
 
-      const cancel = await api().post(`/api/jobs/${id}/cancel`).set(auth).send({ reason: 'from the API' });
-      expect(cancel.status).toBe(202);
-      expect(cancel.body).toMatchObject({ success: true, job: { id, queue: 'backup', state: 'active' }, statusUrl: `/api/jobs/${id}` });
-      expect(cancel.body.heardBy).toBeGreaterThanOrEqual(1);
-      const done = await settled(q.backup, id);
-      expect(done.failedReason).toBe('cancelled: from the API');
-      expect(catalog.getBackupByJob(id)?.status).toBe('failed');
+    const cancel = await api().post(`/api/jobs/${id}/cancel`).set(auth).send({ reason: 'from the API' });
+    expect(cancel.status).toBe(202);
+    expect(cancel.body).toMatchObject({ success: true, job: { id, queue: 'backup', state: 'active' }, statusUrl: `/api/jobs/${id}` });
+    expect(cancel.body.heardBy).toBeGreaterThanOrEqual(1);
+    const done = await settled(q.backup, id);
+    expect(done.failedReason).toBe('cancelled: from the API');
+    expect(catalog.getBackupByJob(id)?.status).toBe('failed');
 
-      // Removed from its queue, or (if a worker had just taken it) cancelled where it runs.
-      const second = await api().post(`/api/jobs/${queued.id}/cancel`).set(auth);
-      expect([200, 202]).toContain(second.status);
-      if (second.status === 200) {
-        expect(second.body.job.state).toBe('removed');
-        expect(await q.backup.getJobState(queued.id!)).toBe('unknown');
-        expect(catalog.getBackupByJob(queued.id!)).toBeUndefined();
-      } else {
-        expect((await settled(q.backup, queued.id!)).failedReason).toMatch(/^cancelled/);
-      }
-      await waitUntil('no temp files', () => tempFiles(dir()).length === 0, 30_000);
-
-      const finished = await api().post(`/api/jobs/${id}/cancel`).set(auth);
-      expect(finished.status).toBe(409);
-      expect(finished.body).toEqual({ success: false, error: { code: 'job_finished', message: `job ${id} has already failed` } });
-      expect((await api().post('/api/jobs/no-such-job/cancel').set(auth)).body.error.code).toBe('job_not_found');
-      expect((await api().post(`/api/jobs/${id}/cancel`).set(auth).send({ why: 'x' })).status).toBe(400);
-    } finally {
-      await producer.close();
+    // Removed from its queue, or (if a worker had just taken it) cancelled where it runs.
+    const second = await api().post(`/api/jobs/${queued.id}/cancel`).set(auth);
+    expect([200, 202]).toContain(second.status);
+    if (second.status === 200) {
+      expect(second.body.job.state).toBe('removed');
+      expect(await q.backup.getJobState(queued.id!)).toBe('unknown');
+      expect(catalog.getBackupByJob(queued.id!)).toBeUndefined();
+    } else {
+      expect((await settled(q.backup, queued.id!)).failedReason).toMatch(/^cancelled/);
     }
+    await waitUntil('no temp files', () => tempFiles(dir()).length === 0, 30_000);
+
+    const finished = await api().post(`/api/jobs/${id}/cancel`).set(auth);
+    expect(finished.status).toBe(409);
+    expect(finished.body).toEqual({ success: false, error: { code: 'job_finished', message: `job ${id} has already failed` } });
+    expect((await api().post('/api/jobs/no-such-job/cancel').set(auth)).body.error.code).toBe('job_not_found');
+    expect((await api().post(`/api/jobs/${id}/cancel`).set(auth).send({ why: 'x' })).status).toBe(400);
   }, 180_000);
 });
