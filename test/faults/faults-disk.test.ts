@@ -6,14 +6,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../../src/shared/catalog/catalog.js';
-import type { RunningProducer } from '../../src/producer/server.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { backupFiles, catalogMatchesFiles, inspectQueues, sha256, startWorker, tempFiles } from '../helpers/faults.js';
-import { killAll, type Proc } from '../helpers/processes.js';
-import { auth, startTestProducer } from '../helpers/producer.js';
-import { createWorkstationDb } from '../helpers/workstation-db.js';
+import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../helpers/env.js';
+import { backupFiles, catalogMatchesFiles, inspectQueues, sha256, tempFiles } from '../helpers/faults.js';
+import { auth } from '../helpers/producer.js';
+import { useStack } from '../helpers/stack.js';
 
 /** Adds about `mb` MB of rows to the live database. */
 function grow(file: string, mb: number): void {
@@ -31,40 +28,25 @@ function grow(file: string, mb: number): void {
 }
 
 describe('the backup volume fills up during a backup', () => {
-  let box: Sandbox;
-  let producer: RunningProducer | undefined;
-  let worker: Proc | undefined;
-  let catalog: Catalog | undefined;
   let mounted = false;
-
-  beforeAll(async () => {
-    box = sandbox('disk', { MAX_BACKUPS: '2', JOB_ATTEMPTS: '2', JOB_BACKOFF: '100' });
-    fs.mkdirSync(box.config.backupDir, { recursive: true });
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', box.config.backupDir]);
-    mounted = true;
-    createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-    worker = await startWorker(box.env);
-    producer = await startTestProducer(box.config);
-    catalog = new Catalog(box.config.catalogPath);
-  });
-
-  afterAll(async () => {
-    // Everything holding a file on the tmpfs goes first, or it cannot be unmounted.
-    try {
-      catalog?.close();
-      await producer?.close();
-      await worker?.stop();
-      await killAll();
-    } finally {
+  const stack = useStack('disk', {
+    env: { MAX_BACKUPS: '2', JOB_ATTEMPTS: '2', JOB_BACKOFF: '100' },
+    prepare(_file, box) {
+      fs.mkdirSync(box.config.backupDir, { recursive: true });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'tmpfs', box.config.backupDir]);
+      mounted = true;
+    },
+    // After everything holding a file on the tmpfs has stopped, or it cannot be unmounted.
+    teardown(box) {
       if (mounted) execFileSync('umount', [box.config.backupDir]);
-      await box?.cleanup();
-    }
+    },
   });
 
   it('fails the backup with "no space left", leaves nothing partial, and keeps every good backup', async () => {
+    const { box, producer, catalog } = stack;
     const good = [];
     for (let i = 0; i < 2; i++) {
-      const res = await request(producer!.server).post('/api/backups').set(auth);
+      const res = await request(producer.server).post('/api/backups').set(auth);
       expect(res.status).toBe(201);
       good.push(res.body.backup as { id: number; filePath: string; checksum: string });
     }
@@ -73,10 +55,10 @@ describe('the backup volume fills up during a backup', () => {
 
     // The next copy needs more room than the volume has left.
     grow(box.config.databasePath, 7);
-    const res = await request(producer!.server).post('/api/backups').set(auth);
+    const res = await request(producer.server).post('/api/backups').set(auth);
     expect(res.status).toBe(500);
     expect(res.body).toMatchObject({ success: false, error: { code: 'backup_failed', message: expect.stringMatching(/no space left/) } });
-    const row = catalog!.getBackup(res.body.backup.id)!;
+    const row = catalog.getBackup(res.body.backup.id)!;
     expect(row.status).toBe('failed');
     expect(row.error_message).toMatch(/no space left in /);
     expect(row.file_size_bytes).toBeNull();
@@ -96,59 +78,44 @@ describe('the backup volume fills up during a backup', () => {
     for (const b of good) expect(sha256(b.filePath)).toBe(b.checksum);
     // Retention did not delete a good backup to make room.
     expect(
-      catalog!
+      catalog
         .completedBackups()
         .map((b) => b.id)
         .sort(),
     ).toEqual(good.map((b) => b.id).sort());
     for (const b of good) {
-      const verify = await request(producer!.server).post(`/api/backups/${b.id}/verify`).set(auth);
+      const verify = await request(producer.server).post(`/api/backups/${b.id}/verify`).set(auth);
       expect(verify.body).toMatchObject({ success: true, valid: true });
     }
-    catalogMatchesFiles(box.config.backupDir, catalog!.completedBackups());
+    catalogMatchesFiles(box.config.backupDir, catalog.completedBackups());
 
     // Once there is room again, backups carry on and retention keeps MAX_BACKUPS as usual.
     execFileSync('mount', ['-o', 'remount,size=64m', box.config.backupDir]);
-    const after = await request(producer!.server).post('/api/backups').set(auth);
+    const after = await request(producer.server).post('/api/backups').set(auth);
     expect(after.status).toBe(201);
-    expect(catalog!.completedBackups()).toHaveLength(2);
-    catalogMatchesFiles(box.config.backupDir, catalog!.completedBackups());
+    expect(catalog.completedBackups()).toHaveLength(2);
+    catalogMatchesFiles(box.config.backupDir, catalog.completedBackups());
   }, 120_000);
 });
 
 describe('the catalog is locked by another process for a while', () => {
-  let box: Sandbox;
-  let producer: RunningProducer | undefined;
-  let worker: Proc | undefined;
-
-  beforeAll(async () => {
-    // One attempt per job: a job that did not wait for the lock would fail outright, not be retried into success.
-    box = sandbox('catalog-lock', { JOB_ATTEMPTS: '1', CATALOG_BUSY_TIMEOUT: '20000' });
-    createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-    worker = await startWorker(box.env);
-    producer = await startTestProducer(box.config);
-  });
-
-  afterAll(async () => {
-    await producer?.close();
-    await worker?.stop();
-    await killAll();
-    await box?.cleanup();
-  });
+  // One attempt per job: a job that did not wait for the lock would fail outright, not be retried into success.
+  const stack = useStack('catalog-lock', { env: { JOB_ATTEMPTS: '1', CATALOG_BUSY_TIMEOUT: '20000' } });
 
   it('makes backup and verify jobs wait (busy_timeout), then succeed', async () => {
-    const first = await request(producer!.server).post('/api/backups').set(auth);
+    const { box, producer } = stack;
+    const first = await request(producer.server).post('/api/backups').set(auth);
     expect(first.status).toBe(201);
 
     const holder = new Database(box.config.catalogPath);
     const q = inspectQueues(box.config);
     try {
       holder.exec('BEGIN IMMEDIATE'); // the write lock, as a long-running writer holds it
-      const backup = request(producer!.server)
+      const backup = request(producer.server)
         .post('/api/backups')
         .set(auth)
         .then((r) => r);
-      const verify = request(producer!.server)
+      const verify = request(producer.server)
         .post(`/api/backups/${first.body.backup.id}/verify`)
         .set(auth)
         .then((r) => r);

@@ -4,25 +4,23 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../../src/shared/catalog/catalog.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { catalogMatchesFiles, inspectQueues, isWellFormed, startProducerProcess, startWorker, tempFiles } from '../helpers/faults.js';
-import { killAll, type Proc } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/env.js';
+import { catalogMatchesFiles, inspectQueues, isWellFormed, tempFiles } from '../helpers/faults.js';
 import { auth } from '../helpers/producer.js';
 import { PrivateRedis } from '../helpers/redis-server.js';
-import { createWorkstationDb } from '../helpers/workstation-db.js';
+import { useStack } from '../helpers/stack.js';
 
 const RESTARTS = 2;
 
-let box: Sandbox;
 let redis: PrivateRedis;
-let producer: { proc: Proc; url: string };
-let workers: Proc[];
-let catalog: Catalog;
 
 beforeAll(async () => {
   redis = await PrivateRedis.start();
-  box = sandbox('redis', {
+});
+afterAll(() => redis?.kill());
+
+const stack = useStack('redis', {
+  env: () => ({
     REDIS_URL: redis.url,
     REQUEST_TIMEOUT: '20000',
     LOCK_TTL: '3000',
@@ -30,20 +28,10 @@ beforeAll(async () => {
     STALLED_INTERVAL: '1000',
     REAPER_INTERVAL: '1000',
     MAX_BACKUPS: '100',
-  });
-  createWorkstationDb(box.config.databasePath, { sizeMb: 2 });
-  workers = [await startWorker(box.env), await startWorker(box.env)];
-  producer = await startProducerProcess(box.env);
-  catalog = new Catalog(box.config.catalogPath);
-});
-
-afterAll(async () => {
-  catalog?.close();
-  await producer?.proc.stop();
-  await Promise.all((workers ?? []).map((w) => w.stop()));
-  await killAll();
-  await redis?.kill();
-  await box?.cleanup();
+  }),
+  sizeMb: 2,
+  workers: 2,
+  producer: 'process',
 });
 
 /**
@@ -86,7 +74,7 @@ function load(url: string) {
   };
   const client = async (n: number) => {
     while (running) {
-      const last = catalog.lastSuccessfulBackup();
+      const last = stack.catalog.lastSuccessfulBackup();
       await Promise.all([
         ask('backup', () =>
           request(url)
@@ -116,6 +104,7 @@ function load(url: string) {
 
 describe('Redis restarted under load', () => {
   it(`the producer answers 503 while it is away, and producer and workers recover by themselves (${RESTARTS} restarts)`, async () => {
+    const { box, producer, workers, catalog } = stack;
     const pids = [producer.proc.child.pid, ...workers.map((w) => w.child.pid)];
     const q = inspectQueues(box.config);
     try {

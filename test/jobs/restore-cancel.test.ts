@@ -12,30 +12,22 @@ import type { Job, Queue } from 'bullmq';
 import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProducer } from '../../src/producer/server.js';
-import { Catalog } from '../../src/shared/catalog/catalog.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { contentOf, createBulkyDb, inspectQueues, setMarker, startWorker } from '../helpers/faults.js';
-import { killAll } from '../helpers/processes.js';
-import { auth, startTestProducer } from '../helpers/producer.js';
+import { waitUntil } from '../helpers/env.js';
+import { contentOf, createBulkyDb, inspectQueues, setMarker } from '../helpers/faults.js';
+import { auth } from '../helpers/producer.js';
+import { useStack } from '../helpers/stack.js';
 
-let box: Sandbox;
-let catalog: Catalog;
+const stack = useStack('restore-cancel', { database: (file) => createBulkyDb(file, 200), timeoutMs: 180_000 });
 let q: ReturnType<typeof inspectQueues>;
-let producer: RunningProducer;
 let backupId: number;
 let backedUp: ReturnType<typeof contentOf>;
 
-const live = () => box.config.databasePath;
-const api = () => request(producer.server);
+const live = () => stack.box.config.databasePath;
+const api = () => request(stack.producer.server);
 const walBytes = () => fs.statSync(`${live()}-wal`, { throwIfNoEntry: false })?.size ?? 0;
 
 beforeAll(async () => {
-  box = sandbox('restore-cancel');
-  createBulkyDb(live(), 200);
-  catalog = new Catalog(box.config.catalogPath);
-  q = inspectQueues(box.config);
-  [producer] = await Promise.all([startTestProducer(box.config), startWorker(box.env)]);
+  q = inspectQueues(stack.box.config);
   const backup = await api().post('/api/backups').set(auth);
   expect(backup.status).toBe(201);
   backupId = backup.body.backup.id as number;
@@ -43,13 +35,7 @@ beforeAll(async () => {
   setMarker(live(), 'written after the backup');
 }, 180_000);
 
-afterAll(async () => {
-  await producer?.close();
-  catalog?.close();
-  await q?.close();
-  await killAll();
-  await box?.cleanup();
-});
+afterAll(() => q?.close());
 
 async function startRestore(): Promise<string> {
   const started = await api().post(`/api/backups/${backupId}/restore`).set(auth).set('Prefer', 'respond-async');
@@ -80,12 +66,12 @@ function quiet(): void {
 /** What every restore row must never do: call a database unchanged that holds the backup. */
 function expectNoLie(jobId: string, before: ReturnType<typeof contentOf>): void {
   quiet();
-  const row = catalog.getRestoreByJob(jobId)!;
+  const row = stack.catalog.getRestoreByJob(jobId)!;
   const now = contentOf(live());
   expect(now.integrity).toBe('ok');
   if (now.digest !== before.digest) expect(row.error_message ?? '').not.toMatch(/not changed|unchanged/);
   if (row.status === 'failed' || row.status === 'rolled_back') {
-    const safety = row.safety_backup_id ? catalog.getBackup(row.safety_backup_id) : undefined;
+    const safety = row.safety_backup_id ? stack.catalog.getBackup(row.safety_backup_id) : undefined;
     expect(safety, 'a failed restore after its safety backup points to it').toBeDefined();
     expect(row.error_message).toContain(`safety backup ${safety!.id}`);
   }
@@ -107,7 +93,7 @@ describe('cancelling a restore', () => {
     expect(cancel.body).toEqual({ success: false, error: { code: 'restore_copying', message: expect.stringContaining(id) } });
     expect(await q.restore.getJobState(id)).toBe('completed');
     expect(done.returnvalue).toMatchObject({ status: 'completed', safetyBackupId: expect.any(Number), errorMessage: null });
-    const row = catalog.getRestoreByJob(id)!;
+    const row = stack.catalog.getRestoreByJob(id)!;
     expect(row.status).toBe('completed');
     expect(row.restored_at).not.toBeNull();
     expect(contentOf(live())).toEqual(backedUp);
@@ -137,11 +123,11 @@ describe('cancelling a restore', () => {
     expectNoLie(id, before);
     expect(await q.restore.getJobState(id)).toBe('failed');
     expect(done.attemptsMade).toBe(1);
-    const row = catalog.getRestoreByJob(id)!;
+    const row = stack.catalog.getRestoreByJob(id)!;
     expect(row.status).toBe('failed');
     expect(row.restored_at).toBeNull();
     expect(row.error_message).toMatch(/^cancelled: wrong backup chosen; the live database was not changed by this restore/);
-    const safety = catalog.getBackup(row.safety_backup_id!)!;
+    const safety = stack.catalog.getBackup(row.safety_backup_id!)!;
     expect(safety).toMatchObject({ status: 'completed', backup_type: 'pre-migration' });
     expect(row.error_message).toContain(`safety backup ${safety.id} (${path.basename(safety.file_path)})`);
     expect(done.failedReason).toBe(row.error_message);

@@ -6,22 +6,19 @@
 import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProducer } from '../../src/producer/server.js';
-import { Catalog } from '../../src/shared/catalog/catalog.js';
 import { runCli } from '../helpers/cli.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
+import { waitUntil } from '../helpers/env.js';
 import { contentOf, createBulkyDb, inspectQueues, setMarker, startWorker } from '../helpers/faults.js';
 import { killAll } from '../helpers/processes.js';
-import { auth, startTestProducer } from '../helpers/producer.js';
+import { auth } from '../helpers/producer.js';
+import { useStack } from '../helpers/stack.js';
 
-let box: Sandbox;
-let producer: RunningProducer;
-let catalog: Catalog;
-let q: ReturnType<typeof inspectQueues>;
 const backups: Record<'x' | 'y', { id: number; digest: string }> = {} as never;
+let q: ReturnType<typeof inspectQueues>;
 
-beforeAll(async () => {
-  box = sandbox('trust-fencing', {
+// Workers A and B are the test's own: it pauses, resumes and stops each of them.
+const stack = useStack('trust-fencing', {
+  env: {
     // The database lock (Redis TTL, and the file lock's stale time) runs out 2 s into the pause;
     // the job's own BullMQ lock does not, so no stalled-job rerun muddles who wrote last.
     LOCK_TTL: '2000',
@@ -29,40 +26,40 @@ beforeAll(async () => {
     STALLED_INTERVAL: '60000',
     RESTORE_BUSY_TIMEOUT: '120000',
     MAX_BACKUPS: '50',
-  });
-  createBulkyDb(box.config.databasePath, 8, 'X');
-  for (const name of ['x', 'y'] as const) {
-    setMarker(box.config.databasePath, name.toUpperCase());
-    const run = await runCli(box.env, 'backup', '--json');
-    expect(run.code, run.stderr).toBe(0);
-    backups[name] = { id: run.json.backup.id as number, digest: contentOf(run.json.backup.filePath as string).digest };
-  }
-  setMarker(box.config.databasePath, 'live');
-  catalog = new Catalog(box.config.catalogPath);
-  producer = await startTestProducer(box.config);
-  q = inspectQueues(box.config);
-}, 120_000);
+  },
+  database: (file) => createBulkyDb(file, 8, 'X'),
+  async prepare(file, box) {
+    for (const name of ['x', 'y'] as const) {
+      setMarker(file, name.toUpperCase());
+      const run = await runCli(box.env, 'backup', '--json');
+      expect(run.code, run.stderr).toBe(0);
+      backups[name] = { id: run.json.backup.id as number, digest: contentOf(run.json.backup.filePath as string).digest };
+    }
+    setMarker(file, 'live');
+  },
+  workers: 0,
+  timeoutMs: 120_000,
+});
+
+beforeAll(() => {
+  q = inspectQueues(stack.box.config);
+});
 
 afterEach(async () => {
   await killAll();
 });
 
-afterAll(async () => {
-  catalog?.close();
-  await q?.close();
-  await producer?.close();
-  await killAll();
-  await box?.cleanup();
-});
+afterAll(() => q?.close());
 
 async function queueRestore(backupId: number): Promise<string> {
-  const res = await request(producer.server).post(`/api/backups/${backupId}/restore`).set(auth).set('Prefer', 'respond-async');
+  const res = await request(stack.producer.server).post(`/api/backups/${backupId}/restore`).set(auth).set('Prefer', 'respond-async');
   expect(res.status).toBe(202);
   return res.body.jobId as string;
 }
 
 describe('a restoring worker paused past its lock', () => {
   it('does not copy over the restore another worker made meanwhile, and fails with the lock lost', async () => {
+    const { box, catalog } = stack;
     const a = await startWorker(box.env);
     // The application holds a write transaction, so A's copy waits inside its SQLite thread,
     // after A's last lock check in the main thread.
