@@ -15,40 +15,31 @@ import { parseConfig } from '../../src/shared/runtime/config.js';
 import { withCatalogDb } from '../helpers/catalog-db.js';
 import { REDIS_DOWN, runCli } from '../helpers/cli.js';
 import { sandbox, type Sandbox } from '../helpers/env.js';
-import { createBulkyDb, sha256, startProducerProcess } from '../helpers/faults.js';
-import { killAll, startWorkerProcess, type Proc } from '../helpers/processes.js';
+import { createBulkyDb, sha256 } from '../helpers/faults.js';
 import { auth } from '../helpers/producer.js';
 import { S3Server } from '../helpers/s3.js';
-import { createWorkstationDb, integrity, query, writeMarker } from '../helpers/workstation-db.js';
+import { useStack } from '../helpers/stack.js';
+import { integrity, query, writeMarker } from '../helpers/workstation-db.js';
 import { ROOT } from '../helpers/root.js';
 
 const PREFIX = 'workstation';
 
 let s3: S3Server;
-let box: Sandbox;
-/** The producer as a process of its own: the SDK takes its credentials from the process's environment. */
-let producer: { proc: Proc; url: string };
-let worker: Proc;
+/** Sandboxes of the tests' own CLI runs (no stack: the CLI works with Redis down). */
 const boxes: Sandbox[] = [];
 
 beforeAll(async () => {
   s3 = await S3Server.start({ record: true });
-  box = sandbox('s3-mirror', { MAX_BACKUPS: '2' });
-  box = Object.assign(box, box.with(s3.env(PREFIX)));
-  boxes.push(box);
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startProducerProcess(box.env);
 });
 
 afterAll(async () => {
-  await producer?.proc.stop();
-  await worker?.stop();
-  await killAll();
   await s3?.cleanup();
   for (const b of boxes) await b.cleanup();
   fs.rmSync(outDir, { recursive: true, force: true });
 });
+
+/** The producer as a process of its own: the SDK takes its credentials from the process's environment. */
+const stack = useStack('s3-mirror', { env: () => ({ MAX_BACKUPS: '2', ...s3.env(PREFIX) }), producer: 'process' });
 
 const outDir = path.join(ROOT, `.build-test-s3-${process.pid}`);
 
@@ -78,7 +69,7 @@ interface Made {
 }
 
 async function backupNow(): Promise<Made> {
-  const res = await request(producer.url).post('/api/backups').set(auth);
+  const res = await request(stack.producer.url).post('/api/backups').set(auth);
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.backup as Made;
 }
@@ -94,7 +85,7 @@ function copyRows(catalogPath: string): { backup_id: number; status: string; err
 
 describe('BACKUP_MIRROR_URL=s3://bucket/prefix', () => {
   it('is a configuration error together with BACKUP_MIRROR_DIR, naming both', async () => {
-    const both = { ...box.env, BACKUP_MIRROR_DIR: path.join(box.dir, 'elsewhere') };
+    const both = { ...stack.box.env, BACKUP_MIRROR_DIR: path.join(stack.box.dir, 'elsewhere') };
     expect(() => parseConfig(both)).toThrow(ConfigError);
     expect(() => parseConfig(both)).toThrow(/BACKUP_MIRROR_DIR[\s\S]*BACKUP_MIRROR_URL|BACKUP_MIRROR_URL[\s\S]*BACKUP_MIRROR_DIR/);
     const cli = await runCli({ ...both, REDIS_URL: REDIS_DOWN }, 'list', '--json');
@@ -116,7 +107,7 @@ describe('BACKUP_MIRROR_URL=s3://bucket/prefix', () => {
     for (const b of kept) {
       expect(await s3.sha256(key(b.fileName))).toBe(b.checksum);
       expect(sha256(b.filePath)).toBe(b.checksum);
-      const local = fs.readFileSync(path.join(box.config.backupDir, `.${b.fileName}.manifest.json`), 'utf8');
+      const local = fs.readFileSync(path.join(stack.box.config.backupDir, `.${b.fileName}.manifest.json`), 'utf8');
       expect(await s3.text(manifestKey(b.fileName))).toBe(local);
     }
     // MAX_BACKUPS=2: the oldest is gone from the bucket, its manifest too.
@@ -124,15 +115,15 @@ describe('BACKUP_MIRROR_URL=s3://bucket/prefix', () => {
     expect(await s3.exists(manifestKey(made[0]!.fileName))).toBe(false);
     expect(during.some((l) => l.startsWith(`DELETE /${s3.bucket}/${key(made[0]!.fileName)}`))).toBe(true);
 
-    expect(copyRows(box.config.catalogPath).filter((r) => kept.some((b) => b.id === r.backup_id))).toEqual(
+    expect(copyRows(stack.box.config.catalogPath).filter((r) => kept.some((b) => b.id === r.backup_id))).toEqual(
       kept.map((b) => ({ backup_id: b.id, status: 'ok', error_message: null })),
     );
-    const list = await runCli({ ...box.env, REDIS_URL: REDIS_DOWN }, 'list', '--json');
+    const list = await runCli({ ...stack.box.env, REDIS_URL: REDIS_DOWN }, 'list', '--json');
     expect(list.code, list.stderr).toBe(0);
     const listed = new Map((list.json.backups as { id: number; mirror: string }[]).map((b) => [b.id, b.mirror]));
     for (const b of kept) expect(listed.get(b.id)).toBe('ok');
 
-    const health = await request(producer.url).get('/health').set(auth);
+    const health = await request(stack.producer.url).get('/health').set(auth);
     expect(health.body.storage.mirror).toMatchObject({
       configured: true,
       location: `s3://${s3.bucket}/${PREFIX}`,
@@ -145,9 +136,9 @@ describe('BACKUP_MIRROR_URL=s3://bucket/prefix', () => {
   });
 
   it('verify and restore read the bucket copy when the local file is damaged', async () => {
-    writeMarker(box.config.databasePath, 'kept');
+    writeMarker(stack.box.config.databasePath, 'kept');
     const backup = await backupNow();
-    writeMarker(box.config.databasePath, 'changed');
+    writeMarker(stack.box.config.databasePath, 'changed');
     // One byte changed in the middle of the local file.
     const fd = fs.openSync(backup.filePath, 'r+');
     const at = Math.floor(fs.fstatSync(fd).size / 2);
@@ -157,18 +148,18 @@ describe('BACKUP_MIRROR_URL=s3://bucket/prefix', () => {
     fs.closeSync(fd);
     expect(sha256(backup.filePath)).not.toBe(backup.checksum);
 
-    const offline = { ...box.env, REDIS_URL: REDIS_DOWN };
+    const offline = { ...stack.box.env, REDIS_URL: REDIS_DOWN };
     const v = await runCli(offline, 'verify', String(backup.id), '--json');
     expect(v.code, v.stdout + v.stderr).toBe(0);
     expect(v.json).toMatchObject({ valid: true, source: 'mirror', copies: { primary: { valid: false, message: 'checksum mismatch' } } });
 
-    const api = await request(producer.url).post(`/api/backups/${backup.id}/verify`).set(auth);
+    const api = await request(stack.producer.url).post(`/api/backups/${backup.id}/verify`).set(auth);
     expect(api.body.valid, JSON.stringify(api.body)).toBe(true);
 
     const r = await runCli(offline, 'restore', String(backup.id), '--yes', '--json');
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(query<{ v: string }>(box.config.databasePath, 'SELECT v FROM marker').v).toBe('kept');
-    expect(integrity(box.config.databasePath)).toBe('ok');
+    expect(query<{ v: string }>(stack.box.config.databasePath, 'SELECT v FROM marker').v).toBe('kept');
+    expect(integrity(stack.box.config.databasePath)).toBe('ok');
   });
 
   it('uploads a 200 MB backup in parts, with the compiled CLI process under 200 MB of resident memory', async () => {

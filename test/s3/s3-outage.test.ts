@@ -12,9 +12,9 @@ import { withCatalogDb } from '../helpers/catalog-db.js';
 import { REDIS_DOWN, runCli } from '../helpers/cli.js';
 import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
 import { createBulkyDb, sha256, startProducerProcess } from '../helpers/faults.js';
-import { killAll, startWorkerProcess, type Proc } from '../helpers/processes.js';
 import { auth } from '../helpers/producer.js';
 import { S3Server } from '../helpers/s3.js';
+import { useStack } from '../helpers/stack.js';
 import { WebhookReceiver } from '../helpers/webhook.js';
 import { createWorkstationDb } from '../helpers/workstation-db.js';
 
@@ -22,30 +22,24 @@ const PREFIX = 'workstation';
 
 let s3: S3Server;
 let hook: WebhookReceiver;
-let box: Sandbox;
-/** The producer as a process of its own: the SDK takes its credentials from the process's environment. */
-let producer: { proc: Proc; url: string };
-let worker: Proc;
+/** Sandboxes of the tests' own CLI runs (no stack: the CLI works with Redis down). */
 const boxes: Sandbox[] = [];
 
 beforeAll(async () => {
   s3 = await S3Server.start({ record: true });
   hook = await WebhookReceiver.start();
-  box = sandbox('s3-outage', { BACKUP_MIRROR_TIMEOUT: '5000' });
-  box = Object.assign(box, box.with({ ...s3.env(PREFIX), ALERT_WEBHOOK_URL: hook.url }));
-  boxes.push(box);
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  worker = await startWorkerProcess(box.env);
-  producer = await startProducerProcess(box.env);
 });
 
 afterAll(async () => {
-  await producer?.proc.stop();
-  await worker?.stop();
-  await killAll();
   await hook?.close();
   await s3?.cleanup();
   for (const b of boxes) await b.cleanup();
+});
+
+/** The producer as a process of its own: the SDK takes its credentials from the process's environment. */
+const stack = useStack('s3-outage', {
+  env: () => ({ BACKUP_MIRROR_TIMEOUT: '5000', ...s3.env(PREFIX), ALERT_WEBHOOK_URL: hook.url }),
+  producer: 'process',
 });
 
 interface Made {
@@ -57,7 +51,7 @@ interface Made {
 }
 
 async function backupNow(): Promise<Made> {
-  const res = await request(producer.url).post('/api/backups').set(auth);
+  const res = await request(stack.producer.url).post('/api/backups').set(auth);
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body.backup as Made;
 }
@@ -73,7 +67,7 @@ function copyRows(catalogPath: string): CopyRow[] {
 const copyOf = (catalogPath: string, id: number) => copyRows(catalogPath).find((r) => r.backup_id === id);
 
 async function health() {
-  return (await request(producer.url).get('/health').set(auth)).body as {
+  return (await request(stack.producer.url).get('/health').set(auth)).body as {
     status: string;
     problems: string[];
     storage: { mirror: Record<string, unknown> & { failed: { backupId: number; error: string | null }[] } };
@@ -100,18 +94,18 @@ async function inBucket(made: Made[], prefix = PREFIX): Promise<void> {
 describe('a bucket that is stopped', () => {
   it('does not fail local backups; /health degrades, one alert per outage, and the next backup catches up', async () => {
     const first = await backupNow();
-    expect(copyOf(box.config.catalogPath, first.id)).toMatchObject({ status: 'ok' });
+    expect(copyOf(stack.box.config.catalogPath, first.id)).toMatchObject({ status: 'ok' });
 
     await s3.stop();
     const missed = [await backupNow(), await backupNow()];
     for (const b of missed) {
       expect(b.status).toBe('completed');
       expect(sha256(b.filePath)).toBe(b.checksum);
-      const copy = copyOf(box.config.catalogPath, b.id);
+      const copy = copyOf(stack.box.config.catalogPath, b.id);
       expect(copy?.status).toBe('failed');
       expect(copy?.error_message).toContain(`endpoint ${s3.endpoint} unreachable`);
     }
-    const list = await runCli({ ...box.env, REDIS_URL: REDIS_DOWN }, 'list', '--json');
+    const list = await runCli({ ...stack.box.env, REDIS_URL: REDIS_DOWN }, 'list', '--json');
     expect(list.code, list.stderr).toBe(0);
     const listed = new Map((list.json.backups as { id: number; mirror: string }[]).map((b) => [b.id, b.mirror]));
     expect(listed.get(first.id)).toBe('ok');
@@ -137,7 +131,7 @@ describe('a bucket that is stopped', () => {
     // Caught up from the catalog: no listing of the bucket.
     expect(s3.lists(s3.requests.slice(mark))).toEqual([]);
     await inBucket([first, ...missed, next]);
-    for (const b of [first, ...missed, next]) expect(copyOf(box.config.catalogPath, b.id)).toMatchObject({ status: 'ok' });
+    for (const b of [first, ...missed, next]) expect(copyOf(stack.box.config.catalogPath, b.id)).toMatchObject({ status: 'ok' });
 
     const up = await healthWhen(
       '/health to see the bucket back',
@@ -149,7 +143,7 @@ describe('a bucket that is stopped', () => {
     // A second outage is a second alert.
     await s3.stop();
     const again = await backupNow();
-    expect(copyOf(box.config.catalogPath, again.id)?.status).toBe('failed');
+    expect(copyOf(stack.box.config.catalogPath, again.id)?.status).toBe('failed');
     await waitUntil('the second outage alert', () => hook.of('mirror.failed').length === 2);
     await s3.start();
     await inBucket([again, await backupNow()]);
