@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Catalog } from '../../src/shared/catalog/catalog.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
+import type { Catalog } from '../../src/shared/catalog/catalog.js';
+import { waitUntil, type Sandbox } from '../helpers/env.js';
 import {
   backupFiles,
   catalogMatchesFiles,
@@ -21,17 +21,14 @@ import {
   startWorker,
 } from '../helpers/faults.js';
 import { killAll, type Proc } from '../helpers/processes.js';
-import { auth, startTestProducer } from '../helpers/producer.js';
+import { auth } from '../helpers/producer.js';
+import { useStack } from '../helpers/stack.js';
 import { ACCOUNTS, INITIAL_BALANCE, balanceSum } from '../helpers/workstation-db.js';
 import type { RunningProducer } from '../../src/producer/server.js';
 
-let box: Sandbox;
-let producer: RunningProducer;
-let catalog: Catalog;
-let q: ReturnType<typeof inspectQueues>;
-
-beforeAll(async () => {
-  box = sandbox('kill', {
+// No worker of the stack's: each test starts, kills and stops its own.
+const stack = useStack('kill', {
+  env: {
     // Short enough for a test, long enough that a loaded machine does not mistake a live worker for a dead one.
     LOCK_TTL: '3000',
     JOB_LOCK_DURATION: '4000',
@@ -40,10 +37,17 @@ beforeAll(async () => {
     BACKUP_COMPRESSION: 'gzip',
     MAX_BACKUPS: '50',
     SHUTDOWN_TIMEOUT: '60000',
-  });
-  createBulkyDb(box.config.databasePath, 16);
-  producer = await startTestProducer(box.config);
-  catalog = new Catalog(box.config.catalogPath);
+  },
+  database: (file) => createBulkyDb(file, 16),
+  workers: 0,
+});
+let box: Sandbox;
+let producer: RunningProducer;
+let catalog: Catalog;
+let q: ReturnType<typeof inspectQueues>;
+
+beforeAll(() => {
+  ({ box, producer, catalog } = stack);
   q = inspectQueues(box.config);
 });
 
@@ -52,13 +56,7 @@ afterEach(async () => {
   await killAll();
 });
 
-afterAll(async () => {
-  catalog?.close();
-  await q?.close();
-  await producer?.close();
-  await killAll();
-  await box?.cleanup();
-});
+afterAll(() => q?.close());
 
 const dir = () => box.config.backupDir;
 const tempOf = (proc: Proc) => tempFiles(dir()).filter((n) => n.includes(`-${proc.child.pid}-`));
