@@ -8,40 +8,27 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningProducer } from '../../src/producer/server.js';
-import type { Catalog } from '../../src/shared/catalog/catalog.js';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { auth, openCatalog, startTestProducer } from '../helpers/producer.js';
+import { setProcessEnv, waitUntil } from '../helpers/env.js';
+import { auth } from '../helpers/producer.js';
 import { S3Server } from '../helpers/s3.js';
-import { createWorkstationDb } from '../helpers/workstation-db.js';
+import { useStack } from '../helpers/stack.js';
 
 let s3: S3Server;
-let box: Sandbox;
-let producer: RunningProducer;
-let catalog: Catalog;
-const savedEnv: Record<string, string | undefined> = {};
+let restoreEnv: (() => void) | undefined;
 
 beforeAll(async () => {
   s3 = await S3Server.start({ record: true });
-  box = sandbox('health-bucket-probe');
-  box = Object.assign(box, box.with(s3.env('workstation')));
-  for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) savedEnv[k] = process.env[k];
-  process.env.AWS_ACCESS_KEY_ID = box.env.AWS_ACCESS_KEY_ID;
-  process.env.AWS_SECRET_ACCESS_KEY = box.env.AWS_SECRET_ACCESS_KEY;
-  createWorkstationDb(box.config.databasePath, { sizeMb: 1 });
-  producer = await startTestProducer(box.config);
-  catalog = openCatalog(box.config);
 });
+afterAll(() => s3?.cleanup());
 
-afterAll(async () => {
-  catalog?.close();
-  await producer?.close();
-  await s3?.cleanup();
-  await box?.cleanup();
-  for (const [k, v] of Object.entries(savedEnv)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+const stack = useStack('health-bucket-probe', {
+  env: () => s3.env('workstation'),
+  // The producer of this process takes the bucket's credentials from the process environment.
+  prepare(_file, box) {
+    restoreEnv = setProcessEnv({ AWS_ACCESS_KEY_ID: box.env.AWS_ACCESS_KEY_ID!, AWS_SECRET_ACCESS_KEY: box.env.AWS_SECRET_ACCESS_KEY! });
+  },
+  teardown: () => restoreEnv?.(),
+  workers: 0,
 });
 
 /** HeadBucket requests (the probe) among the recorded lines: a HEAD of the bucket itself, no key. */
@@ -53,7 +40,7 @@ interface Mirror {
 }
 
 async function mirror(): Promise<Mirror> {
-  const res = await request(producer.url).get('/health').set(auth);
+  const res = await request(stack.producer.url).get('/health').set(auth);
   return (res.body as { storage: { mirror: Mirror } }).storage.mirror;
 }
 
@@ -75,7 +62,7 @@ describe('the probe of an S3 mirror behind /health', () => {
 
   it('probes again once the catalog records copies to the mirror failing, and again within seconds after a failed probe', async () => {
     await s3.stop();
-    catalog.setSetting('mirror-outage', { since: new Date().toISOString(), reason: 'test: the bucket is stopped', announced: true });
+    stack.catalog.setSetting('mirror-outage', { since: new Date().toISOString(), reason: 'test: the bucket is stopped', announced: true });
     const down = await waitUntil('/health to see the bucket gone', async () => ((await mirror()).writable === false ? true : null), 15_000);
     expect(down).toBe(true);
 
@@ -84,6 +71,6 @@ describe('the probe of an S3 mirror behind /health', () => {
     // The outage is still recorded (no copy succeeded yet), and the last probe failed: asked again soon.
     await waitUntil('/health to see the bucket back', async () => ((await mirror()).writable === true ? true : null), 15_000);
     expect(bucketHeads(from).length).toBeGreaterThanOrEqual(1);
-    catalog.setSetting('mirror-outage', null);
+    stack.catalog.setSetting('mirror-outage', null);
   });
 });
