@@ -2,11 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandbox, waitUntil, type Sandbox } from '../helpers/env.js';
-import { auth, startTestProducer } from '../helpers/producer.js';
-import { createWorkstationDb } from '../helpers/workstation-db.js';
+import { waitUntil } from '../helpers/env.js';
+import { auth } from '../helpers/producer.js';
 import { WebhookReceiver } from '../helpers/webhook.js';
-import type { RunningProducer } from '../../src/producer/server.js';
 import { useStack } from '../helpers/stack.js';
 
 let hook: WebhookReceiver;
@@ -110,23 +108,17 @@ describe('alerts for verification', () => {
 });
 
 describe('the overdue watchdog', () => {
-  let quiet: Sandbox;
-  let lonely: RunningProducer;
   let hook2: WebhookReceiver;
 
   beforeAll(async () => {
     hook2 = await WebhookReceiver.start();
-    // Automatic backups every second, and no worker to take them.
-    quiet = sandbox('overdue', { AUTO_BACKUP_ENABLED: 'true', AUTO_BACKUP_INTERVAL: '1000' });
-    Object.assign(quiet, quiet.with({ ALERT_WEBHOOK_URL: hook2.url }));
-    createWorkstationDb(quiet.config.databasePath, { sizeMb: 1 });
-    lonely = await startTestProducer(quiet.config);
   });
+  afterAll(() => hook2?.close());
 
-  afterAll(async () => {
-    await lonely?.close();
-    await hook2?.close();
-    await quiet?.cleanup();
+  // Automatic backups every second, and no worker to take them.
+  const quiet = useStack('overdue', {
+    env: () => ({ AUTO_BACKUP_ENABLED: 'true', AUTO_BACKUP_INTERVAL: '1000', ALERT_WEBHOOK_URL: hook2.url }),
+    workers: 0,
   });
 
   it('alerts once when scheduled backups are overdue', async () => {
@@ -135,7 +127,7 @@ describe('the overdue watchdog', () => {
       event: 'backup.overdue',
       summary: 'automatic backups are overdue',
       lastSuccessfulBackup: null,
-      queuePrefix: quiet.prefix,
+      queuePrefix: quiet.box.prefix,
     });
     expect(alert!.body.reason).toMatch(/^no backup has succeeded in \d+ s; automatic backups run every 1 s; no worker process is alive$/);
     // The same overdue spell is not reported again on the next checks.
