@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { compress as zstdCompressPackage } from '@mongodb-js/zstd';
@@ -30,7 +30,7 @@ beforeAll(() => {
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-async function through(stage: NodeJS.ReadWriteStream, input: Buffer, chunk = MiB): Promise<Buffer> {
+async function through(stage: Transform, input: Buffer, chunk = MiB): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for (let at = 0; at < input.length; at += chunk) chunks.push(input.subarray(at, at + chunk));
   const out: Buffer[] = [];
@@ -147,7 +147,7 @@ describe('damaged backups are refused, naming the block', () => {
 
 describe('memory stays bounded', () => {
   /** Feeds `total` bytes of `chunk`-sized reads into `stage` whose output nobody reads; returns how many it took. */
-  async function takenWhileStalled(stage: NodeJS.ReadWriteStream, chunks: Buffer[]): Promise<number> {
+  async function takenWhileStalled(stage: Transform, chunks: Buffer[]): Promise<number> {
     let taken = 0;
     const source = Readable.from(
       (function* () {
