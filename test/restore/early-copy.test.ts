@@ -1,8 +1,8 @@
 /**
- * A restore of bytes that passed integrity_check before copies them into the live database while
- * their checksum and the safety backup run, in one transaction the application never sees, and
- * commits only once both have passed; when the checksum fails, what it wrote is rolled back. Bytes
- * that need integrity_check are copied beside it only when there is no live database.
+ * Where there is no live database (it was lost), a restore's copy begins as soon as its source's
+ * bytes are final, beside their checks, in one transaction nobody sees, and commits only once they
+ * have passed; when they fail, what it wrote is rolled back. Where there is a live database, the
+ * copy waits for the checks: the application's writes never wait on them.
  */
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
@@ -30,6 +30,11 @@ function addWorkflow(name: string): void {
   }
 }
 
+/** The live database lost, with its -wal and -shm. */
+function removeLive(): void {
+  for (const suffix of ['', '-wal', '-shm']) fs.rmSync(live() + suffix, { force: true });
+}
+
 const restore = (id: number) => request(stack.producer.server).post(`/api/backups/${id}/restore`).set(auth);
 
 /** A backup whose bytes passed a full verification: its restore checks only their checksum. */
@@ -50,11 +55,11 @@ function logged(msg: string, from: number): Record<string, unknown>[] {
     .filter((line) => line.includes(msg))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
-const BEGUN = 'copy into the live database begun beside the checks';
+const BEGUN = 'copy into the database begun beside the checks';
 const SPLIT = 'backup copied in and checked';
 
 describe('a copy begun before the checks end', () => {
-  it('commits once the checksum and the safety backup pass: the application, writing all along, sees the backup', async () => {
+  it('never where there is a live database: an application writing all along waits on no check, and sees the backup', async () => {
     const backup = await verifiedBackup();
     const atBackup = workflows(backup.filePath);
     const app = await startApp(live(), { busyTimeoutMs: 60_000, run: { work: 'transfers', everyMs: 3 } });
@@ -64,53 +69,37 @@ describe('a copy begun before the checks end', () => {
     const res = await restore(backup.id);
     expect(res.status).toBe(200);
     expect(res.body.restore).toMatchObject({ backupId: backup.id, status: 'completed', errorMessage: null });
-    expect(logged(BEGUN, logFrom)).toHaveLength(1);
-    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: true })]);
+    expect(logged(BEGUN, logFrom)).toEqual([]);
+    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: false })]);
     const seen = (await app.send({ op: 'count', table: 'workflows' })).n;
     const counts = await app.stop();
     expect(counts.errors).toBe(0);
     expect(seen).toBe(atBackup);
     expect(integrity(live())).toBe('ok');
     expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
-    // The safety backup was taken before the copy committed: it holds the row written after the backup.
+    // The safety backup holds the row written after the backup.
     const safety = stack.catalog.getBackup(res.body.restore.safetyBackupId)!;
     expect(safety).toMatchObject({ backup_type: 'pre-migration', status: 'completed' });
     expect(query<{ n: number }>(safety.file_path, "SELECT count(*) AS n FROM workflows WHERE name = 'after-the-backup'").n).toBe(1);
   });
 
-  it('rolls back what it wrote when the bytes fail their checksum: the live database and the application are as they were', async () => {
+  it('with no live database, begins beside the checksum of bytes that passed before and commits once it passes', async () => {
     const backup = await verifiedBackup();
-    const app = await startApp(live(), { busyTimeoutMs: 60_000, run: { work: 'transfers', everyMs: 3 } });
-    addWorkflow('must-survive');
-    const before = workflows(live());
-    // Changed after they passed, the catalog's checksum left as it was: the restore still takes
-    // them for the verified bytes (checksum only) and begins the copy, which the checksum then stops.
-    const fd = fs.openSync(backup.filePath, 'r+');
-    fs.writeSync(fd, Buffer.alloc(64, 0xee), 0, 64, 4096 * 3);
-    fs.closeSync(fd);
-    const backupsBefore = stack.catalog.countBackups();
+    const atBackup = workflows(backup.filePath);
+    removeLive();
     const logFrom = stack.worker.output().length;
 
     const res = await restore(backup.id);
-    expect(res.status).toBe(422);
-    expect(res.body.error.message).toMatch(/failed verification: checksum mismatch/);
-    expect(res.body.restore).toMatchObject({ status: 'failed' });
-    // The copy had begun, and never committed.
+    expect(res.status).toBe(200);
+    expect(res.body.restore).toMatchObject({ status: 'completed', safetyBackupId: null });
     expect(logged(BEGUN, logFrom)).toHaveLength(1);
-    expect(logged(SPLIT, logFrom)).toEqual([]);
-    // The application's connection, open all along, still sees its rows; the write lock is free.
-    expect((await app.send({ op: 'count', table: 'workflows' })).n).toBe(before);
-    addWorkflow('after-the-refusal');
-    const counts = await app.stop();
-    expect(counts.errors).toBe(0);
-    expect(workflows(live())).toBe(before + 1);
+    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: true })]);
+    expect(workflows(live())).toBe(atBackup);
     expect(integrity(live())).toBe('ok');
     expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
-    // The safety backup of a restore refused is not kept.
-    expect(stack.catalog.countBackups()).toBe(backupsBefore);
   });
 
-  it('waits for integrity_check of bytes never verified when there is a live database: writes to it never wait on a check', async () => {
+  it('waits for integrity_check of bytes never verified when there is a live database', async () => {
     const made = await request(stack.producer.server).post('/api/backups').set(auth);
     expect(made.status).toBe(201);
     const logFrom = stack.worker.output().length;
@@ -121,11 +110,11 @@ describe('a copy begun before the checks end', () => {
     expect(integrity(live())).toBe('ok');
   });
 
-  it('begins beside integrity_check when there is no live database to wait on, and commits once it passes', async () => {
+  it('with no live database, begins beside integrity_check of bytes never verified and commits once it passes', async () => {
     const made = await request(stack.producer.server).post('/api/backups').set(auth);
     expect(made.status).toBe(201);
     const atBackup = workflows(made.body.backup.filePath);
-    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(live() + suffix, { force: true });
+    removeLive();
     const logFrom = stack.worker.output().length;
 
     const res = await restore(made.body.backup.id);
@@ -136,5 +125,24 @@ describe('a copy begun before the checks end', () => {
     expect(workflows(live())).toBe(atBackup);
     expect(integrity(live())).toBe('ok');
     expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
+  });
+  it('rolls back what it wrote when the bytes fail their checksum: no database appears, nothing is recorded as restored', async () => {
+    const backup = await verifiedBackup();
+    // Changed after they passed, the catalog's checksum left as it was: the restore still takes
+    // them for the verified bytes (checksum only) and begins the copy, which the checksum then stops.
+    const fd = fs.openSync(backup.filePath, 'r+');
+    fs.writeSync(fd, Buffer.alloc(64, 0xee), 0, 64, 4096 * 3);
+    fs.closeSync(fd);
+    removeLive();
+    const logFrom = stack.worker.output().length;
+
+    const res = await restore(backup.id);
+    expect(res.status).toBe(422);
+    expect(res.body.error.message).toMatch(/failed verification: checksum mismatch/);
+    expect(res.body.restore).toMatchObject({ status: 'failed', restoredAt: null });
+    // The copy had begun, and never committed: the file it was writing is gone with it.
+    expect(logged(BEGUN, logFrom)).toHaveLength(1);
+    expect(logged(SPLIT, logFrom)).toEqual([]);
+    for (const suffix of ['', '-journal', '-wal']) expect(fs.existsSync(live() + suffix)).toBe(false);
   });
 });

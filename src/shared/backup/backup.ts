@@ -48,8 +48,6 @@ export interface BackupRequest {
    * rather than failed, and createBackup rejects with the gate's error.
    */
   gate?: Promise<unknown>;
-  /** Called once the snapshot is copied: the backup reads the live database no more (a restore's copy may begin). */
-  onSnapshot?: () => void;
 }
 
 /** Re-exported for `restore/`, which imports it from here; everything else imports it from `domain/errors.ts`. */
@@ -153,15 +151,8 @@ export async function createBackup(ctx: BackupContext, req: BackupRequest): Prom
     const plain = config.compression === 'none' && !key;
     let early: Promise<string[]> | undefined;
     let info: Awaited<ReturnType<typeof snapshot>>;
-    let copied = false;
-    const onCopied = () => (copied ||= (req.onSnapshot?.(), true));
-    const onReady = () => {
-      onCopied();
-      early = quickCheck(rawTemp);
-    };
     try {
-      info = await snapshot(config.databasePath, rawTemp, 60_000, req.signal, plain ? onReady : undefined);
-      onCopied();
+      info = await snapshot(config.databasePath, rawTemp, 60_000, req.signal, plain ? () => (early = quickCheck(rawTemp)) : undefined);
     } catch (err) {
       // The copy is being read by its check: let that finish before the temp file is removed.
       await early;

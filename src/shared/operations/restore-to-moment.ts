@@ -65,9 +65,7 @@ function replaySource(deps: Pick<OperationDeps, 'config' | 'catalog'>, plan: Arc
   return {
     async prepare(_snapshot, refuse, bytesFinal) {
       try {
-        // Its integrity_check is longer than a copy: the copy begins beside it only where no live database waits on it.
-        const final = bytesFinal ? (path: string) => bytesFinal(path, 'longer') : undefined;
-        return await replayGeneration(deps.config, deps.catalog, plan.generation, plan.segments, 'restore', final);
+        return await replayGeneration(deps.config, deps.catalog, plan.generation, plan.segments, 'restore', bytesFinal);
       } catch (err) {
         throw refuse(err instanceof AppError ? err : permanentFailure('backup_invalid', messageOf(err), err));
       }

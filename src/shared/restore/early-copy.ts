@@ -5,13 +5,12 @@ import { copyIn, type CopyOutcome } from './copy-in.js';
 import type { RestoreRecord } from './restore-record.js';
 
 /**
- * A copy into the live database begun while its source's checks and the safety backup are still
- * running, so that the restore costs the longer of them instead of their sum. It writes its pages
- * in one open transaction, which the application never sees, and commits only on `commit()`, once
- * the source has passed and the safety backup is published; `drop()` rolls it back, leaving the
- * live database as it was. The application's writes wait for it from its first step, as they wait
- * for any copy into the live database: a restore begins one only where the checks are shorter than
- * the copy (a checksum of bytes that passed integrity_check before), so they wait no longer.
+ * A restore's copy begun while its source's checks are still running, so that the restore costs
+ * the longer of the two instead of their sum. It writes its pages in one open transaction, which
+ * nobody sees, and commits only on `commit()`, once the source has passed; `drop()` rolls it back
+ * (a database file the copy created goes with it). Begun only where there is no live database
+ * (see `EarlyStart`): the copy holds the database's write lock from its first step until it
+ * commits, and no application is then waiting on it.
  */
 export class EarlyCopy {
   readonly #go: () => void;
@@ -56,36 +55,31 @@ export class EarlyCopy {
   }
 }
 
-/** How a source's remaining checks compare with copying its bytes: a checksum is shorter, integrity_check is not. */
-export type ChecksLeft = 'shorter' | 'longer';
-
 /**
- * Decides when a restore's copy may begin before the checks end, and begins it: once the source's
- * bytes are final (`bytesFinal`) and the safety backup no longer reads the live database
- * (`liveReleased`: its snapshot is copied, or there is no live database). Where the checks left
- * are longer than the copy, only when there is no live database: no application is then waiting on
- * its write lock, which the copy holds from its first step until it commits.
+ * Decides when a restore's copy may begin before the source's checks end, and begins it: once the
+ * source's bytes are final (`bytesFinal`) and the safety backup found no live database
+ * (`noLiveDatabase`). With a live database the copy waits for the checks: begun beside them it
+ * held the application's writes about a second longer on 1 GiB (sharing two cores with the safety
+ * backup's hash and quick_check) for a restore no shorter (BENCHMARKS.md, issue 24).
  */
 export class EarlyStart {
-  #bytes?: { path: string; checks: ChecksLeft };
-  #live?: 'absent' | 'copied';
+  #path?: string;
+  #noLive = false;
   copy?: EarlyCopy;
 
   constructor(private readonly begin: (path: string) => EarlyCopy) {}
 
-  readonly bytesFinal = (path: string, checks: ChecksLeft): void => {
-    this.#bytes = { path, checks };
+  readonly bytesFinal = (path: string): void => {
+    this.#path = path;
     this.#consider();
   };
 
-  readonly liveReleased = (live: 'absent' | 'copied'): void => {
-    this.#live = live;
+  readonly noLiveDatabase = (): void => {
+    this.#noLive = true;
     this.#consider();
   };
 
   #consider(): void {
-    if (this.copy || !this.#bytes || !this.#live) return;
-    if (this.#bytes.checks === 'longer' && this.#live !== 'absent') return;
-    this.copy = this.begin(this.#bytes.path);
+    if (!this.copy && this.#path && this.#noLive) this.copy = this.begin(this.#path);
   }
 }

@@ -77,10 +77,10 @@ export async function restoreFrom<P extends Prepared>(
   const holder = `restore:${req.jobId}`;
   const startedAt = Date.now();
   catalog.lease(backup.id, holder, BACKUP_LEASE_MS);
-  // Where the source's bytes are final before its checks end, the copy may begin beside them, and
-  // commits once they and the safety backup are done (see EarlyStart, EarlyCopy).
+  // Where there is no live database and the source's bytes are final before its checks end, the
+  // copy begins beside them and commits once they have passed (see EarlyStart, EarlyCopy).
   const start = new EarlyStart((path) => {
-    log.info({ restoreId: record.id }, 'copy into the live database begun beside the checks');
+    log.info({ restoreId: record.id }, 'copy into the database begun beside the checks');
     return new EarlyCopy(ctx, req.lock, record, path, gate, req.signal);
   });
   try {

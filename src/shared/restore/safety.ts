@@ -52,7 +52,7 @@ export async function prepareBesideSafety<P extends Prepared>(
   ready.catch(() => undefined);
   let live: LiveState = { unreadable: false };
   try {
-    live = await safetyBackup(ctx, req, record, ready, early?.liveReleased);
+    live = await safetyBackup(ctx, req, record, ready, early?.noLiveDatabase);
     const safetyMs = Date.now() - started;
     return { prepared: await ready, live, safetyMs };
   } catch (err) {
@@ -76,8 +76,8 @@ async function safetyBackup(
   req: { jobId: string; lock: LockGuard; signal?: AbortSignal },
   record: RestoreRecord,
   gate: Promise<unknown>,
-  /** Told when the live database is no longer read for the safety backup: there is none, or its snapshot is copied. */
-  released?: (live: 'absent' | 'copied') => void,
+  /** Told when there is no live database (no safety backup to take). */
+  noLiveDatabase?: () => void,
 ): Promise<LiveState> {
   const livePath = ctx.config.databasePath;
   const exists = await fs.access(livePath).then(
@@ -85,7 +85,7 @@ async function safetyBackup(
     () => false,
   );
   if (!exists) {
-    released?.('absent');
+    noLiveDatabase?.();
     return { unreadable: false };
   }
   // A backup with another page size than a WAL live database is copied in rollback mode, which
@@ -101,15 +101,7 @@ async function safetyBackup(
     safety =
       earlier?.status === 'completed'
         ? earlier
-        : await createBackup(ctx, {
-            type: 'pre-migration',
-            jobId: safetyJob,
-            keepDamaged: true,
-            lock: req.lock,
-            signal: req.signal,
-            gate,
-            ...(released ? { onSnapshot: () => released('copied') } : {}),
-          });
+        : await createBackup(ctx, { type: 'pre-migration', jobId: safetyJob, keepDamaged: true, lock: req.lock, signal: req.signal, gate });
   } catch (err) {
     // The database this restore replaces is damaged (the usual reason to restore): its snapshot is
     // no backup to list as good, but its pages are kept, as they were.

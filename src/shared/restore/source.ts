@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import type { BackupContext } from '../backup/backup.js';
 import type { BackupRow } from '../catalog/catalog.js';
 import { permanentFailure } from '../domain/errors.js';
-import type { ChecksLeft } from './early-copy.js';
 import { isPlain } from '../codec/codec.js';
 import { encodingOf, primarySource } from '../verify/readable-copy.js';
 import { restoreCheckMode, verifyAndRecord, type ReadableCopy } from '../verify/verify.js';
@@ -21,11 +20,10 @@ export interface Prepared {
 export interface RestoreSource<P extends Prepared> {
   /**
    * `bytesFinal` is called, when it can be, with a file holding the very bytes `prepare` will hand
-   * out if they pass, final while their checks still run, and how those checks compare with a copy
-   * of them: the copy into the live database may begin from it then, committed only once they
-   * pass (see `EarlyStart`).
+   * out if they pass, final while their checks still run: the restore's copy may begin from it
+   * then, committed only once they pass (see `EarlyStart`).
    */
-  prepare(backup: BackupRow, refuse: (err: Error) => Error, bytesFinal?: (path: string, checks: ChecksLeft) => void): Promise<P>;
+  prepare(backup: BackupRow, refuse: (err: Error) => Error, bytesFinal?: (path: string) => void): Promise<P>;
 }
 
 /**
@@ -39,7 +37,7 @@ export function backupSource(ctx: BackupContext): RestoreSource<Prepared> {
       const mode = restoreCheckMode(catalog, backup);
       // A plain backup in BACKUP_DIR is itself the copy handed out when it passes.
       const file = isPlain(encodingOf(backup)) ? localFile(config, backup) : undefined;
-      if (file) bytesFinal?.(file, mode === 'checksum' ? 'shorter' : 'longer');
+      if (file) bytesFinal?.(file);
       log.info(
         { backupId: backup.id, mode },
         mode === 'full' ? 'verifying the backup in full' : 'checksum only: these bytes passed integrity_check before',
