@@ -8,7 +8,6 @@ import type { LockGuard } from '../locking/lock.js';
 import { removeQuietly } from '../runtime/files.js';
 import { describeDatabase } from '../sqlite/sqlite-ops.js';
 import type { RestoreRecord } from './restore-record.js';
-import type { EarlyStart } from './early-copy.js';
 import type { Prepared, RestoreSource } from './source.js';
 
 /** What the safety backup found of the live database. */
@@ -45,7 +44,8 @@ export async function prepareBesideSafety<P extends Prepared>(
   record: RestoreRecord,
   source: RestoreSource<P>,
   backup: BackupRow,
-  early?: EarlyStart,
+  /** Told what an early copy waits for (`EarlyStart`): the source's bytes final, no live database. */
+  early?: { bytesFinal: (path: string) => void; noLiveDatabase: () => void },
 ): Promise<Checked<P>> {
   const started = Date.now();
   const ready = source.prepare(backup, (err) => record.failed(err), early?.bytesFinal);
