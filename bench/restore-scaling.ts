@@ -12,7 +12,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
 import { startProducer } from '../src/producer/server.js';
 import { Catalog } from '../src/shared/catalog/catalog.js';
 import { createLogger } from '../src/shared/runtime/logger.js';
@@ -23,6 +22,7 @@ import { describeMachine } from './lib/machine.js';
 import { deletePrefix, runShell, WorkerProcess } from './lib/procs.js';
 import { median } from './lib/stats.js';
 import { Writer } from './lib/writer.js';
+import { forgetVerifications } from './sections/restore.js';
 
 const SPLIT = 'backup copied in and checked';
 const GiB = 2 ** 30;
@@ -58,17 +58,6 @@ function options() {
   if (sizes.some((s) => !Number.isFinite(s) || s < 4)) throw new Error(`--sizes: MiB values ≥ 4, got ${values.sizes}`);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: a whole number ≥ 1, got ${values.runs}`);
   return { sizes, runs, dir: path.resolve(values.dir ?? os.tmpdir()), out: values.out };
-}
-
-/** Forgets every verification of a backup, so that its next restore checks it in full. */
-function forgetVerifications(catalogPath: string, backupId: number): void {
-  const db = new Database(catalogPath);
-  try {
-    db.pragma('busy_timeout = 10000');
-    db.prepare('DELETE FROM verification WHERE backup_id = ?').run(backupId);
-  } finally {
-    db.close();
-  }
 }
 
 /** The process's peak resident set (VmHWM), in MiB. */

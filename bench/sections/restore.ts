@@ -20,7 +20,7 @@ export interface RestoreDeps {
 }
 
 /** Forgets every verification of a backup, so that its next restore checks it in full. */
-function forgetVerifications(catalogPath: string, backupId: number): void {
+export function forgetVerifications(catalogPath: string, backupId: number): void {
   const db = new Database(catalogPath);
   try {
     db.pragma('busy_timeout = 10000');

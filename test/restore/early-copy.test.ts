@@ -37,13 +37,19 @@ function removeLive(): void {
 
 const restore = (id: number) => request(stack.producer.server).post(`/api/backups/${id}/restore`).set(auth);
 
-/** A backup whose bytes passed a full verification: its restore checks only their checksum. */
-async function verifiedBackup(): Promise<{ id: number; filePath: string }> {
+/** A backup never verified: its restore runs integrity_check. */
+async function newBackup(): Promise<{ id: number; filePath: string }> {
   const res = await request(stack.producer.server).post('/api/backups').set(auth);
   expect(res.status).toBe(201);
-  const verified = await request(stack.producer.server).post(`/api/backups/${res.body.backup.id}/verify`).set(auth).send({ mode: 'full' });
-  expect(verified.body).toMatchObject({ valid: true });
   return res.body.backup;
+}
+
+/** A backup whose bytes passed a full verification: its restore checks only their checksum. */
+async function verifiedBackup(): Promise<{ id: number; filePath: string }> {
+  const backup = await newBackup();
+  const verified = await request(stack.producer.server).post(`/api/backups/${backup.id}/verify`).set(auth).send({ mode: 'full' });
+  expect(verified.body).toMatchObject({ valid: true });
+  return backup;
 }
 
 /** The worker's log lines with `msg` since `from`. */
@@ -83,8 +89,21 @@ describe('a copy begun before the checks end', () => {
     expect(query<{ n: number }>(safety.file_path, "SELECT count(*) AS n FROM workflows WHERE name = 'after-the-backup'").n).toBe(1);
   });
 
-  it('with no live database, begins beside the checksum of bytes that passed before and commits once it passes', async () => {
-    const backup = await verifiedBackup();
+  it('waits for integrity_check of bytes never verified when there is a live database', async () => {
+    const backup = await newBackup();
+    const logFrom = stack.worker.output().length;
+    const res = await restore(backup.id);
+    expect(res.status).toBe(200);
+    expect(logged(BEGUN, logFrom)).toEqual([]);
+    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: false })]);
+    expect(integrity(live())).toBe('ok');
+  });
+
+  it.each([
+    ['the checksum of bytes that passed before', verifiedBackup],
+    ['integrity_check of bytes never verified', newBackup],
+  ])('with no live database, begins beside %s and commits once it passes', async (_what, make) => {
+    const backup = await make();
     const atBackup = workflows(backup.filePath);
     removeLive();
     const logFrom = stack.worker.output().length;
@@ -99,33 +118,6 @@ describe('a copy begun before the checks end', () => {
     expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
   });
 
-  it('waits for integrity_check of bytes never verified when there is a live database', async () => {
-    const made = await request(stack.producer.server).post('/api/backups').set(auth);
-    expect(made.status).toBe(201);
-    const logFrom = stack.worker.output().length;
-    const res = await restore(made.body.backup.id);
-    expect(res.status).toBe(200);
-    expect(logged(BEGUN, logFrom)).toEqual([]);
-    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: false })]);
-    expect(integrity(live())).toBe('ok');
-  });
-
-  it('with no live database, begins beside integrity_check of bytes never verified and commits once it passes', async () => {
-    const made = await request(stack.producer.server).post('/api/backups').set(auth);
-    expect(made.status).toBe(201);
-    const atBackup = workflows(made.body.backup.filePath);
-    removeLive();
-    const logFrom = stack.worker.output().length;
-
-    const res = await restore(made.body.backup.id);
-    expect(res.status).toBe(200);
-    expect(res.body.restore).toMatchObject({ status: 'completed', safetyBackupId: null });
-    expect(logged(BEGUN, logFrom)).toHaveLength(1);
-    expect(logged(SPLIT, logFrom)).toEqual([expect.objectContaining({ early: true })]);
-    expect(workflows(live())).toBe(atBackup);
-    expect(integrity(live())).toBe('ok');
-    expect(balanceSum(live())).toBe(ACCOUNTS * INITIAL_BALANCE);
-  });
   it('rolls back what it wrote when the bytes fail their checksum: no database appears, nothing is recorded as restored', async () => {
     const backup = await verifiedBackup();
     // Changed after they passed, the catalog's checksum left as it was: the restore still takes
