@@ -50,7 +50,8 @@ const STEP_PAGES = 4096;
  * the first step to the last, so its readers see nothing of the copy until the last step commits
  * it, and a copy abandoned before then (a throw from `beforeEach` or `beforeLast`) is rolled back
  * with the destination as it was. `beforeEach` runs before every step once the destination is
- * locked, and between tries while it is busy; `beforeLast` before the step that commits. Returns the source's page count.
+ * locked, and between tries while it is busy; `beforeLast` before the step that commits. Returns
+ * the source's page count.
  * @param {string} source @param {string} destination @param {number} deadline
  * @param {{ beforeEach: () => void; beforeLast: () => void }} hooks
  * @returns {Promise<number>}
