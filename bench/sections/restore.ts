@@ -106,7 +106,7 @@ export async function benchRestore(bench: Bench, deps: RestoreDeps, backup: Back
   const size = bench.opts.sizeBytes === 1 << 30 ? '' : ' (targets are for 1 GiB)';
   for (const [values, method] of [
     [t.api, 'POST /api/backups/:id/restore, backup never verified (integrity_check ∥ safety backup, copy, quick_check)'],
-    [t.verified, 'POST /api/backups/:id/restore, same bytes passed integrity_check before (checksum + quick_check ∥ safety backup, …)'],
+    [t.verified, 'POST /api/backups/:id/restore, same bytes passed integrity_check before (checksum ∥ safety backup, …)'],
   ] as const) {
     const ratio = median(values) / median(t.cp);
     const seconds = median(values) / 1000;
